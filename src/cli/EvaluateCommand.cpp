@@ -1,0 +1,58 @@
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "Commands.h"
+#include "tessera/image/ImageIO.h"
+#include "tessera/image/Metrics.h"
+
+namespace tessera::cli {
+
+namespace {
+// JSON has no infinity: an undefined distance (one mask empty) is written as null.
+nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+}  // namespace
+
+Action addEvaluateCommand(CLI::App& app) {
+  struct Args {
+    std::string pred, truth;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  app.add_option("--pred", a->pred, "Predicted label map")->required();
+  app.add_option("--truth", a->truth, "Reference label map on the same grid")->required();
+  app.add_flag("--json", a->json, "Print one JSON object instead of a table");
+  return [a] {
+    const auto pred = image::readImage(a->pred);
+    const auto truth = image::readImage(a->truth);
+    if (!pred.geometry.sameGrid(truth.geometry)) {
+      throw image::ImageError(a->pred + ": grid " + pred.geometry.describe() + " differs from " + a->truth +
+                              " grid " + truth.geometry.describe() + " (resample one of them first)");
+    }
+    const auto metrics = image::evaluateLabels(pred, truth);
+    if (a->json) {
+      nlohmann::json labels = nlohmann::json::object();
+      for (const auto& [label, m] : metrics) {
+        labels[std::to_string(label)] = {{"dice", m.dice},
+                                         {"jaccard", m.jaccard},
+                                         {"hd95_mm", number(m.hd95Mm)},
+                                         {"volume_pred_ml", m.volumePredMl},
+                                         {"volume_truth_ml", m.volumeTruthMl}};
+      }
+      std::cout << nlohmann::json{{"labels", labels}}.dump(2) << "\n";
+      return 0;
+    }
+    std::printf("%-6s %8s %8s %10s %14s %15s\n", "label", "dice", "jaccard", "hd95_mm", "volume_pred_ml",
+                "volume_truth_ml");
+    for (const auto& [label, m] : metrics) {
+      std::printf("%-6d %8.4f %8.4f %10.2f %14.2f %15.2f\n", label, m.dice, m.jaccard, m.hd95Mm, m.volumePredMl,
+                  m.volumeTruthMl);
+    }
+    if (metrics.empty()) std::printf("(no labels in either map)\n");
+    return 0;
+  };
+}
+
+}  // namespace tessera::cli

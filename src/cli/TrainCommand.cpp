@@ -1,0 +1,136 @@
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "Commands.h"
+#include "ProgressReporter.h"
+#include "tessera/image/ImageIO.h"
+#include "tessera/nn/ModelError.h"
+#include "tessera/nn/Runtime.h"
+#include "tessera/nn/Training.h"
+
+namespace tessera::cli {
+
+namespace {
+
+struct TrainArgs {
+  std::vector<std::string> images, labels;
+  std::string spec, out, init;
+  int epochs = 30;
+  int batchSize = 8;
+  double learningRate = 2e-3;
+  uint64_t seed = 1;
+  int threads = 0;
+  bool binarize = false;
+  bool noAugment = false;
+  nn::TaskInfo task;
+};
+
+nlohmann::json readJsonFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw nn::ModelError(path + ": cannot open spec file");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw nn::ModelError(path + ": not valid JSON: " + e.what());
+  }
+}
+
+// A spec file is either a bare network spec or {"network": …, "preprocessing": …}.
+nn::Model modelFromSpecFile(const std::string& path, const nn::Model& defaults, uint64_t seed) {
+  const auto j = readJsonFile(path);
+  try {
+    const bool wrapped = j.is_object() && j.contains("network");
+    const auto spec = nn::networkSpecFromJson(wrapped ? j.at("network") : j);
+    const auto prep = wrapped && j.contains("preprocessing") ? nn::preprocessingFromJson(j.at("preprocessing"))
+                                                             : defaults.preprocessing;
+    auto task = defaults.task;
+    for (int l = 0; l < spec.classes; ++l) {
+      if (!task.labels.count(l)) task.labels[l] = "label " + std::to_string(l);
+    }
+    return nn::initialModel(spec, prep, task, seed);
+  } catch (const nn::ModelError& e) {
+    throw nn::ModelError(path + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+Action addTrainCommand(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  app.add_option("--images", a->images, "Training images")->required()->expected(1, -1);
+  app.add_option("--labels", a->labels, "Label maps, one per image, on the same grid")->required()->expected(1, -1);
+  app.add_option("--spec", a->spec, "Network spec JSON (default: chosen from the data)");
+  app.add_option("--out", a->out, "Where to write the model (.tsm)")->required();
+  app.add_option("--epochs", a->epochs, "Passes over the training data")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--init", a->init, "Fine-tune this model instead of starting from random weights");
+  app.add_option("--seed", a->seed, "Random seed (initial weights, shuffling, augmentation)")->capture_default_str();
+  app.add_option("--batch-size", a->batchSize, "Slices (2D) or patches (3D) per step")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--lr", a->learningRate, "Initial learning rate (Adam, polynomial decay)")->capture_default_str();
+  app.add_option("--threads", a->threads, "Compute threads (default: all cores; 1 for bit-identical reruns)");
+  app.add_flag("--binarize", a->binarize, "Treat every non-zero label value as label 1");
+  app.add_flag("--no-augment", a->noAugment, "Disable intensity augmentation");
+  app.add_option("--task", a->task.name, "Task name stored in the model")->capture_default_str();
+  app.add_option("--modality", a->task.modality, "Modality stored in the model (DICOM code, e.g. MR)");
+  app.add_option("--anatomy", a->task.anatomy, "Anatomical region stored in the model (e.g. BRAIN)");
+  app.add_option("--disease", a->task.disease, "Disease stored in the model");
+
+  return [a] {
+    if (a->images.size() != a->labels.size()) {
+      throw nn::ModelError("--images has " + std::to_string(a->images.size()) + " files but --labels has " +
+                           std::to_string(a->labels.size()));
+    }
+    nn::setThreadCount(a->threads);
+    std::vector<nn::TrainingCase> cases;
+    for (size_t i = 0; i < a->images.size(); ++i) {
+      nn::TrainingCase c{image::readImage(a->images[i]), image::readImage(a->labels[i])};
+      if (!c.image.geometry.sameGrid(c.labels.geometry)) {
+        throw image::ImageError(a->labels[i] + ": label grid " + c.labels.geometry.describe() +
+                                " differs from image " + a->images[i] + " grid " + c.image.geometry.describe());
+      }
+      if (a->binarize) {
+        for (float& v : c.labels.voxels) v = v > 0 ? 1.0f : 0.0f;
+      }
+      if (a->task.modality.empty()) a->task.modality = c.image.modality;
+      if (a->task.anatomy.empty()) a->task.anatomy = c.image.bodyPart;
+      cases.push_back(std::move(c));
+    }
+    nn::Model model;
+    if (!a->init.empty()) {
+      model = nn::loadModel(a->init);
+      model.parentGeneration = model.generation;
+      model.generation += 1;
+    } else {
+      model = nn::defaultModelFor(cases, a->task, a->seed);
+      if (!a->spec.empty()) model = modelFromSpecFile(a->spec, model, a->seed);
+    }
+    for (size_t i = 0; i < cases.size(); ++i) {
+      try {
+        nn::validateTrainingCases({cases[i]}, model.spec);
+      } catch (const nn::ModelError& e) {
+        const std::string what = e.what();
+        throw nn::ModelError(a->labels[i] + what.substr(what.find(':')) +
+                             (a->binarize ? "" : " (use --binarize for a mask with other non-zero values)"));
+      }
+    }
+    std::cerr << "training " << (model.spec.dims == 2 ? "2D" : "3D") << " U-Net (" << nn::parameterCount(model.weights)
+              << " parameters) on " << cases.size() << " image(s), " << a->epochs << " epochs, "
+              << nn::threadCount() << " thread(s)\n";
+    nn::TrainOptions options;
+    options.epochs = a->epochs;
+    options.batchSize = a->batchSize;
+    options.learningRate = a->learningRate;
+    options.seed = a->seed;
+    options.augment = !a->noAugment;
+    ProgressReporter progress("train");
+    options.onEpoch = [&progress](const nn::TrainProgress& p) { progress(p); };
+    nn::trainModel(model, cases, options);
+    nn::saveModel(model, a->out);
+    std::cout << "wrote " << a->out << " (generation " << model.generation << ", weights sha256 "
+              << model.weightsSha256().substr(0, 16) << "…)\n";
+    return 0;
+  };
+}
+
+}  // namespace tessera::cli

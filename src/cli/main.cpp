@@ -1,0 +1,49 @@
+// The `tessera` command: one binary for every role (site, server, researcher).
+
+#include <iostream>
+#include <map>
+
+#include "Commands.h"
+#include "tessera/image/Volume.h"
+#include "tessera/nn/ModelError.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Tessera: federated, interactive medical image segmentation"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "tessera 0.1.0");
+  std::map<CLI::App*, tessera::cli::Action> actions;
+  auto add = [&](const char* name, const char* description, auto addCommand) {
+    auto* sub = app.add_subcommand(name, description);
+    actions[sub] = addCommand(*sub);
+  };
+  add("info", "Print an image's size, spacing, origin, direction and value range",
+      tessera::cli::addInfoCommand);
+  add("train", "Train a segmentation model (or fine-tune one with --init)", tessera::cli::addTrainCommand);
+  add("predict", "Segment an image with a model; the label map keeps the image's geometry",
+      tessera::cli::addPredictCommand);
+  add("evaluate", "Compare a label map with a reference: Dice, Jaccard, HD95, volumes",
+      tessera::cli::addEvaluateCommand);
+  add("demo", "Train on the Colin27 brain MRI (Debian's mricron-data) and segment held-out slices",
+      tessera::cli::addDemoCommand);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, action] : actions) {
+      if (sub->parsed()) return action();
+    }
+  } catch (const tessera::image::ImageError& e) {
+    std::cerr << "tessera: error: " << e.what() << "\n";
+    return 1;
+  } catch (const tessera::nn::ModelError& e) {
+    std::cerr << "tessera: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "tessera: error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

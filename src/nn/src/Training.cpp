@@ -1,0 +1,272 @@
+#include "tessera/nn/Training.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "UNet.h"
+#include "VolumeTensors.h"
+#include "tessera/nn/ModelError.h"
+
+namespace tessera::nn {
+
+using detail::UNet;
+
+void validateTrainingCases(const std::vector<TrainingCase>& cases, const NetworkSpec& spec) {
+  if (cases.empty()) throw ModelError("training: no image/label pairs given");
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    const std::string which = "training case " + std::to_string(i + 1);
+    if (c.image.voxels.empty()) throw ModelError(which + ": the image is empty");
+    if (!c.image.geometry.sameGrid(c.labels.geometry)) {
+      throw ModelError(which + ": label map grid " + c.labels.geometry.describe() +
+                       " differs from image grid " + c.image.geometry.describe());
+    }
+    for (float v : c.labels.voxels) {
+      if (v < 0 || v >= static_cast<float>(spec.classes) || v != std::round(v)) {
+        throw ModelError(which + ": label value " + std::to_string(v) + " is not an integer in 0.." +
+                         std::to_string(spec.classes - 1));
+      }
+    }
+  }
+}
+
+namespace {
+
+// Training examples at the network's resolution, padded to a common shape.
+struct PreparedData {
+  std::vector<torch::Tensor> images;  // [1, ...spatial] per case (3D) or per slice stack (2D)
+  std::vector<torch::Tensor> labels;  // [...spatial] int64
+};
+
+PreparedData prepare(const Model& model, const std::vector<TrainingCase>& cases) {
+  PreparedData data;
+  const auto& spec = model.spec;
+  for (const auto& c : cases) {
+    auto img = detail::toTensor(preprocessImage(c.image, model.preprocessing));
+    auto lab = detail::toTensor(preprocessLabels(c.labels, model.preprocessing)).round().to(torch::kInt64);
+    if (spec.dims == 2) {
+      img = detail::slicesAcross(img, spec.axis);
+      lab = detail::slicesAcross(lab, spec.axis);
+    }
+    data.images.push_back(img);
+    data.labels.push_back(lab);
+  }
+  return data;
+}
+
+torch::Tensor softDiceLoss(const torch::Tensor& logits, const torch::Tensor& target) {
+  const auto classes = logits.size(1);
+  auto probs = torch::softmax(logits, 1);
+  auto onehot = torch::one_hot(target, classes).movedim(-1, 1).to(probs.dtype());
+  std::vector<int64_t> reduce{0};
+  for (int64_t d = 2; d < logits.dim(); ++d) reduce.push_back(d);
+  auto intersection = (probs * onehot).sum(reduce);
+  auto denominator = probs.sum(reduce) + onehot.sum(reduce);
+  auto dice = (2 * intersection + 1.0) / (denominator + 1.0);
+  return 1.0 - dice.slice(0, 1).mean();  // foreground classes only
+}
+
+// Random contrast, brightness and noise per sample: sites' scanners differ in exactly these.
+torch::Tensor augmentIntensity(torch::Tensor x) {
+  const auto n = x.size(0);
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[0] = n;
+  auto scale = 1.0 + (torch::rand(shape) - 0.5) * 0.3;
+  auto shift = (torch::rand(shape) - 0.5) * 0.3;
+  auto noise = torch::randn_like(x) * (torch::rand(shape) * 0.05);
+  return x * scale + shift + noise;
+}
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual int64_t batchesPerEpoch() const = 0;
+  virtual void startEpoch(std::mt19937_64& rng) = 0;
+  virtual std::pair<torch::Tensor, torch::Tensor> batch(int64_t b, std::mt19937_64& rng) = 0;
+};
+
+// 2D: every slice of every case once per epoch, shuffled.
+class SliceBatches : public BatchSource {
+ public:
+  SliceBatches(const PreparedData& data, const NetworkSpec& spec, int batchSize) : batchSize_(batchSize) {
+    int64_t a = 0, b = 0;
+    for (const auto& img : data.images) {
+      a = std::max(a, img.size(1));
+      b = std::max(b, img.size(2));
+    }
+    std::vector<torch::Tensor> imgs, labs;
+    for (size_t i = 0; i < data.images.size(); ++i) {
+      const double background = data.images[i].min().item<double>();
+      imgs.push_back(detail::padToMultiple(data.images[i], 2, spec.sizeMultiple(), {a, b}, background));
+      labs.push_back(detail::padToMultiple(data.labels[i], 2, spec.sizeMultiple(), {a, b}, 0));
+    }
+    images_ = torch::cat(imgs, 0).unsqueeze(1).contiguous();
+    labels_ = torch::cat(labs, 0).contiguous();
+    order_.resize(static_cast<size_t>(images_.size(0)));
+  }
+  int64_t batchesPerEpoch() const override {
+    return (images_.size(0) + batchSize_ - 1) / batchSize_;
+  }
+  void startEpoch(std::mt19937_64& rng) override {
+    std::iota(order_.begin(), order_.end(), 0);
+    std::shuffle(order_.begin(), order_.end(), rng);
+  }
+  std::pair<torch::Tensor, torch::Tensor> batch(int64_t b, std::mt19937_64&) override {
+    const auto begin = static_cast<size_t>(b * batchSize_);
+    const auto end = std::min(order_.size(), begin + static_cast<size_t>(batchSize_));
+    auto idx = torch::tensor(std::vector<int64_t>(order_.begin() + static_cast<std::ptrdiff_t>(begin),
+                                                  order_.begin() + static_cast<std::ptrdiff_t>(end)));
+    return {images_.index_select(0, idx), labels_.index_select(0, idx)};
+  }
+
+ private:
+  int batchSize_;
+  torch::Tensor images_, labels_;
+  std::vector<int64_t> order_;
+};
+
+// 3D: random patches, a third of them centred on foreground so small structures are seen.
+class PatchBatches : public BatchSource {
+ public:
+  PatchBatches(const PreparedData& data, const NetworkSpec& spec, int batchSize)
+      : batchSize_(batchSize), patch_{spec.patch[2], spec.patch[1], spec.patch[0]} {
+    int64_t voxels = 0;
+    for (size_t i = 0; i < data.images.size(); ++i) {
+      const double background = data.images[i].min().item<double>();
+      auto img = detail::padToMultiple(data.images[i], 3, 1, patch_, background);
+      auto lab = detail::padToMultiple(data.labels[i], 3, 1, patch_, 0);
+      images_.push_back(img.unsqueeze(0).contiguous());
+      labels_.push_back(lab.contiguous());
+      foreground_.push_back(torch::nonzero(lab > 0));
+      voxels += img.numel();
+    }
+    const int64_t patchVoxels = patch_[0] * patch_[1] * patch_[2];
+    batches_ = std::max<int64_t>(1, (voxels + patchVoxels * batchSize - 1) / (patchVoxels * batchSize));
+  }
+  int64_t batchesPerEpoch() const override { return batches_; }
+  void startEpoch(std::mt19937_64&) override {}
+  std::pair<torch::Tensor, torch::Tensor> batch(int64_t, std::mt19937_64& rng) override {
+    std::vector<torch::Tensor> xs, ys;
+    for (int i = 0; i < batchSize_; ++i) {
+      const size_t c = std::uniform_int_distribution<size_t>(0, images_.size() - 1)(rng);
+      const auto& lab = labels_[c];
+      std::array<int64_t, 3> start{};
+      const bool centreOnForeground = foreground_[c].size(0) > 0 && rng() % 3 == 0;
+      int64_t pick = 0;
+      if (centreOnForeground) pick = std::uniform_int_distribution<int64_t>(0, foreground_[c].size(0) - 1)(rng);
+      for (int d = 0; d < 3; ++d) {
+        const int64_t maxStart = lab.size(d) - patch_[static_cast<size_t>(d)];
+        if (centreOnForeground) {
+          const int64_t centre = foreground_[c][pick][d].item<int64_t>();
+          start[d] = std::clamp<int64_t>(centre - patch_[static_cast<size_t>(d)] / 2, 0, maxStart);
+        } else {
+          start[d] = std::uniform_int_distribution<int64_t>(0, maxStart)(rng);
+        }
+      }
+      using torch::indexing::Slice;
+      auto sl = [&](int d) { return Slice(start[d], start[d] + patch_[static_cast<size_t>(d)]); };
+      xs.push_back(images_[c].index({Slice(), sl(0), sl(1), sl(2)}));
+      ys.push_back(lab.index({sl(0), sl(1), sl(2)}));
+    }
+    return {torch::stack(xs), torch::stack(ys)};
+  }
+
+ private:
+  int batchSize_;
+  std::vector<int64_t> patch_;
+  std::vector<torch::Tensor> images_, labels_, foreground_;
+  int64_t batches_ = 1;
+};
+
+}  // namespace
+
+void trainModel(Model& model, const std::vector<TrainingCase>& cases, const TrainOptions& options) {
+  model.spec.validate();
+  validateTrainingCases(cases, model.spec);
+  if (options.epochs < 1) throw ModelError("training: epochs must be at least 1");
+  if (options.batchSize < 1) throw ModelError("training: batch size must be at least 1");
+
+  torch::manual_seed(options.seed);
+  std::mt19937_64 rng(options.seed);
+  UNet net = detail::buildNetwork(model.spec, model.weights);
+  net->train();
+
+  const PreparedData data = prepare(model, cases);
+  std::unique_ptr<BatchSource> source;
+  if (model.spec.dims == 2) {
+    source = std::make_unique<SliceBatches>(data, model.spec, options.batchSize);
+  } else {
+    source = std::make_unique<PatchBatches>(data, model.spec, std::min(options.batchSize, 2));
+  }
+
+  torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(options.learningRate));
+  const auto started = std::chrono::steady_clock::now();
+  for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    // nnU-Net's polynomial decay: large steps first, fine convergence at the end.
+    const double lr = options.learningRate * std::pow(1.0 - static_cast<double>(epoch) / options.epochs, 0.9);
+    for (auto& group : optimizer.param_groups()) {
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+    }
+    source->startEpoch(rng);
+    double lossSum = 0.0;
+    const int64_t batches = source->batchesPerEpoch();
+    for (int64_t b = 0; b < batches; ++b) {
+      auto [x, y] = source->batch(b, rng);
+      if (options.augment) x = augmentIntensity(x);
+      optimizer.zero_grad();
+      auto logits = net->forward(x);
+      auto loss = torch::nn::functional::cross_entropy(logits, y) + softDiceLoss(logits, y);
+      loss.backward();
+      optimizer.step();
+      lossSum += loss.item<double>();
+    }
+    if (options.onEpoch) {
+      TrainProgress p;
+      p.epoch = epoch + 1;
+      p.epochs = options.epochs;
+      p.loss = lossSum / static_cast<double>(batches);
+      p.secondsElapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      p.secondsLeft = p.secondsElapsed / p.epoch * (p.epochs - p.epoch);
+      options.onEpoch(p);
+    }
+  }
+  model.weights = detail::extractWeights(net);
+}
+
+Model defaultModelFor(const std::vector<TrainingCase>& cases, const TaskInfo& task, uint64_t seed) {
+  if (cases.empty()) throw ModelError("training: no image/label pairs given");
+  const auto& g = cases.front().image.geometry;
+  // Slices are taken across the coarsest axis (the acquisition's slice direction); ties favour z.
+  int axis = 2;
+  for (int a = 1; a >= 0; --a) {
+    if (g.spacing[a] > g.spacing[axis] * 1.01) axis = a;
+  }
+  double maxExtent = 0.0, finest = 1e9;
+  for (int a = 0; a < 3; ++a) {
+    if (a == axis) continue;
+    maxExtent = std::max(maxExtent, g.spacing[a] * static_cast<double>(g.size[a]));
+    finest = std::min(finest, g.spacing[a]);
+  }
+  Preprocessing prep;
+  const double inPlane = std::max(finest, maxExtent / 128.0);
+  for (int a = 0; a < 3; ++a) prep.targetSpacing[a] = a == axis ? 0.0 : inPlane;
+
+  int maxLabel = 1;
+  for (const auto& c : cases) {
+    for (float v : c.labels.voxels) maxLabel = std::max(maxLabel, static_cast<int>(std::lround(v)));
+  }
+  NetworkSpec spec;
+  spec.dims = 2;
+  spec.axis = axis;
+  spec.classes = maxLabel + 1;
+  TaskInfo t = task;
+  for (int l = 0; l <= maxLabel; ++l) {
+    if (!t.labels.count(l)) t.labels[l] = l == 0 ? "background" : "label " + std::to_string(l);
+  }
+  return initialModel(spec, prep, t, seed);
+}
+
+}  // namespace tessera::nn

@@ -1,0 +1,192 @@
+#include "UNet.h"
+
+#include "NetworkFactory.h"
+#include "tessera/nn/ModelError.h"
+
+namespace tessera::nn::detail {
+
+namespace {
+std::shared_ptr<torch::nn::Module> makeConv(int dims, int64_t in, int64_t out, int64_t kernel,
+                                            torch::nn::AnyModule& any) {
+  if (dims == 2) {
+    torch::nn::Conv2d c(torch::nn::Conv2dOptions(in, out, kernel).padding(kernel / 2));
+    any = torch::nn::AnyModule(c);
+    return c.ptr();
+  }
+  torch::nn::Conv3d c(torch::nn::Conv3dOptions(in, out, kernel).padding(kernel / 2));
+  any = torch::nn::AnyModule(c);
+  return c.ptr();
+}
+
+std::shared_ptr<torch::nn::Module> makeNorm(int dims, int64_t features, Normalization norm,
+                                            torch::nn::AnyModule& any) {
+  if (norm == Normalization::Batch) {
+    if (dims == 2) {
+      torch::nn::BatchNorm2d n(features);
+      any = torch::nn::AnyModule(n);
+      return n.ptr();
+    }
+    torch::nn::BatchNorm3d n(features);
+    any = torch::nn::AnyModule(n);
+    return n.ptr();
+  }
+  if (norm == Normalization::Instance) {
+    if (dims == 2) {
+      torch::nn::InstanceNorm2d n(torch::nn::InstanceNorm2dOptions(features).affine(true));
+      any = torch::nn::AnyModule(n);
+      return n.ptr();
+    }
+    torch::nn::InstanceNorm3d n(torch::nn::InstanceNorm3dOptions(features).affine(true));
+    any = torch::nn::AnyModule(n);
+    return n.ptr();
+  }
+  return nullptr;
+}
+}  // namespace
+
+ConvBlockImpl::ConvBlockImpl(int dims, int64_t in, int64_t out, Normalization norm) : normKind_(norm) {
+  convModule_ = register_module("conv", makeConv(dims, in, out, 3, conv_));
+  if (auto n = makeNorm(dims, out, norm, norm_)) normModule_ = register_module("norm", n);
+}
+
+torch::Tensor ConvBlockImpl::forward(torch::Tensor x) {
+  x = conv_.forward(x);
+  if (normModule_ && !folded_) x = norm_.forward(x);
+  return torch::relu_(x);
+}
+
+void ConvBlockImpl::foldNorm() {
+  if (normKind_ != Normalization::Batch || folded_) return;
+  torch::NoGradGuard noGrad;
+  auto params = normModule_->named_parameters();
+  auto buffers = normModule_->named_buffers();
+  const auto& gamma = params["weight"];
+  const auto& beta = params["bias"];
+  const auto& mean = buffers["running_mean"];
+  const auto& var = buffers["running_var"];
+  const double eps = 1e-5;  // torch::nn::BatchNorm's default
+  auto scale = gamma / torch::sqrt(var + eps);
+  auto convParams = convModule_->named_parameters();
+  auto& weight = convParams["weight"];
+  auto& bias = convParams["bias"];
+  std::vector<int64_t> shape(static_cast<size_t>(weight.dim()), 1);
+  shape[0] = -1;
+  weight.mul_(scale.reshape(shape));
+  bias.copy_((bias - mean) * scale + beta);
+  folded_ = true;
+}
+
+UNetImpl::UNetImpl(const NetworkSpec& spec) : spec_(spec) {
+  spec.validate();
+  const int d = spec.dims;
+  int64_t in = spec.inChannels;
+  std::vector<int64_t> features;
+  for (int level = 0; level < spec.depth; ++level) {
+    const int64_t f = int64_t{spec.baseFeatures} << level;
+    features.push_back(f);
+    torch::nn::Sequential enc(ConvBlock(d, in, f, spec.norm), ConvBlock(d, f, f, spec.norm));
+    encoders_.push_back(register_module("enc" + std::to_string(level), enc));
+    in = f;
+  }
+  for (int level = spec.depth - 2; level >= 0; --level) {
+    const int64_t f = features[static_cast<size_t>(level)];
+    torch::nn::AnyModule up;
+    if (d == 2) {
+      torch::nn::ConvTranspose2d t(torch::nn::ConvTranspose2dOptions(2 * f, f, 2).stride(2));
+      register_module("up" + std::to_string(level), t);
+      up = torch::nn::AnyModule(t);
+    } else {
+      torch::nn::ConvTranspose3d t(torch::nn::ConvTranspose3dOptions(2 * f, f, 2).stride(2));
+      register_module("up" + std::to_string(level), t);
+      up = torch::nn::AnyModule(t);
+    }
+    ups_.push_back(up);
+    torch::nn::Sequential dec(ConvBlock(d, 2 * f, f, spec.norm), ConvBlock(d, f, f, spec.norm));
+    decoders_.push_back(register_module("dec" + std::to_string(level), dec));
+  }
+  register_module("head", makeConv(d, features[0], spec.classes, 1, head_));
+}
+
+torch::Tensor UNetImpl::forward(torch::Tensor x) {
+  std::vector<torch::Tensor> skips;
+  for (size_t level = 0; level < encoders_.size(); ++level) {
+    if (level > 0) {
+      x = spec_.dims == 2 ? torch::max_pool2d(x, 2) : torch::max_pool3d(x, 2);
+    }
+    x = encoders_[level]->forward(x);
+    skips.push_back(x);
+  }
+  for (size_t i = 0; i < ups_.size(); ++i) {
+    x = ups_[i].forward(x);
+    x = torch::cat({x, skips[skips.size() - 2 - i]}, 1);
+    x = decoders_[i]->forward(x);
+  }
+  return head_.forward(x);
+}
+
+void UNetImpl::foldBatchNorm() {
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* block = dynamic_cast<ConvBlockImpl*>(m.get())) block->foldNorm();
+  }
+}
+
+WeightSet extractWeights(UNet& net) {
+  torch::NoGradGuard noGrad;
+  WeightSet out;
+  auto add = [&](const std::string& name, const torch::Tensor& t) {
+    auto c = t.detach().to(torch::kFloat32).contiguous();
+    WeightTensor w;
+    w.name = name;
+    w.shape.assign(c.sizes().begin(), c.sizes().end());
+    w.values.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+    out.push_back(std::move(w));
+  };
+  for (const auto& p : net->named_parameters()) add(p.key(), p.value());
+  for (const auto& b : net->named_buffers()) add(b.key(), b.value());
+  return out;
+}
+
+void loadWeights(UNet& net, const WeightSet& weights) {
+  torch::NoGradGuard noGrad;
+  std::vector<std::pair<std::string, torch::Tensor>> targets;
+  for (const auto& p : net->named_parameters()) targets.emplace_back(p.key(), p.value());
+  for (const auto& b : net->named_buffers()) targets.emplace_back(b.key(), b.value());
+  if (targets.size() != weights.size()) {
+    throw ModelError("weights hold " + std::to_string(weights.size()) + " tensors, the network has " +
+                     std::to_string(targets.size()));
+  }
+  for (size_t i = 0; i < targets.size(); ++i) {
+    auto& [name, tensor] = targets[i];
+    const auto& w = weights[i];
+    if (w.name != name || std::vector<int64_t>(tensor.sizes().begin(), tensor.sizes().end()) != w.shape) {
+      throw ModelError("weight tensor '" + w.name + "' does not match network tensor '" + name + "'");
+    }
+    auto source = torch::from_blob(const_cast<float*>(w.values.data()), tensor.sizes(), torch::kFloat32);
+    tensor.copy_(source.to(tensor.dtype()));
+  }
+}
+
+UNet buildNetwork(const NetworkSpec& spec, const WeightSet& weights) {
+  UNet net(spec);
+  loadWeights(net, weights);
+  return net;
+}
+
+WeightSet initialWeights(const NetworkSpec& spec, uint64_t seed) {
+  torch::manual_seed(seed);
+  UNet net(spec);
+  return extractWeights(net);
+}
+
+std::vector<WeightShape> weightLayout(const NetworkSpec& spec) {
+  // Building the network on the meta device would avoid the allocation, but LibTorch 1.13's
+  // module constructors initialise in place; the cost is small next to reading the file.
+  torch::NoGradGuard noGrad;
+  UNet net(spec);
+  std::vector<WeightShape> out;
+  for (const auto& p : net->named_parameters()) out.push_back({p.key(), {p.value().sizes().begin(), p.value().sizes().end()}});
+  for (const auto& b : net->named_buffers()) out.push_back({b.key(), {b.value().sizes().begin(), b.value().sizes().end()}});
+  return out;
+}
+
+}  // namespace tessera::nn::detail

@@ -1,0 +1,123 @@
+#include <gtest/gtest.h>
+
+#include "Phantom.h"
+#include "tessera/image/Metrics.h"
+#include "tessera/nn/Inference.h"
+#include "tessera/nn/ModelError.h"
+#include "tessera/nn/Runtime.h"
+#include "tessera/nn/Training.h"
+
+using namespace tessera;
+using tessera::test::makePhantom;
+using tessera::test::tinySpec;
+
+namespace {
+
+nn::Model tinyModel(int dims = 2) {
+  nn::Preprocessing prep;  // phantoms are made at the working resolution
+  return nn::initialModel(tinySpec(dims), prep, {}, 11);
+}
+
+}  // namespace
+
+TEST(Training, TwoDimensionalUNetSegmentsUnseenPhantoms) {
+  std::vector<nn::TrainingCase> train;
+  for (uint64_t s = 1; s <= 4; ++s) train.push_back(makePhantom(s));
+  nn::Model model = tinyModel();
+  nn::TrainOptions options;
+  options.epochs = 25;
+  options.batchSize = 8;
+  std::vector<double> losses;
+  options.onEpoch = [&](const nn::TrainProgress& p) {
+    losses.push_back(p.loss);
+    EXPECT_EQ(p.epochs, 25);
+    EXPECT_GE(p.secondsLeft, 0.0);
+  };
+  nn::trainModel(model, train, options);
+  ASSERT_EQ(losses.size(), 25u);
+  EXPECT_LT(losses.back(), losses.front() * 0.5);
+  for (uint64_t s = 100; s < 103; ++s) {
+    const auto test = makePhantom(s);
+    const auto pred = nn::segment(model, test.image);
+    EXPECT_GE(image::diceScore(pred, test.labels, 1), 0.95) << "phantom seed " << s;
+  }
+}
+
+TEST(Training, ThreeDimensionalUNetLearnsPhantoms) {
+  std::vector<nn::TrainingCase> train;
+  for (uint64_t s = 1; s <= 3; ++s) train.push_back(makePhantom(s, {32, 32, 16}, {1, 1, 2}));
+  nn::Model model = tinyModel(3);
+  nn::TrainOptions options;
+  options.epochs = 40;
+  nn::trainModel(model, train, options);
+  const auto test = makePhantom(200, {32, 32, 16}, {1, 1, 2});
+  const auto pred = nn::segment(model, test.image);
+  EXPECT_EQ(pred.geometry.size, test.image.geometry.size);
+  EXPECT_GE(image::diceScore(pred, test.labels, 1), 0.85);
+}
+
+TEST(Training, SameSeedOnOneThreadGivesBitIdenticalWeights) {
+  const int before = nn::threadCount();
+  nn::setThreadCount(1);
+  std::vector<nn::TrainingCase> train{makePhantom(1), makePhantom(2)};
+  nn::TrainOptions options;
+  options.epochs = 2;
+  options.seed = 42;
+  nn::Model a = tinyModel(), b = tinyModel(), c = tinyModel();
+  nn::trainModel(a, train, options);
+  nn::trainModel(b, train, options);
+  options.seed = 43;
+  nn::trainModel(c, train, options);
+  nn::setThreadCount(before);
+  EXPECT_EQ(nn::encodeWeights(a.weights), nn::encodeWeights(b.weights));
+  EXPECT_NE(nn::encodeWeights(a.weights), nn::encodeWeights(c.weights));
+}
+
+TEST(Training, FineTuningStartsFromTheGivenWeights) {
+  std::vector<nn::TrainingCase> train{makePhantom(1)};
+  nn::Model model = tinyModel();
+  const auto initial = model.weightsSha256();
+  nn::TrainOptions options;
+  options.epochs = 1;
+  nn::trainModel(model, train, options);
+  EXPECT_NE(model.weightsSha256(), initial);
+  // One more short round from the trained weights moves them less than the first step from random.
+  auto distance = [](const nn::WeightSet& x, const nn::WeightSet& y) {
+    double d = 0;
+    for (size_t i = 0; i < x.size(); ++i)
+      for (size_t j = 0; j < x[i].values.size(); ++j) d += std::abs(x[i].values[j] - y[i].values[j]);
+    return d;
+  };
+  nn::Model tuned = model;
+  options.learningRate = 1e-5;
+  nn::trainModel(tuned, train, options);
+  EXPECT_GT(distance(tuned.weights, model.weights), 0.0);
+  EXPECT_LT(distance(tuned.weights, model.weights), distance(model.weights, tinyModel().weights));
+}
+
+TEST(Training, BadCasesAreNamed) {
+  auto c = makePhantom(1);
+  auto shifted = c;
+  shifted.labels.geometry.origin[0] += 5;
+  try {
+    nn::validateTrainingCases({c, shifted}, tinySpec());
+    FAIL();
+  } catch (const nn::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("training case 2: label map grid"), std::string::npos) << e.what();
+  }
+  auto badLabel = c;
+  badLabel.labels.voxels[3] = 7;
+  EXPECT_THROW(nn::validateTrainingCases({badLabel}, tinySpec()), nn::ModelError);
+  EXPECT_THROW(nn::validateTrainingCases({}, tinySpec()), nn::ModelError);
+}
+
+TEST(Training, DefaultModelSlicesAcrossTheCoarsestAxis) {
+  auto c = makePhantom(1, {40, 16, 40}, {1, 3, 1});
+  c.labels.voxels[0] = 2;
+  const auto model = nn::defaultModelFor({c}, {}, 1);
+  EXPECT_EQ(model.spec.dims, 2);
+  EXPECT_EQ(model.spec.axis, 1);
+  EXPECT_EQ(model.spec.classes, 3);
+  EXPECT_DOUBLE_EQ(model.preprocessing.targetSpacing[1], 0.0);
+  EXPECT_EQ(model.task.labels.at(2), "label 2");
+}
