@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "UNet.h"
+#include "InferenceNetwork.h"
 #include "VolumeTensors.h"
 #include "tessera/image/Resample.h"
 #include "tessera/nn/ModelError.h"
@@ -14,7 +14,7 @@ namespace {
 using torch::indexing::Slice;
 
 // Probabilities [C, Z, Y, X] for a preprocessed volume, slice by slice.
-torch::Tensor probabilities2D(detail::UNet& net, const torch::Tensor& zyx, const NetworkSpec& spec,
+torch::Tensor probabilities2D(detail::InferenceNetwork& net, const torch::Tensor& zyx, const NetworkSpec& spec,
                               int batchSize) {
   auto slices = detail::slicesAcross(zyx, spec.axis);  // [S, A, B]
   const int64_t a = slices.size(1), b = slices.size(2);
@@ -23,7 +23,7 @@ torch::Tensor probabilities2D(detail::UNet& net, const torch::Tensor& zyx, const
   std::vector<torch::Tensor> outputs;
   for (int64_t s = 0; s < padded.size(0); s += batchSize) {
     auto x = padded.slice(0, s, std::min<int64_t>(padded.size(0), s + batchSize));
-    auto p = torch::softmax(net->forward(x), 1);
+    auto p = net.probabilities(x);
     outputs.push_back(p.index({Slice(), Slice(), Slice(0, a), Slice(0, b)}));
   }
   auto csab = torch::cat(outputs, 0).movedim(1, 0);  // [C, S, A, B]
@@ -31,7 +31,7 @@ torch::Tensor probabilities2D(detail::UNet& net, const torch::Tensor& zyx, const
 }
 
 // Probabilities [C, Z, Y, X] by overlapping patches (half-patch stride), averaged.
-torch::Tensor probabilities3D(detail::UNet& net, const torch::Tensor& zyx, const NetworkSpec& spec,
+torch::Tensor probabilities3D(detail::InferenceNetwork& net, const torch::Tensor& zyx, const NetworkSpec& spec,
                               int batchSize) {
   const std::vector<int64_t> patch{spec.patch[2], spec.patch[1], spec.patch[0]};
   const double background = zyx.min().item<double>();
@@ -58,7 +58,7 @@ torch::Tensor probabilities3D(detail::UNet& net, const torch::Tensor& zyx, const
                                                        Slice(s[2], s[2] + patch[2])};
     };
     for (size_t i = w; i < end; ++i) xs.push_back(padded.index(region(windows[i])).unsqueeze(0));
-    auto p = torch::softmax(net->forward(torch::stack(xs)), 1);
+    auto p = net.probabilities(torch::stack(xs));
     for (size_t i = w; i < end; ++i) {
       auto r = region(windows[i]);
       r.insert(r.begin(), Slice());
@@ -75,9 +75,7 @@ torch::Tensor probabilities3D(detail::UNet& net, const torch::Tensor& zyx, const
 image::Volume segment(const Model& model, const image::Volume& input, const InferenceOptions& options) {
   if (input.voxels.empty()) throw ModelError("segment: the image is empty");
   if (options.batchSize < 1) throw ModelError("segment: batch size must be at least 1");
-  auto net = detail::buildNetwork(model.spec, model.weights);
-  net->eval();
-  if (options.foldBatchNorm) net->foldBatchNorm();
+  detail::InferenceNetwork net(model.spec, model.weights, options.foldBatchNorm);
   c10::InferenceMode inference;
 
   const image::Volume pre = preprocessImage(input, model.preprocessing);
