@@ -83,7 +83,7 @@ Action addDemoCommand(CLI::App& app) {
     task.labels = {{0, "background"}, {1, "brain"}};
     auto model = nn::defaultModelFor({train}, task, a->seed);
     std::cout << "network: 2D U-Net, " << nn::parameterCount(model.weights) << " parameters, "
-              << nn::threadCount() << " thread(s), " << a->epochs << " epochs\n";
+              << nn::threadCount() << " thread(s), " << a->epochs << " epochs" << std::endl;
     nn::TrainOptions options;
     options.epochs = a->epochs;
     options.seed = a->seed;

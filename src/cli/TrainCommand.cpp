@@ -116,7 +116,7 @@ Action addTrainCommand(CLI::App& app) {
     }
     std::cerr << "training " << (model.spec.dims == 2 ? "2D" : "3D") << " U-Net (" << nn::parameterCount(model.weights)
               << " parameters) on " << cases.size() << " image(s), " << a->epochs << " epochs, "
-              << nn::threadCount() << " thread(s)\n";
+              << nn::threadCount() << " thread(s)" << std::endl;
     nn::TrainOptions options;
     options.epochs = a->epochs;
     options.batchSize = a->batchSize;

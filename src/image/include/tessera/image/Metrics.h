@@ -12,7 +12,9 @@ struct LabelMetrics {
   double jaccard = 0.0;
   // 95th percentile Hausdorff distance in mm (spacing-aware): the larger of the two directed
   // 95th percentiles of surface-to-surface distances. 0 when both masks are empty, +infinity
-  // when exactly one is empty.
+  // when exactly one is empty. Surface voxels are foreground voxels with a 6-neighbour that is
+  // background or outside the image (axes of size 1 have no neighbours: 2D masks use their
+  // contour); the percentile is the nearest-rank one, sorted[ceil(0.95 n) - 1].
   double hd95Mm = 0.0;
   double volumePredMl = 0.0;
   double volumeTruthMl = 0.0;

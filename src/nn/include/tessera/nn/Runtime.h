@@ -3,7 +3,7 @@
 
 namespace tessera::nn {
 
-// Intra-op threads used by training and inference; 0 keeps LibTorch's default (all cores).
+// Intra-op threads used by training and inference; 0 means one per core.
 void setThreadCount(int threads);
 int threadCount();
 
