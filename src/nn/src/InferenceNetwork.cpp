@@ -10,8 +10,9 @@ InferenceNetwork::InferenceNetwork(const NetworkSpec& spec, const WeightSet& wei
     // oneDNN runs NHWC convolutions without reordering every activation to its blocked layout and
     // back; the weights are converted once here.
     torch::NoGradGuard noGrad;
-    for (auto& p : net_->parameters()) {
-      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    for (auto& p : net_->named_parameters()) {
+      const bool convolution = p.key().find("conv.weight") != std::string::npos;
+      if (convolution && p.value().dim() == 4) p.value().set_data(p.value().contiguous(torch::MemoryFormat::ChannelsLast));
     }
   }
 }

@@ -90,17 +90,16 @@ UNetImpl::UNetImpl(const NetworkSpec& spec) : spec_(spec) {
   }
   for (int level = spec.depth - 2; level >= 0; --level) {
     const int64_t f = features[static_cast<size_t>(level)];
-    torch::nn::AnyModule up;
+    // The modules hold the parameters (and their standard initialisation); forward() uses
+    // upsampleByMatmul on them.
+    const std::string name = "up" + std::to_string(level);
     if (d == 2) {
-      torch::nn::ConvTranspose2d t(torch::nn::ConvTranspose2dOptions(2 * f, f, 2).stride(2));
-      register_module("up" + std::to_string(level), t);
-      up = torch::nn::AnyModule(t);
+      ups_.push_back(register_module(name, torch::nn::ConvTranspose2d(
+                                               torch::nn::ConvTranspose2dOptions(2 * f, f, 2).stride(2))));
     } else {
-      torch::nn::ConvTranspose3d t(torch::nn::ConvTranspose3dOptions(2 * f, f, 2).stride(2));
-      register_module("up" + std::to_string(level), t);
-      up = torch::nn::AnyModule(t);
+      ups_.push_back(register_module(name, torch::nn::ConvTranspose3d(
+                                               torch::nn::ConvTranspose3dOptions(2 * f, f, 2).stride(2))));
     }
-    ups_.push_back(up);
     torch::nn::Sequential dec(ConvBlock(d, 2 * f, f, spec.norm), ConvBlock(d, f, f, spec.norm));
     decoders_.push_back(register_module("dec" + std::to_string(level), dec));
   }
@@ -117,7 +116,8 @@ torch::Tensor UNetImpl::forward(torch::Tensor x) {
     skips.push_back(x);
   }
   for (size_t i = 0; i < ups_.size(); ++i) {
-    x = ups_[i].forward(x);
+    const auto params = ups_[i]->named_parameters(/*recurse=*/false);
+    x = upsampleByMatmul(x, params["weight"], params["bias"]);
     x = torch::cat({x, skips[skips.size() - 2 - i]}, 1);
     x = decoders_[i]->forward(x);
   }
@@ -128,6 +128,27 @@ void UNetImpl::foldBatchNorm() {
   for (auto& m : modules(/*include_self=*/false)) {
     if (auto* block = dynamic_cast<ConvBlockImpl*>(m.get())) block->foldNorm();
   }
+}
+
+torch::Tensor upsampleByMatmul(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  const int64_t cin = weight.size(0), cout = weight.size(1);
+  const int64_t spatial = x.dim() - 2;
+  const int64_t taps = spatial == 2 ? 4 : 8;
+  // The product runs as a 1x1 convolution: oneDNN's kernel, where a plain matmul would go to
+  // Debian's reference BLAS. Output channel co * taps + tap holds that tap's value for co.
+  std::vector<int64_t> kernelShape{cout * taps, cin, 1, 1};
+  if (spatial == 3) kernelShape.push_back(1);
+  std::vector<int64_t> order{1};
+  for (int64_t d = 2; d < weight.dim(); ++d) order.push_back(d);
+  order.push_back(0);
+  const auto kernel = weight.permute(order).reshape(kernelShape);
+  const auto taps_bias = bias.repeat_interleave(taps);
+  if (spatial == 2) {
+    return torch::pixel_shuffle(torch::conv2d(x, kernel, taps_bias), 2);
+  }
+  const int64_t n = x.size(0), d = x.size(2), h = x.size(3), w = x.size(4);
+  auto y = torch::conv3d(x, kernel, taps_bias);  // [N, Co*8, D, H, W]
+  return y.view({n, cout, 2, 2, 2, d, h, w}).permute({0, 1, 5, 2, 6, 3, 7, 4}).reshape({n, cout, 2 * d, 2 * h, 2 * w});
 }
 
 WeightSet extractWeights(UNet& net) {

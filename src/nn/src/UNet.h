@@ -40,11 +40,17 @@ class UNetImpl : public torch::nn::Module {
  private:
   NetworkSpec spec_;
   std::vector<torch::nn::Sequential> encoders_;
-  std::vector<torch::nn::AnyModule> ups_;
+  std::vector<std::shared_ptr<torch::nn::Module>> ups_;
   std::vector<torch::nn::Sequential> decoders_;
   torch::nn::AnyModule head_;
 };
 TORCH_MODULE(UNet);
+
+// A 2x2(x2), stride-2 transposed convolution computed as one matrix product (a 1x1 convolution)
+// and a pixel shuffle. Same result as ConvTranspose2d/3d with these parameters; LibTorch 1.13's
+// CPU kernel for it (slow_conv_transpose) goes through im2col and BLAS and took a third of U-Net
+// inference time.
+torch::Tensor upsampleByMatmul(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
 // A network from `spec` with weights from `model` (names and shapes must match).
 UNet buildNetwork(const NetworkSpec& spec, const WeightSet& weights);
