@@ -167,10 +167,10 @@ TEST_F(Cli, TrainPredictEvaluateEndToEnd) {
   writeSphere(path("img.nii.gz"), path("lab.nii.gz"), 9);
   std::ofstream(path("spec.json")) << R"({"dims": 2, "axis": 2, "base_features": 8, "depth": 3, "norm": "batch"})";
   auto r = run("train --images " + path("img.nii.gz") + " --labels " + path("lab.nii.gz") + " --spec " +
-               path("spec.json") + " --out " + path("m.tsm") + " --epochs 30 --threads 1 --task sphere --modality CT");
+               path("spec.json") + " --out " + path("m.tsm") + " --epochs 40 --batch-size 2 --threads 1 --task sphere --modality CT");
   ASSERT_EQ(r.code, 0) << r.err;
   // Not a terminal: one plain progress line per epoch.
-  EXPECT_NE(r.err.find("epoch 30/30"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("epoch 40/40"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("left"), std::string::npos);
   r = run("predict --model " + path("m.tsm") + " --in " + path("img.nii.gz") + " --out " + path("seg.nii.gz"));
   ASSERT_EQ(r.code, 0) << r.err;

@@ -6,13 +6,14 @@
 #include "tessera/nn/Model.h"
 
 using namespace tessera::nn;
+namespace impl = tessera::nn::detail;
 
 TEST(UNet, MatmulUpsamplingEqualsTransposedConvolution2D) {
   torch::manual_seed(1);
   torch::nn::ConvTranspose2d up(torch::nn::ConvTranspose2dOptions(6, 3, 2).stride(2));
   auto x = torch::randn({2, 6, 5, 7});
   auto expected = up->forward(x);
-  auto actual = detail::upsampleByMatmul(x, up->weight, up->bias);
+  auto actual = impl::upsampleByMatmul(x, up->weight, up->bias);
   ASSERT_EQ(actual.sizes(), expected.sizes());
   EXPECT_TRUE(torch::allclose(actual, expected, 1e-5, 1e-5));
 }
@@ -22,7 +23,7 @@ TEST(UNet, MatmulUpsamplingEqualsTransposedConvolution3D) {
   torch::nn::ConvTranspose3d up(torch::nn::ConvTranspose3dOptions(4, 2, 2).stride(2));
   auto x = torch::randn({1, 4, 3, 5, 2});
   auto expected = up->forward(x);
-  auto actual = detail::upsampleByMatmul(x, up->weight, up->bias);
+  auto actual = impl::upsampleByMatmul(x, up->weight, up->bias);
   ASSERT_EQ(actual.sizes(), expected.sizes());
   EXPECT_TRUE(torch::allclose(actual, expected, 1e-5, 1e-5));
 }
@@ -32,7 +33,7 @@ TEST(UNet, OutputShapeAndGradientsReachEveryParameter) {
   spec.baseFeatures = 4;
   spec.depth = 3;
   spec.classes = 3;
-  detail::UNet net(spec);
+  impl::UNet net(spec);
   auto x = torch::randn({2, 1, 16, 24});
   auto y = net->forward(x);
   EXPECT_EQ(y.sizes(), (std::vector<int64_t>{2, 3, 16, 24}));
@@ -48,14 +49,14 @@ TEST(UNet, InferenceNetworkMatchesTheTrainingGraphInEvalMode) {
   spec.baseFeatures = 4;
   spec.depth = 3;
   torch::manual_seed(3);
-  detail::UNet net(spec);
+  impl::UNet net(spec);
   // Give batch norm non-trivial statistics, as training would.
   net->train();
   {
     torch::NoGradGuard g;
     for (int i = 0; i < 5; ++i) net->forward(torch::randn({4, 1, 16, 16}) * 3 + 1);
   }
-  const auto weights = detail::extractWeights(net);
+  const auto weights = impl::extractWeights(net);
   net->eval();
   auto x = torch::randn({3, 1, 16, 16});
   torch::Tensor expected;
@@ -63,7 +64,7 @@ TEST(UNet, InferenceNetworkMatchesTheTrainingGraphInEvalMode) {
     torch::NoGradGuard g;
     expected = torch::softmax(net->forward(x), 1);
   }
-  detail::InferenceNetwork fast(spec, weights);
+  impl::InferenceNetwork fast(spec, weights);
   c10::InferenceMode guard;
   EXPECT_TRUE(torch::allclose(fast.probabilities(x), expected, 1e-4, 1e-5));
 }
