@@ -7,7 +7,6 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cctype>
@@ -32,25 +31,19 @@
 #include "itkNiftiImageIO.h"
 #include "itkNrrdImageIO.h"
 
+#include "FileChecks.h"
+
 namespace tessera::image {
 
 namespace fs = std::filesystem;
 
 namespace {
 
+using detail::dimsText;
+using detail::fail;
+using detail::failNonFinite;
+using detail::trim;
 using FloatImage = itk::Image<float, 3>;
-
-[[noreturn]] void fail(const fs::path& path, const std::string& problem) {
-  throw ImageError(path.string() + ": " + problem);
-}
-
-std::string trim(const std::string& s) {
-  const auto isSpace = [](unsigned char c) { return std::isspace(c) || c == '\0'; };
-  size_t b = 0, e = s.size();
-  while (b < e && isSpace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && isSpace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
 
 // Drops a leading "tag: " such as "ITK ERROR: NrrdImageIO(0x55d0c8a0): " or "[nrrd] ".
 std::string withoutPrefix(std::string line, const std::string& start, const std::string& end) {
@@ -94,14 +87,6 @@ bool endsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// "256x256x120" for messages.
-template <typename Dims>
-std::string dimsText(const Dims& dims) {
-  std::ostringstream s;
-  for (size_t i = 0; i < dims.size(); ++i) s << (i ? "x" : "") << dims[i];
-  return s.str();
-}
-
 Format formatOf(const fs::path& path) {
   const std::string name = lowerName(path);
   if (endsWith(name, ".nii.gz")) return Format::NiftiGz;
@@ -139,316 +124,6 @@ const char* formatName(Format format) {
     case Format::Unknown: break;
   }
   return "image";
-}
-
-// ---- NIfTI pre-check ----------------------------------------------------------------------
-// ITK's NIfTI reader hides three kinds of bad data: the NIfTI library fills missing voxel data
-// with zeros (a warning on stderr only), it replaces NaN/Inf voxels by 0 without telling, and
-// zlib reports a cut-off gzip stream only through gzerror(), which nobody asks. So before ITK
-// reads a NIfTI file we parse its header ourselves, stream through the (decompressed) data to
-// check that it is complete and, for float types, finite, and verify the gzip trailer (CRC).
-// The same parse gives clear messages for 0 and too many voxels.
-
-struct NiftiLayout {
-  std::array<int64_t, 8> dim{};
-  int datatype = 0;
-  int64_t bytesPerVoxel = 0;
-  int64_t voxOffset = 0;
-  bool swap = false;  // header (and data) in the other byte order
-  int version = 1;    // NIfTI-1 or NIfTI-2
-
-  int64_t voxelCount() const {  // bounded by kMaxVoxels once parsed
-    int64_t n = 1;
-    for (int64_t i = 1; i <= dim[0]; ++i) n *= dim[i];
-    return n;
-  }
-};
-
-template <typename T>
-T readField(const unsigned char* p, bool swap) {
-  unsigned char bytes[sizeof(T)];
-  std::memcpy(bytes, p, sizeof(T));
-  if (swap) std::reverse(bytes, bytes + sizeof(T));
-  T value;
-  std::memcpy(&value, bytes, sizeof(T));
-  return value;
-}
-
-int64_t niftiBytesPerVoxel(int datatype) {
-  switch (datatype) {
-    case 2: case 256: return 1;                        // uint8, int8
-    case 4: case 512: return 2;                        // int16, uint16
-    case 8: case 16: case 768: case 2304: return 4;    // int32, float32, uint32, RGBA32
-    case 128: return 3;                                // RGB24
-    case 32: case 64: case 1024: case 1280: return 8;  // complex64, float64, int64, uint64
-    case 1536: case 1792: return 16;                   // float128, complex128
-    case 2048: return 32;                              // complex256
-    default: return 0;
-  }
-}
-
-// ITK turns pixdim, the quaternion and the sform rows into a direction matrix and checks it
-// with an SVD that calls abort() on non-finite entries; absurd magnitudes overflow on the way
-// there. Refuse such headers first. A field is checked only when its form code says it is used.
-void checkNiftiGeometryFields(const fs::path& path, const unsigned char* h, bool nifti2, bool swap) {
-  const auto value = [&](size_t offset1, size_t offset2, int i) {
-    return nifti2 ? readField<double>(h + offset2 + 8 * i, swap) : readField<float>(h + offset1 + 4 * i, swap);
-  };
-  const int qformCode = nifti2 ? readField<int32_t>(h + 344, swap) : readField<int16_t>(h + 252, swap);
-  const int sformCode = nifti2 ? readField<int32_t>(h + 348, swap) : readField<int16_t>(h + 254, swap);
-  constexpr double kLimit = 1e9;  // mm; a billion millimetres is no patient
-  const auto check = [&](double v, const char* name) {
-    if (!std::isfinite(v) || std::abs(v) > kLimit)
-      fail(path, std::string("invalid NIfTI header: ") + name + " = " + std::to_string(v));
-  };
-  for (int i = 0; i < 4; ++i) check(value(76, 104, i), "pixdim");  // qfac and the spatial spacings
-  if (qformCode > 0)
-    for (int i = 0; i < 6; ++i) check(value(256, 352, i), "quatern/qoffset");  // b, c, d, x, y, z
-  if (sformCode > 0)
-    for (int i = 0; i < 12; ++i) check(value(280, 400, i), "srow");
-}
-
-// Parses a NIfTI-1 (348-byte) or NIfTI-2 (540-byte) single-file header, either byte order.
-NiftiLayout parseNiftiHeader(const fs::path& path, const unsigned char* h, size_t n) {
-  constexpr size_t kNifti1 = 348, kNifti2 = 540;
-  NiftiLayout layout;
-  double voxOffset = 0;
-  size_t headerSize = 0;
-  for (const bool swap : {false, true}) {
-    const int32_t sizeofHdr = n >= 4 ? readField<int32_t>(h, swap) : 0;
-    if (n >= kNifti1 && sizeofHdr == 348 && std::memcmp(h + 344, "n+1", 4) == 0) {
-      for (int i = 0; i < 8; ++i) layout.dim[i] = readField<int16_t>(h + 40 + 2 * i, swap);
-      layout.datatype = readField<int16_t>(h + 70, swap);
-      voxOffset = readField<float>(h + 108, swap);
-      headerSize = kNifti1;
-    } else if (n >= kNifti2 && sizeofHdr == 540 && std::memcmp(h + 4, "n+2", 4) == 0) {
-      for (int i = 0; i < 8; ++i) layout.dim[i] = readField<int64_t>(h + 16 + 8 * i, swap);
-      layout.datatype = readField<int16_t>(h + 12, swap);
-      voxOffset = static_cast<double>(readField<int64_t>(h + 168, swap));
-      headerSize = kNifti2;
-    }
-    if (headerSize) {
-      layout.swap = swap;
-      layout.version = headerSize == kNifti2 ? 2 : 1;
-      break;
-    }
-  }
-  if (!headerSize) fail(path, "not a NIfTI file (no single-file NIfTI-1 or NIfTI-2 header)");
-  checkNiftiGeometryFields(path, h, headerSize == kNifti2, layout.swap);
-
-  const int64_t rank = layout.dim[0];
-  if (rank < 1 || rank > 7) fail(path, "invalid NIfTI header: dim[0] = " + std::to_string(rank));
-  const std::string dims = dimsText(std::vector<int64_t>(layout.dim.begin() + 1, layout.dim.begin() + 1 + rank));
-  int64_t count = 1;
-  for (int64_t i = 1; i <= rank; ++i) {
-    if (layout.dim[i] < 0) fail(path, "invalid NIfTI header: negative dimension (" + dims + ")");
-    if (layout.dim[i] == 0) fail(path, "image has 0 voxels (dimensions " + dims + ")");
-    // Saturate instead of overflowing: anything past the limit is rejected alike.
-    count = layout.dim[i] > kMaxVoxels / count ? kMaxVoxels + 1 : count * layout.dim[i];
-    if (count > kMaxVoxels)
-      fail(path, "image is too large: dimensions " + dims + " exceed the limit of " + std::to_string(kMaxVoxels) +
-                     " voxels");
-  }
-  layout.bytesPerVoxel = niftiBytesPerVoxel(layout.datatype);
-  if (layout.bytesPerVoxel == 0) fail(path, "unsupported NIfTI datatype " + std::to_string(layout.datatype));
-  if (!std::isfinite(voxOffset) || voxOffset < 0 || voxOffset > 1e12)
-    fail(path, "invalid NIfTI header: vox_offset = " + std::to_string(voxOffset));
-  layout.voxOffset = std::max<int64_t>(static_cast<int64_t>(voxOffset), static_cast<int64_t>(headerSize));
-  return layout;
-}
-
-// Sequential reads from a plain file or a gzip stream. gzopen also reads an uncompressed
-// file transparently, as the NIfTI library does for a .nii.gz name.
-class ByteStream {
- public:
-  ByteStream(const fs::path& path, bool gzip) : path_(path) {
-    if (gzip) {
-      gz_ = gzopen(path.c_str(), "rb");
-      if (!gz_) fail(path, std::string("cannot open: ") + std::strerror(errno));
-      gzbuffer(gz_, 1 << 17);
-    } else {
-      file_.open(path, std::ios::binary);
-      if (!file_) fail(path, std::string("cannot open: ") + std::strerror(errno));
-    }
-  }
-  ~ByteStream() {
-    if (gz_) gzclose(gz_);
-  }
-  ByteStream(const ByteStream&) = delete;
-  ByteStream& operator=(const ByteStream&) = delete;
-
-  // Fills up to n bytes; fewer only at the end of the data.
-  size_t read(unsigned char* dst, size_t n) {
-    size_t total = 0;
-    while (total < n) {
-      const size_t want = std::min<size_t>(n - total, 1u << 30);
-      int64_t got = 0;
-      if (gz_) {
-        got = gzread(gz_, dst + total, static_cast<unsigned>(want));
-      } else {
-        file_.read(reinterpret_cast<char*>(dst + total), static_cast<std::streamsize>(want));
-        got = file_.gcount();
-      }
-      if (got <= 0) break;
-      total += static_cast<size_t>(got);
-    }
-    return total;
-  }
-
-  // After reading to the end: a gzip stream that was cut off or fails its CRC is an error.
-  void checkIntact() {
-    if (!gz_) return;
-    int errnum = Z_OK;
-    const char* message = gzerror(gz_, &errnum);
-    if (errnum == Z_OK) return;
-    std::string reason = message ? message : "zlib error";
-    // zlib prefixes the message with the file name, which the caller already prints.
-    const std::string prefix = path_.string() + ": ";
-    if (reason.compare(0, prefix.size(), prefix) == 0) reason.erase(0, prefix.size());
-    fail(path_, "truncated or corrupt gzip data (" + reason + ")");
-  }
-
- private:
-  fs::path path_;
-  gzFile gz_ = nullptr;
-  std::ifstream file_;
-};
-
-// Finds the first NaN/Inf among float32/float64 voxels fed in arbitrary byte chunks.
-class NonFiniteScanner {
- public:
-  NonFiniteScanner(int datatype, bool swap) : swap_(swap), size_(datatype == 64 ? 8 : 4) {}
-
-  // Returns false once a non-finite value was found (see index() and isNaN()).
-  bool feed(const unsigned char* p, size_t n) {
-    while (n > 0) {
-      if (carried_ > 0 || n < size_) {  // a value split across chunks
-        const size_t take = std::min(size_ - carried_, n);
-        std::memcpy(carry_ + carried_, p, take);
-        carried_ += take;
-        p += take;
-        n -= take;
-        if (carried_ < size_) return true;
-        carried_ = 0;
-        if (!check(carry_)) return false;
-        continue;
-      }
-      for (; n >= size_; p += size_, n -= size_)
-        if (!check(p)) return false;
-    }
-    return true;
-  }
-  int64_t index() const { return index_; }
-  bool isNaN() const { return nan_; }
-
- private:
-  bool check(const unsigned char* p) {
-    const double v = size_ == 8 ? readField<double>(p, swap_) : readField<float>(p, swap_);
-    if (std::isfinite(v)) {
-      ++index_;
-      return true;
-    }
-    nan_ = std::isnan(v);
-    return false;
-  }
-
-  bool swap_;
-  size_t size_;
-  unsigned char carry_[8] = {};
-  size_t carried_ = 0;
-  int64_t index_ = 0;
-  bool nan_ = false;
-};
-
-[[noreturn]] void failNonFinite(const fs::path& path, bool nan, int64_t i, const std::array<int64_t, 3>& size) {
-  const int64_t x = i % size[0], y = (i / size[0]) % size[1], z = i / (size[0] * size[1]);
-  fail(path, std::string("contains ") + (nan ? "NaN" : "Inf") + " at voxel (" + std::to_string(x) + "," +
-                 std::to_string(y) + "," + std::to_string(z) + ")");
-}
-
-// Returns the parsed layout of a file that passed.
-NiftiLayout checkNiftiFile(const fs::path& path, Format format) {
-  const bool gzip = format == Format::NiftiGz;
-  ByteStream in(path, gzip);
-  std::vector<unsigned char> buffer(1 << 20);
-  size_t got = in.read(buffer.data(), 540);
-  if (got < 540) in.checkIntact();  // a gzip stream cut inside the header is truncation, not "no header"
-  const NiftiLayout layout = parseNiftiHeader(path, buffer.data(), got);
-  const int64_t needed = layout.voxelCount() * layout.bytesPerVoxel;
-  const bool floats = layout.datatype == 16 || layout.datatype == 64;
-
-  int64_t available = 0;  // bytes of voxel data in the file
-  if (!gzip && !floats) {
-    available = static_cast<int64_t>(fs::file_size(path)) - layout.voxOffset;
-  } else {
-    // Stream through the data: the part after vox_offset feeds the NaN scan, and the whole
-    // stream has to be read for zlib to check the gzip trailer.
-    NonFiniteScanner scanner(layout.datatype, layout.swap);
-    int64_t position = 0;  // file offset of buffer[0]
-    for (;;) {
-      const int64_t begin = std::max<int64_t>(position, layout.voxOffset);
-      const int64_t end = std::min<int64_t>(position + static_cast<int64_t>(got), layout.voxOffset + needed);
-      if (end > begin) {
-        available += end - begin;
-        if (floats && !scanner.feed(buffer.data() + (begin - position), static_cast<size_t>(end - begin)))
-          failNonFinite(path, scanner.isNaN(), scanner.index(), {layout.dim[1], layout.dim[2], layout.dim[3]});
-      }
-      position += static_cast<int64_t>(got);
-      if (got == 0) break;
-      got = in.read(buffer.data(), buffer.size());
-    }
-    in.checkIntact();
-  }
-  if (available < needed)
-    fail(path, "file is truncated: the header needs " + std::to_string(needed) + " bytes of voxel data from offset " +
-                   std::to_string(layout.voxOffset) + ", but the file has " +
-                   std::to_string(std::max<int64_t>(0, available)));
-  return layout;
-}
-
-// ---- MetaImage pre-check ------------------------------------------------------------------
-// MetaIO reports a short data section only on stderr and hands back a partly filled buffer.
-// For uncompressed data (inline or in one raw file) compare the size ITK will read with the
-// bytes there are. Compressed data and file lists are left to MetaIO.
-
-void checkMetaImageData(const fs::path& path, const itk::ImageIOBase& io) {
-  std::ifstream in(path, std::ios::binary);
-  std::string line;
-  int64_t headerBytes = 0;
-  int64_t headerSize = 0;
-  bool compressed = false;
-  std::string dataFile;
-  constexpr int64_t kMaxHeader = 1 << 20;
-  while (headerBytes < kMaxHeader && std::getline(in, line)) {
-    headerBytes += static_cast<int64_t>(line.size()) + 1;
-    const size_t eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    const std::string key = trim(line.substr(0, eq));
-    const std::string value = trim(line.substr(eq + 1));
-    if (key == "CompressedData") compressed = value == "True" || value == "true";
-    if (key == "HeaderSize") headerSize = std::atoll(value.c_str());
-    if (key == "ElementDataFile") {  // always the last header field
-      dataFile = value;
-      break;
-    }
-  }
-  if (dataFile.empty() || compressed || headerSize < 0) return;
-
-  int64_t available = 0;
-  if (dataFile == "LOCAL") {
-    available = static_cast<int64_t>(fs::file_size(path)) - headerBytes;
-  } else {
-    const fs::path raw = path.parent_path() / dataFile;
-    std::error_code ec;
-    const auto rawSize = fs::file_size(raw, ec);
-    if (ec || dataFile.rfind("LIST", 0) == 0 || dataFile.find('%') != std::string::npos) return;
-    available = static_cast<int64_t>(rawSize) - headerSize;
-  }
-  long double needed = static_cast<long double>(io.GetComponentSize()) * io.GetNumberOfComponents();
-  for (unsigned i = 0; i < io.GetNumberOfDimensions(); ++i) needed *= static_cast<long double>(io.GetDimensions(i));
-  if (static_cast<long double>(available) < needed)
-    fail(path, "file is truncated: the header needs " + std::to_string(static_cast<int64_t>(needed)) +
-                   " bytes of voxel data, but the file has " + std::to_string(std::max<int64_t>(0, available)));
 }
 
 // ---- reading ------------------------------------------------------------------------------
@@ -514,7 +189,7 @@ Volume readImageFile(const fs::path& path) {
                "directory)");
   if (!std::ifstream(path, std::ios::binary)) fail(path, std::string("cannot open: ") + std::strerror(errno));
   int niftiVersion = 0;
-  if (format == Format::Nifti || format == Format::NiftiGz) niftiVersion = checkNiftiFile(path, format).version;
+  if (format == Format::Nifti || format == Format::NiftiGz) niftiVersion = detail::checkNiftiFile(path, format == Format::NiftiGz);
 
   itk::ImageIOBase::Pointer io = ioFor(format);
   if (!io->CanReadFile(path.c_str())) {
@@ -526,7 +201,10 @@ Volume readImageFile(const fs::path& path) {
   reader->SetImageIO(io);
   reader->SetFileName(path.string());
   const auto checkData = [&] {
-    if (format == Format::Meta) checkMetaImageData(path, *io);
+    if (format != Format::Meta) return;
+    long double bytes = static_cast<long double>(io->GetComponentSize()) * io->GetNumberOfComponents();
+    for (unsigned i = 0; i < io->GetNumberOfDimensions(); ++i) bytes *= static_cast<long double>(io->GetDimensions(i));
+    detail::checkMetaImageData(path, bytes);
   };
   return runReader(path, *reader, *io, checkData);
 }

@@ -12,7 +12,7 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // Label values are stored as floats; a label is the nearest integer, so 2.9999 counts as 3.
-// Values that are no int (NaN, huge) count as background.
+// Values outside the int range (and NaN) count as background.
 int labelOf(float v) {
   constexpr float kLimit = 2147483520.0f;  // largest float below INT_MAX
   return std::abs(v) <= kLimit ? static_cast<int>(std::lround(v)) : 0;
@@ -26,8 +26,13 @@ void ensureSameGrid(const Volume& pred, const Volume& truth, const char* what) {
     s << what << ": prediction grid " << a.describe() << " differs from reference grid " << b.describe();
     // describe() shows size and spacing only; say what else differs when those agree.
     if (a.describe() == b.describe()) {
-      s << " (origin " << a.origin[0] << ',' << a.origin[1] << ',' << a.origin[2] << " vs " << b.origin[0] << ','
-        << b.origin[1] << ',' << b.origin[2] << "; or direction)";
+      Geometry sameOrigin = b;
+      sameOrigin.origin = a.origin;
+      if (a.sameGrid(sameOrigin))
+        s << " (origin " << a.origin[0] << ',' << a.origin[1] << ',' << a.origin[2] << " vs " << b.origin[0] << ','
+          << b.origin[1] << ',' << b.origin[2] << " mm)";
+      else
+        s << " (direction differs)";
     }
     s << "; resample one onto the other first";
     throw ImageError(s.str());
@@ -121,6 +126,7 @@ Mask cropMask(const Volume& v, int label, const Box& box) {
 // "outside" would make every voxel of a 2D mask a surface voxel instead of its contour.
 std::vector<uint8_t> surfaceOf(const Mask& m, const std::array<int64_t, 3>& imageSize) {
   const int64_t sx = imageSize[0] > 1, sy = imageSize[1] > 1, sz = imageSize[2] > 1;
+  if (!sx && !sy && !sz) return m.on;  // a one-voxel image: that voxel is its own surface
   std::vector<uint8_t> surface(m.on.size(), 0);
   for (int64_t z = 0; z < m.size[2]; ++z)
     for (int64_t y = 0; y < m.size[1]; ++y)

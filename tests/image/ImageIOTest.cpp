@@ -265,6 +265,23 @@ INSTANTIATE_TEST_SUITE_P(Formats, Truncated, ::testing::Values(".nii.gz", ".nii"
                            return name;
                          });
 
+TEST(ReadImageErrors, TruncatedCompressedMetaImage) {
+  // Our writer does not compress MetaImage data; write one with zlib from Python.
+  TempDir dir;
+  std::string out;
+  ASSERT_TRUE(runPython("import sys, os, zlib\n"
+                        "data = zlib.compress(bytes((i * 7919 + i // 13) % 251 for i in range(8000)))\n"
+                        "for name, payload in (('whole.mha', data), ('cut.mha', data[:len(data) // 2])):\n"
+                        "    head = 'ObjectType = Image\\nNDims = 3\\nDimSize = 20 20 20\\nElementType = MET_UCHAR\\n'\n"
+                        "    head += 'CompressedData = True\\nCompressedDataSize = %d\\n' % len(payload)\n"
+                        "    head += 'ElementDataFile = LOCAL\\n'\n"
+                        "    open(os.path.join(sys.argv[1], name), 'wb').write(head.encode() + payload)\n",
+                        dir.path(), out))
+      << out;
+  EXPECT_EQ(readImage(dir / "whole.mha").voxels.size(), 8000u);
+  expectReadError(dir / "cut.mha", "truncated or corrupt compressed voxel data");
+}
+
 TEST(ReadImageErrors, GzipWithCutOffTrailer) {
   // All voxel data present, only the CRC/size trailer missing: still not a valid file.
   TempDir dir;
@@ -295,6 +312,17 @@ TEST(ReadImageErrors, NonFiniteVoxels) {
   v.at(3, 0, 0) = -std::numeric_limits<float>::infinity();
   writeImage(v, dir / "inf.mha");
   expectReadError(dir / "inf.mha", "contains Inf at voxel (3,0,0)");
+}
+
+TEST(ReadImageErrors, NaNInAOneDimensionalNifti) {
+  // dim[0] = 1 leaves dim[2], dim[3] unused (0 here): the voxel position must still work.
+  TempDir dir;
+  std::string h = niftiHeader(3, 0, 0);
+  const int16_t rank = 1;
+  std::memcpy(&h[40], &rank, 2);
+  const std::array<float, 3> data{1.0f, std::numeric_limits<float>::quiet_NaN(), 2.0f};
+  writeBytes(dir / "line.nii", h + std::string(reinterpret_cast<const char*>(data.data()), sizeof data));
+  expectReadError(dir / "line.nii", "contains NaN at voxel (1,0,0)");
 }
 
 TEST(ReadImageErrors, ZeroVoxels) {
@@ -344,6 +372,18 @@ TEST(ReadImageErrors, NonFiniteGeometryInHeader) {
   std::memcpy(&h[280], &nan, 4);
   writeBytes(dir / "nan-sform.nii", h + std::string(8 * 4, '\0'));
   expectReadError(dir / "nan-sform.nii", "invalid NIfTI header: srow");
+}
+
+TEST(ReadImageErrors, SubnormalSformIsRejected) {
+  // Found by fuzzing: a subnormal srow value sends ITK's SVD into an endless loop.
+  TempDir dir;
+  std::string h = niftiHeader(2, 2, 2);
+  const int16_t sformCode = 2;
+  const std::array<float, 12> srow{2, 0, 0, 5e8f, 0, 3, 0, 0, 0, 0, 1, 1e-44f};
+  std::memcpy(&h[254], &sformCode, 2);
+  std::memcpy(&h[280], srow.data(), sizeof srow);
+  writeBytes(dir / "subnormal.nii", h + std::string(8 * 4, '\0'));
+  expectReadError(dir / "subnormal.nii", "invalid NIfTI header: srow");
 }
 
 TEST(ReadImage, HandCraftedHeaderWithDataReads) {

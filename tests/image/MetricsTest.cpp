@@ -46,6 +46,11 @@ TEST(Overlap, BothEmptyIsPerfectAndOneEmptyIsWorst) {
   EXPECT_EQ(hausdorff95(empty, one, 1), kInf);
 }
 
+TEST(Hausdorff95, OneVoxelImage) {
+  Volume v(grid(1, 1, 1), 1.0f);
+  EXPECT_DOUBLE_EQ(hausdorff95(v, v, 1), 0.0);
+}
+
 TEST(Hausdorff95, IdenticalMasksAreZero) {
   Volume v(grid(8, 8, 8));
   fillBox(v, {2, 2, 2}, {5, 6, 4}, 3);
@@ -196,7 +201,11 @@ TEST(EvaluateLabels, RefusesDifferentGrids) {
   Volume shifted(grid(4, 4, 4));
   shifted.geometry.origin = {5, 0, 0};
   const std::string origin = errorOf([&] { evaluateLabels(pred, shifted); });
-  EXPECT_NE(origin.find("origin"), std::string::npos) << origin;
+  EXPECT_NE(origin.find("origin 0,0,0 vs 5,0,0 mm"), std::string::npos) << origin;
+  Volume flipped(grid(4, 4, 4));
+  flipped.geometry.direction[0] = -1;
+  const std::string direction = errorOf([&] { evaluateLabels(pred, flipped); });
+  EXPECT_NE(direction.find("direction differs"), std::string::npos) << direction;
   EXPECT_THROW(diceScore(pred, truth, 1), ImageError);
   EXPECT_THROW(hausdorff95(pred, truth, 1), ImageError);
 }

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -19,6 +20,8 @@ class TempDir {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string name = "tessera-image-";
     if (info) name += std::string(info->test_suite_name()) + "-" + info->name() + "-";
+    // Parameterised test names contain '/', which would nest directories.
+    std::replace(name.begin(), name.end(), '/', '_');
     name += std::to_string(std::random_device{}());
     path_ = std::filesystem::temp_directory_path() / name;
     std::filesystem::create_directories(path_);
