@@ -236,6 +236,16 @@ std::string describeSeries(itk::GDCMSeriesFileNames& names, const std::vector<st
   return text;
 }
 
+// Every problem reaches the caller as an ImageError naming the file; ITK's own
+// stderr chatter ("No Series were found" ...) would break the CLI's one-line errors.
+void silenceToolkitWarnings() {
+  static const bool silenced = [] {
+    itk::Object::GlobalWarningDisplayOff();
+    return true;
+  }();
+  (void)silenced;
+}
+
 Volume readDicomDirectory(const fs::path& path) {
   auto names = itk::GDCMSeriesFileNames::New();
   // Series details also split by series number, slice thickness and rows/columns: slices that
@@ -353,6 +363,7 @@ auto withImageErrors(const fs::path& path, Body&& body) -> decltype(body()) {
 }  // namespace
 
 Volume readImage(const fs::path& path) {
+  silenceToolkitWarnings();
   return withImageErrors(path, [&] {
     std::error_code ec;
     const fs::file_status status = fs::status(path, ec);
@@ -367,6 +378,7 @@ Volume readImage(const fs::path& path) {
 void writeImage(const Volume& volume, const fs::path& path, PixelType pixelType) {
   const Format format = formatOf(path);
   checkWritable(volume, path, format);
+  silenceToolkitWarnings();
   const fs::path temp = temporaryPathFor(path);
   try {
     withImageErrors(path, [&] {

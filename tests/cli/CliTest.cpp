@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -116,6 +117,21 @@ TEST_F(Cli, BadInputGivesOneLineNamingTheFile) {
   writeSphere(path("img.nii.gz"), path("lab.nii.gz"), 6);
   expectOneLineError("predict --model " + path("fake.tsm") + " --in " + path("img.nii.gz") + " --out " + path("o.nii"),
                      "fake.tsm", "not a Tessera model file");
+
+  // ITK prints its own warning for a directory without DICOM; the user must see only ours.
+  fs::create_directories(path("nodicom"));
+  std::ofstream(path("nodicom/readme.txt")) << "no images here\n";
+  expectOneLineError("info " + path("nodicom"), "nodicom", "no DICOM series found");
+
+  const auto full = fs::file_size(path("img.nii.gz"));
+  fs::copy_file(path("img.nii.gz"), path("cut.nii.gz"));
+  fs::resize_file(path("cut.nii.gz"), full / 2);
+  expectOneLineError("info " + path("cut.nii.gz"), "cut.nii.gz", "truncated");
+
+  Volume nan = tessera::image::readImage(path("img.nii.gz"));
+  nan.at(3, 4, 5) = std::numeric_limits<float>::quiet_NaN();
+  tessera::image::writeImage(nan, path("nan.nii"));
+  expectOneLineError("info " + path("nan.nii"), "nan.nii", "NaN");
 }
 
 TEST_F(Cli, EvaluateJsonMatchesHandComputedDice) {
