@@ -36,6 +36,20 @@ std::string trim(const std::string& s) {
                  std::to_string(y) + "," + std::to_string(z) + ")");
 }
 
+void checkVoxelCount(const fs::path& path, const std::vector<uint64_t>& dims) {
+  const std::string text = dimsText(dims);
+  if (std::find(dims.begin(), dims.end(), 0) != dims.end()) fail(path, "image has 0 voxels (dimensions " + text + ")");
+  const auto limit = static_cast<uint64_t>(kMaxVoxels);
+  uint64_t count = 1;
+  for (const uint64_t d : dims) {
+    // Saturate instead of overflowing: anything past the limit is rejected alike.
+    count = d > limit / count ? limit + 1 : count * d;
+    if (count > limit)
+      fail(path, "image is too large: dimensions " + text + " exceed the limit of " + std::to_string(kMaxVoxels) +
+                     " voxels");
+  }
+}
+
 namespace {
 
 // ---- NIfTI pre-check ----------------------------------------------------------------------
@@ -144,17 +158,14 @@ NiftiLayout parseNiftiHeader(const fs::path& path, const unsigned char* h, size_
 
   const int64_t rank = layout.dim[0];
   if (rank < 1 || rank > 7) fail(path, "invalid NIfTI header: dim[0] = " + std::to_string(rank));
-  const std::string dims = dimsText(std::vector<int64_t>(layout.dim.begin() + 1, layout.dim.begin() + 1 + rank));
-  int64_t count = 1;
+  std::vector<uint64_t> dims;
   for (int64_t i = 1; i <= rank; ++i) {
-    if (layout.dim[i] < 0) fail(path, "invalid NIfTI header: negative dimension (" + dims + ")");
-    if (layout.dim[i] == 0) fail(path, "image has 0 voxels (dimensions " + dims + ")");
-    // Saturate instead of overflowing: anything past the limit is rejected alike.
-    count = layout.dim[i] > kMaxVoxels / count ? kMaxVoxels + 1 : count * layout.dim[i];
-    if (count > kMaxVoxels)
-      fail(path, "image is too large: dimensions " + dims + " exceed the limit of " + std::to_string(kMaxVoxels) +
-                     " voxels");
+    if (layout.dim[i] < 0)
+      fail(path, "invalid NIfTI header: negative dimension (" +
+                     dimsText(std::vector<int64_t>(layout.dim.begin() + 1, layout.dim.begin() + 1 + rank)) + ")");
+    dims.push_back(static_cast<uint64_t>(layout.dim[i]));
   }
+  checkVoxelCount(path, dims);
   layout.bytesPerVoxel = niftiBytesPerVoxel(layout.datatype);
   if (layout.bytesPerVoxel == 0) fail(path, "unsupported NIfTI datatype " + std::to_string(layout.datatype));
   if (!std::isfinite(voxOffset) || voxOffset < 0 || voxOffset > 1e12)

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "tessera/image/Volume.h"
 
@@ -29,6 +30,10 @@ std::string dimsText(const Dims& dims) {
   for (size_t i = 0; i < dims.size(); ++i) s << (i ? "x" : "") << dims[i];
   return s.str();
 }
+
+// Throws "image has 0 voxels" or "image is too large" (over kMaxVoxels) for these
+// dimensions, without overflowing whatever a header announces.
+void checkVoxelCount(const std::filesystem::path& path, const std::vector<uint64_t>& dims);
 
 // Validates a single-file NIfTI (.nii, or .nii.gz when `gzip`) before ITK reads it: header,
 // 0 or too many voxels, geometry fields ITK cannot digest, complete voxel data, intact gzip

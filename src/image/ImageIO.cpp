@@ -131,23 +131,16 @@ const char* formatName(Format format) {
 // Checks the size the header announces, before any voxel memory is allocated.
 void checkImageSize(const fs::path& path, const itk::ImageIOBase& io) {
   const unsigned rank = io.GetNumberOfDimensions();
-  std::vector<itk::SizeValueType> sizes;
-  long double count = 1;  // no overflow for any header value
-  for (unsigned i = 0; i < rank; ++i) {
-    sizes.push_back(io.GetDimensions(i));
-    count *= static_cast<long double>(sizes.back());
-  }
-  const std::string dims = dimsText(sizes);
+  std::vector<uint64_t> sizes;
+  for (unsigned i = 0; i < rank; ++i) sizes.push_back(io.GetDimensions(i));
   for (unsigned i = 3; i < rank; ++i)
-    if (io.GetDimensions(i) > 1)
-      fail(path, "image has " + std::to_string(rank) + " dimensions (" + dims + "); only 2D and 3D images are supported");
+    if (sizes[i] > 1)
+      fail(path, "image has " + std::to_string(rank) + " dimensions (" + dimsText(sizes) +
+                     "); only 2D and 3D images are supported");
   if (io.GetNumberOfComponents() != 1)
     fail(path, "image has " + std::to_string(io.GetNumberOfComponents()) +
                    " values per voxel (RGB or vector data); only scalar images are supported");
-  if (count == 0) fail(path, "image has 0 voxels (dimensions " + dims + ")");
-  if (count > static_cast<long double>(kMaxVoxels))
-    fail(path, "image is too large: dimensions " + dims + " exceed the limit of " + std::to_string(kMaxVoxels) +
-                   " voxels");
+  detail::checkVoxelCount(path, sizes);
 }
 
 Geometry geometryOf(const FloatImage& image) {
@@ -331,6 +324,9 @@ void syncPath(const fs::path& path, bool directory, const fs::path& target) {
   if (rc != 0) fail(target, "fsync of " + path.string() + " failed: " + std::strerror(err));
 }
 
+// The directory a file name lives in, "." for a bare name.
+fs::path directoryOf(const fs::path& path) { return path.parent_path().empty() ? fs::path(".") : path.parent_path(); }
+
 void checkWritable(const Volume& volume, const fs::path& path, Format format) {
   const Geometry& g = volume.geometry;
   if (format == Format::Unknown || endsWith(lowerName(path), ".mhd") || endsWith(lowerName(path), ".nhdr"))
@@ -339,7 +335,7 @@ void checkWritable(const Volume& volume, const fs::path& path, Format format) {
   if (volume.voxels.size() != static_cast<size_t>(g.voxelCount()))
     fail(path, "volume holds " + std::to_string(volume.voxels.size()) + " voxels but its grid " + g.describe() +
                    " needs " + std::to_string(g.voxelCount()));
-  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  const fs::path dir = directoryOf(path);
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail(path, "directory " + dir.string() + " does not exist");
 }
@@ -392,7 +388,7 @@ void writeImage(const Volume& volume, const fs::path& path, PixelType pixelType)
       fs::rename(temp, path, ec);
       if (ec) fail(path, "cannot rename the temporary file into place: " + ec.message());
       // The rename itself lives in the directory; sync it so the new name survives a crash.
-      syncPath(path.parent_path().empty() ? fs::path(".") : path.parent_path(), true, path);
+      syncPath(directoryOf(path), true, path);
     });
   } catch (...) {
     std::error_code ignored;
