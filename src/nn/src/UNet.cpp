@@ -151,6 +151,16 @@ torch::Tensor upsampleByMatmul(const torch::Tensor& x, const torch::Tensor& weig
   return y.view({n, cout, 2, 2, 2, d, h, w}).permute({0, 1, 5, 2, 6, 3, 7, 4}).reshape({n, cout, 2 * d, 2 * h, 2 * w});
 }
 
+namespace {
+// Parameters, then buffers: the order of tensors in a WeightSet and a .tsm file.
+std::vector<std::pair<std::string, torch::Tensor>> namedState(UNet& net) {
+  std::vector<std::pair<std::string, torch::Tensor>> state;
+  for (const auto& p : net->named_parameters()) state.emplace_back(p.key(), p.value());
+  for (const auto& b : net->named_buffers()) state.emplace_back(b.key(), b.value());
+  return state;
+}
+}  // namespace
+
 WeightSet extractWeights(UNet& net) {
   torch::NoGradGuard noGrad;
   WeightSet out;
@@ -162,16 +172,13 @@ WeightSet extractWeights(UNet& net) {
     w.values.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
     out.push_back(std::move(w));
   };
-  for (const auto& p : net->named_parameters()) add(p.key(), p.value());
-  for (const auto& b : net->named_buffers()) add(b.key(), b.value());
+  for (const auto& [name, tensor] : namedState(net)) add(name, tensor);
   return out;
 }
 
 void loadWeights(UNet& net, const WeightSet& weights) {
   torch::NoGradGuard noGrad;
-  std::vector<std::pair<std::string, torch::Tensor>> targets;
-  for (const auto& p : net->named_parameters()) targets.emplace_back(p.key(), p.value());
-  for (const auto& b : net->named_buffers()) targets.emplace_back(b.key(), b.value());
+  auto targets = namedState(net);
   if (targets.size() != weights.size()) {
     throw ModelError("weights hold " + std::to_string(weights.size()) + " tensors, the network has " +
                      std::to_string(targets.size()));
@@ -205,8 +212,7 @@ std::vector<WeightShape> weightLayout(const NetworkSpec& spec) {
   torch::NoGradGuard noGrad;
   UNet net(spec);
   std::vector<WeightShape> out;
-  for (const auto& p : net->named_parameters()) out.push_back({p.key(), {p.value().sizes().begin(), p.value().sizes().end()}});
-  for (const auto& b : net->named_buffers()) out.push_back({b.key(), {b.value().sizes().begin(), b.value().sizes().end()}});
+  for (const auto& [name, tensor] : namedState(net)) out.push_back({name, {tensor.sizes().begin(), tensor.sizes().end()}});
   return out;
 }
 
