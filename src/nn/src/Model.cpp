@@ -1,17 +1,15 @@
 #include "tessera/nn/Model.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "ByteIO.h"
+#include "tessera/common/AtomicFile.h"
 #include "NetworkFactory.h"
 
 namespace tessera::nn {
@@ -53,17 +51,17 @@ Model initialModel(const NetworkSpec& spec, const Preprocessing& prep, const Tas
   return model;
 }
 
-std::string encodeModel(const Model& model) {
-  const std::string weights = encodeWeights(model.weights);
+std::string encodeModelPrefix(const Model& model, int64_t parameters, uint64_t weightsBytes,
+                              const std::string& weightsSha256) {
   nlohmann::json header{{"format", "tessera-model"},
                         {"spec", toJson(model.spec)},
                         {"preprocessing", toJson(model.preprocessing)},
                         {"task", toJson(model.task)},
                         {"generation", model.generation},
                         {"parent_generation", nullptr},
-                        {"parameters", parameterCount(model.weights)},
-                        {"weights_bytes", weights.size()},
-                        {"weights_sha256", sha256Hex(weights)}};
+                        {"parameters", parameters},
+                        {"weights_bytes", weightsBytes},
+                        {"weights_sha256", weightsSha256}};
   if (model.parentGeneration) header["parent_generation"] = *model.parentGeneration;
   const std::string headerText = header.dump();
   detail::ByteWriter w;
@@ -71,9 +69,13 @@ std::string encodeModel(const Model& model) {
   w.put<uint32_t>(kFormatVersion);
   w.put<uint64_t>(headerText.size());
   w.putBytes(headerText);
-  w.put<uint64_t>(weights.size());
-  w.putBytes(weights);
+  w.put<uint64_t>(weightsBytes);
   return std::move(w.str());
+}
+
+std::string encodeModel(const Model& model) {
+  const std::string weights = encodeWeights(model.weights);
+  return encodeModelPrefix(model, parameterCount(model.weights), weights.size(), sha256Hex(weights)) + weights;
 }
 
 Model decodeModel(std::string_view bytes, const std::string& source) {
@@ -128,32 +130,10 @@ Model decodeModel(std::string_view bytes, const std::string& source) {
 }
 
 void saveModel(const Model& model, const std::filesystem::path& path) {
-  const std::string bytes = encodeModel(model);
-  std::random_device rd;
-  const auto tmp = path.parent_path() / (".tmp-" + std::to_string(rd()) + "-" + path.filename().string());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw ModelError(path.string() + ": cannot write: " + std::strerror(errno));
-  size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      std::filesystem::remove(tmp);
-      throw ModelError(path.string() + ": write failed: " + std::strerror(err));
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    std::filesystem::remove(tmp);
-    throw ModelError(path.string() + ": flushing to disk failed: " + std::strerror(errno));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw ModelError(path.string() + ": cannot rename into place: " + ec.message());
+  try {
+    common::writeFileAtomically(path, encodeModel(model));
+  } catch (const common::FileError& e) {
+    throw ModelError(e.what());
   }
 }
 

@@ -3,9 +3,9 @@
 #include <cmath>
 #include <limits>
 
-#include <openssl/evp.h>
 
 #include "ByteIO.h"
+#include "tessera/common/Sha256.h"
 
 namespace tessera::nn {
 
@@ -89,20 +89,6 @@ WeightSet decodeWeights(std::string_view bytes, const std::string& source) {
   return weights;
 }
 
-std::string sha256Hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    throw ModelError("SHA-256 computation failed (OpenSSL EVP_Digest)");
-  }
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    out.push_back(hex[digest[i] >> 4]);
-    out.push_back(hex[digest[i] & 15]);
-  }
-  return out;
-}
+std::string sha256Hex(std::string_view bytes) { return common::sha256Hex(bytes); }
 
 }  // namespace tessera::nn

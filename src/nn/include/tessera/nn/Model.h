@@ -38,6 +38,11 @@ Model initialModel(const NetworkSpec& spec, const Preprocessing& prep, const Tas
                    uint64_t seed);
 
 std::string encodeModel(const Model& model);
+// Everything of the file before the weights bytes, for writers that stream the weights section
+// from elsewhere (the server sends a stored weights blob after this prefix). `model.weights`
+// is not used.
+std::string encodeModelPrefix(const Model& model, int64_t parameters, uint64_t weightsBytes,
+                              const std::string& weightsSha256);
 // Throws ModelError ("<source>: problem") for foreign, truncated, corrupted or inconsistent
 // content, including weights whose names or shapes do not match the spec's network.
 Model decodeModel(std::string_view bytes, const std::string& source);

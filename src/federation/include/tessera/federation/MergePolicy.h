@@ -1,0 +1,42 @@
+#pragma once
+// How the server turns updates into a new generation; chosen per model by the admin.
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace tessera::federation {
+
+enum class Strategy { Dafne, FedAvg, FedBN, TrimmedMean };
+std::string toString(Strategy strategy);
+Strategy strategyFromString(const std::string& text);  // throws std::invalid_argument naming it
+
+enum class StalenessMode { Delta, Downweight };
+
+struct MergePolicy {
+  Strategy strategy = Strategy::FedAvg;
+  int roundSize = 3;            // fedavg-family: a round closes at K queued updates …
+  double roundSeconds = 600;    // … or when its oldest update has waited T seconds
+  double dafneWeight = 0.5;     // dafne: merged = w·current + (1−w)·uploaded
+  double trimFraction = 0.2;    // trimmed-mean: fraction dropped at each end per coordinate
+  StalenessMode staleness = StalenessMode::Delta;
+  double stalenessDecay = 0.5;  // downweight: delta scaled by decay^(current − base)
+  int maxStaleness = 10;        // updates from older generations are refused
+  double validationTolerance = 0.02;  // a candidate may lower validation Dice by at most this
+  uint64_t maxUpdateBytes = uint64_t{1} << 30;
+  double maxDeltaNormRatio = 2.0;     // ‖Δ‖ / ‖base weights‖ above this is refused
+
+  void validate() const;  // throws std::invalid_argument naming the field
+};
+
+// Dafne's published server merges every upload on arrival and does not gate on validation, so
+// its default policy only records the scores (tolerance = 1: never blocks).
+MergePolicy defaultPolicyFor(Strategy strategy);
+
+nlohmann::json toJson(const MergePolicy& policy);
+// Applies the fields present in `patch` on top of `base`; throws std::invalid_argument naming an
+// unknown field or a bad value.
+MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base = {});
+
+}  // namespace tessera::federation

@@ -1,0 +1,57 @@
+#pragma once
+// What a site sends: the weights it trained (or their difference to its base generation), the
+// generation it started from, how many samples it learnt from and its local metrics.
+//
+// File layout (little-endian), the same framing as a `.tsm` model:
+//   8 bytes "TSUPDATE", u32 version (1), u64 header length + JSON header, u64 weights length +
+//   weights section (nn::encodeWeights records with the model's tensor names and shapes).
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "tessera/nn/Model.h"
+
+namespace tessera::federation {
+
+enum class UpdateKind { Delta, Weights };
+
+std::string toString(UpdateKind kind);
+UpdateKind updateKindFromString(const std::string& text);  // throws UpdateError("bad_update")
+
+struct UpdateHeader {
+  std::string task;
+  int64_t baseGeneration = 0;
+  UpdateKind kind = UpdateKind::Delta;
+  double samples = 0;
+  std::map<std::string, double> metrics;
+  int64_t parameters = 0;
+  uint64_t weightsBytes = 0;
+  std::string weightsSha256;
+};
+
+struct ModelUpdate {
+  UpdateHeader header;
+  nn::WeightSet weights;
+};
+
+// A delta update: trained − base, tensor by tensor. Throws UpdateError("shape_mismatch") when
+// the two models are not the same network.
+ModelUpdate makeDeltaUpdate(const nn::Model& trained, const nn::Model& base, double samples,
+                            std::map<std::string, double> metrics = {});
+
+std::string encodeUpdate(const ModelUpdate& update);  // fills parameters, weightsBytes, sha
+// Throws UpdateError("bad_update", "<source>: ...") on malformed input, ("non_finite") on NaN/Inf.
+ModelUpdate decodeUpdate(std::string_view bytes, const std::string& source);
+
+// The header and where the weights section sits, read from a file without loading the weights.
+struct UpdateFileInfo {
+  UpdateHeader header;
+  uint64_t weightsOffset = 0;
+  uint64_t weightsLength = 0;
+};
+UpdateFileInfo readUpdateFileInfo(const std::filesystem::path& path, const std::string& source);
+
+}  // namespace tessera::federation

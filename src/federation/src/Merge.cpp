@@ -1,0 +1,174 @@
+#include "tessera/federation/Merge.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <numeric>
+
+#include "tessera/federation/UpdateError.h"
+
+namespace tessera::federation {
+
+namespace {
+
+// Values per read: large enough for fast sequential I/O, small enough that K updates side by side
+// (trimmed mean) stay far below one model's size.
+constexpr int64_t kChunk = int64_t{1} << 16;
+
+struct Participant {
+  const UpdateInput* input = nullptr;
+  std::unique_ptr<WeightStreamReader> weights;
+  std::unique_ptr<WeightStreamReader> base;  // only when its base generation's weights are needed
+  double scale = 1;                          // staleness factor applied to its delta
+  std::vector<float> chunk;
+  std::vector<float> baseChunk;
+};
+
+void expectSameTensor(const TensorInfo& reference, WeightStreamReader& reader) {
+  if (!reader.next()) {
+    throw UpdateError("shape_mismatch", reader.source() + ": ends before tensor '" + reference.name + "'");
+  }
+  const auto& t = reader.tensor();
+  if (t.name != reference.name || t.shape != reference.shape) {
+    throw UpdateError("shape_mismatch", reader.source() + ": tensor '" + t.name + "' does not match the model's '" +
+                                            reference.name + "'");
+  }
+}
+
+}  // namespace
+
+bool isNormalizationTensor(const std::string& name) {
+  return name.find(".norm.") != std::string::npos || name.rfind("norm.", 0) == 0;
+}
+
+void keepLocalNormalization(nn::WeightSet& global, const nn::WeightSet& local) {
+  for (auto& g : global) {
+    if (!isNormalizationTensor(g.name)) continue;
+    for (const auto& l : local) {
+      if (l.name == g.name && l.shape == g.shape) {
+        g.values = l.values;
+        break;
+      }
+    }
+  }
+}
+
+MergeOutput mergeUpdates(const MergeInput& input, WeightStreamWriter& out) {
+  const MergePolicy& policy = input.policy;
+  if (input.updates.empty()) throw std::invalid_argument("mergeUpdates: no updates to merge");
+  const bool dafne = policy.strategy == Strategy::Dafne;
+
+  WeightStreamReader current(input.current, "generation " + std::to_string(input.currentGeneration));
+  std::vector<Participant> parts(input.updates.size());
+  double totalSamples = 0;
+  for (size_t i = 0; i < input.updates.size(); ++i) {
+    const auto& u = input.updates[i];
+    auto& p = parts[i];
+    p.input = &u;
+    const std::string name = "update " + std::to_string(u.id);
+    p.weights = std::make_unique<WeightStreamReader>(u.weights, name);
+    if (p.weights->tensorCount() != current.tensorCount()) {
+      throw UpdateError("shape_mismatch", name + ": holds " + std::to_string(p.weights->tensorCount()) +
+                                              " tensors, the model " + std::to_string(current.tensorCount()));
+    }
+    const int64_t age = input.currentGeneration - u.baseGeneration;
+    if (age < 0) throw UpdateError("unknown_base", name + ": base generation " + std::to_string(u.baseGeneration) + " is in the future");
+    if (policy.staleness == StalenessMode::Downweight && !dafne) p.scale = std::pow(policy.stalenessDecay, static_cast<double>(age));
+    // A full-weights upload needs its base to form the delta; Dafne needs a delta's base to form
+    // the site's full weights. Either way the base is the update's own generation, not the current.
+    const bool needsBase = (u.kind == UpdateKind::Weights) != dafne;
+    if (needsBase) {
+      if (!input.generationWeights) throw std::invalid_argument("mergeUpdates: no access to earlier generations");
+      p.base = std::make_unique<WeightStreamReader>(input.generationWeights(u.baseGeneration),
+                                                    "generation " + std::to_string(u.baseGeneration));
+    }
+    totalSamples += u.samples;
+  }
+  if (!(totalSamples > 0)) throw std::invalid_argument("mergeUpdates: updates carry no samples");
+
+  MergeOutput result;
+  result.contributions.resize(parts.size());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (dafne) {
+      result.contributions[i] = (1 - policy.dafneWeight) * std::pow(policy.dafneWeight, static_cast<double>(parts.size() - 1 - i));
+    } else if (policy.strategy == Strategy::TrimmedMean) {
+      result.contributions[i] = parts[i].scale / static_cast<double>(parts.size());
+    } else {
+      result.contributions[i] = parts[i].input->samples * parts[i].scale / totalSamples;
+    }
+  }
+
+  const size_t k = parts.size();
+  const size_t trim = policy.strategy == Strategy::TrimmedMean ? static_cast<size_t>(std::floor(policy.trimFraction * k)) : 0;
+  std::vector<float> cur(kChunk), merged(kChunk), column(k);
+  std::vector<double> acc(kChunk);
+  for (auto& p : parts) {
+    p.chunk.resize(kChunk);
+    if (p.base) p.baseChunk.resize(kChunk);
+  }
+
+  while (current.next()) {
+    const TensorInfo info = current.tensor();
+    for (auto& p : parts) {
+      expectSameTensor(info, *p.weights);
+      if (p.base) expectSameTensor(info, *p.base);
+    }
+    out.beginTensor(info.name, info.shape);
+    result.parameters += info.elements;
+    const bool keepCurrent = policy.strategy == Strategy::FedBN && isNormalizationTensor(info.name);
+    for (int64_t done = 0; done < info.elements; done += kChunk) {
+      const int64_t n = std::min(kChunk, info.elements - done);
+      current.read(cur.data(), n);
+      for (auto& p : parts) {
+        p.weights->read(p.chunk.data(), n, true);
+        if (p.base) p.base->read(p.baseChunk.data(), n);
+      }
+      if (keepCurrent) {
+        out.write(cur.data(), n);
+        continue;
+      }
+      if (dafne) {
+        // Dafne's server: each arriving model is averaged into the current one, whatever its base.
+        const double w = policy.dafneWeight;
+        for (int64_t j = 0; j < n; ++j) acc[j] = cur[j];
+        for (auto& p : parts) {
+          for (int64_t j = 0; j < n; ++j) {
+            const double uploaded = p.input->kind == UpdateKind::Weights ? p.chunk[j] : double(p.baseChunk[j]) + p.chunk[j];
+            acc[j] = w * acc[j] + (1 - w) * uploaded;
+          }
+        }
+      } else {
+        // Deltas (a full-weights upload minus its own base) applied to the current weights.
+        auto delta = [](const Participant& p, int64_t j) {
+          return p.base ? double(p.chunk[j]) - p.baseChunk[j] : double(p.chunk[j]);
+        };
+        if (policy.strategy == Strategy::TrimmedMean) {
+          for (int64_t j = 0; j < n; ++j) {
+            for (size_t i = 0; i < k; ++i) column[i] = static_cast<float>(parts[i].scale * delta(parts[i], j));
+            std::sort(column.begin(), column.end());
+            double sum = 0;
+            for (size_t i = trim; i < k - trim; ++i) sum += column[i];
+            acc[j] = cur[j] + sum / static_cast<double>(k - 2 * trim);
+          }
+        } else {
+          for (int64_t j = 0; j < n; ++j) acc[j] = 0;
+          for (auto& p : parts) {
+            const double c = p.input->samples * p.scale / totalSamples;
+            for (int64_t j = 0; j < n; ++j) acc[j] += c * delta(p, j);
+          }
+          for (int64_t j = 0; j < n; ++j) acc[j] += cur[j];
+        }
+      }
+      for (int64_t j = 0; j < n; ++j) merged[j] = static_cast<float>(acc[j]);
+      out.write(merged.data(), n);
+    }
+  }
+  for (auto& p : parts) {
+    if (p.weights->next()) throw UpdateError("shape_mismatch", p.weights->source() + ": holds more tensors than the model");
+  }
+  result.weightsSha256 = out.finishHash();
+  result.weightsBytes = out.bytesWritten();
+  return result;
+}
+
+}  // namespace tessera::federation

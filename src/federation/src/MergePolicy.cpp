@@ -1,0 +1,101 @@
+#include "tessera/federation/MergePolicy.h"
+
+#include <cmath>
+#include <set>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace tessera::federation {
+
+std::string toString(Strategy strategy) {
+  switch (strategy) {
+    case Strategy::Dafne: return "dafne";
+    case Strategy::FedAvg: return "fedavg";
+    case Strategy::FedBN: return "fedbn";
+    case Strategy::TrimmedMean: return "trimmed-mean";
+  }
+  return "?";
+}
+
+Strategy strategyFromString(const std::string& text) {
+  if (text == "dafne") return Strategy::Dafne;
+  if (text == "fedavg") return Strategy::FedAvg;
+  if (text == "fedbn") return Strategy::FedBN;
+  if (text == "trimmed-mean") return Strategy::TrimmedMean;
+  throw std::invalid_argument("unknown merge strategy '" + text + "' (use dafne, fedavg, fedbn or trimmed-mean)");
+}
+
+void MergePolicy::validate() const {
+  auto need = [](bool ok, const std::string& what) {
+    if (!ok) throw std::invalid_argument("policy field " + what);
+  };
+  need(roundSize >= 1 && roundSize <= 10000, "'round_size' must be 1..10000");
+  need(std::isfinite(roundSeconds) && roundSeconds > 0, "'round_seconds' must be positive");
+  need(dafneWeight >= 0 && dafneWeight <= 1, "'dafne_weight' must be in [0, 1]");
+  need(trimFraction >= 0 && trimFraction < 0.5, "'trim_fraction' must be in [0, 0.5)");
+  need(stalenessDecay > 0 && stalenessDecay <= 1, "'staleness_decay' must be in (0, 1]");
+  need(maxStaleness >= 0, "'max_staleness' must be >= 0");
+  need(validationTolerance >= 0 && validationTolerance <= 1, "'validation_tolerance' must be in [0, 1]");
+  need(maxUpdateBytes >= 1024, "'max_update_bytes' must be at least 1024");
+  need(std::isfinite(maxDeltaNormRatio) && maxDeltaNormRatio > 0, "'max_delta_norm_ratio' must be positive");
+}
+
+MergePolicy defaultPolicyFor(Strategy strategy) {
+  MergePolicy p;
+  p.strategy = strategy;
+  if (strategy == Strategy::Dafne) {
+    p.roundSize = 1;
+    p.validationTolerance = 1.0;
+  }
+  return p;
+}
+
+nlohmann::json toJson(const MergePolicy& p) {
+  return {{"strategy", toString(p.strategy)},
+          {"round_size", p.roundSize},
+          {"round_seconds", p.roundSeconds},
+          {"dafne_weight", p.dafneWeight},
+          {"trim_fraction", p.trimFraction},
+          {"staleness", p.staleness == StalenessMode::Delta ? "delta" : "downweight"},
+          {"staleness_decay", p.stalenessDecay},
+          {"max_staleness", p.maxStaleness},
+          {"validation_tolerance", p.validationTolerance},
+          {"max_update_bytes", p.maxUpdateBytes},
+          {"max_delta_norm_ratio", p.maxDeltaNormRatio}};
+}
+
+MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base) {
+  if (!patch.is_object()) throw std::invalid_argument("policy must be a JSON object");
+  MergePolicy p = base;
+  for (const auto& [key, value] : patch.items()) {
+    try {
+      if (key == "strategy") {
+        const Strategy s = strategyFromString(value.get<std::string>());
+        // Switching to dafne without naming the other fields takes Dafne's own defaults.
+        if (s != p.strategy && s == Strategy::Dafne && !patch.contains("round_size")) p.roundSize = 1;
+        p.strategy = s;
+      } else if (key == "round_size") p.roundSize = value.get<int>();
+      else if (key == "round_seconds") p.roundSeconds = value.get<double>();
+      else if (key == "dafne_weight") p.dafneWeight = value.get<double>();
+      else if (key == "trim_fraction") p.trimFraction = value.get<double>();
+      else if (key == "staleness") {
+        const auto s = value.get<std::string>();
+        if (s == "delta") p.staleness = StalenessMode::Delta;
+        else if (s == "downweight") p.staleness = StalenessMode::Downweight;
+        else throw std::invalid_argument("policy field 'staleness' must be 'delta' or 'downweight', not '" + s + "'");
+      } else if (key == "staleness_decay") p.stalenessDecay = value.get<double>();
+      else if (key == "max_staleness") p.maxStaleness = value.get<int>();
+      else if (key == "validation_tolerance") p.validationTolerance = value.get<double>();
+      else if (key == "max_update_bytes") p.maxUpdateBytes = value.get<uint64_t>();
+      else if (key == "max_delta_norm_ratio") p.maxDeltaNormRatio = value.get<double>();
+      else throw std::invalid_argument("unknown policy field '" + key + "'");
+    } catch (const nlohmann::json::exception&) {
+      throw std::invalid_argument("policy field '" + key + "' has the wrong type: " + value.dump());
+    }
+  }
+  p.validate();
+  return p;
+}
+
+}  // namespace tessera::federation
