@@ -1,0 +1,55 @@
+#pragma once
+// The federation server's HTTP API (docs/API.md) as C++ calls. Every failure becomes a
+// ClientError whose message carries the server's own reason ({"error":{"code","message"}}).
+// cpp-httplib stays out of this header so users of the client do not compile against it.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tessera/client/ClientConfig.h"
+
+namespace tessera::client {
+
+class ApiClient {
+ public:
+  // Throws ClientError("config") for a URL that is not http(s)://host[:port][/prefix], or an
+  // https:// URL when cpp-httplib was built without OpenSSL.
+  explicit ApiClient(const ClientConfig& config);
+  ~ApiClient();
+  ApiClient(const ApiClient&) = delete;
+  ApiClient& operator=(const ApiClient&) = delete;
+
+  const std::string& serverUrl() const;
+
+  nlohmann::json whoami();
+  // Filter keys: task, modality, anatomy, disease (exact, case-insensitive on the server).
+  nlohmann::json models(const std::map<std::string, std::string>& filter = {});
+  nlohmann::json model(const std::string& task);
+  nlohmann::json generations(const std::string& task);
+  nlohmann::json generation(const std::string& task, int64_t generation);
+  nlohmann::json latestGeneration(const std::string& task);
+  nlohmann::json update(const std::string& id);
+  nlohmann::json stats();
+
+  // The generation's .tsm bytes; ClientError("checksum") when they do not hash to the
+  // X-Tessera-Sha256 header (or the header is missing).
+  std::string downloadModel(const std::string& task, int64_t generation);
+  // Body: an encoded update file. Answers {"update":id,"status":"queued"}.
+  nlohmann::json pushUpdate(const std::string& task, const std::string& updateBytes);
+  // Admin: publishes a .tsm as a new model; `strategy` may be empty (the server's default).
+  nlohmann::json seedModel(const std::string& tsmBytes, const std::string& strategy);
+  // Admin: changes the fields present in `patch`; answers the whole new policy.
+  nlohmann::json setPolicy(const std::string& task, const nlohmann::json& patch);
+  // `events`: an array of {"type","task","seconds","dice"?} objects.
+  nlohmann::json postEvents(const nlohmann::json& events);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::client

@@ -1,0 +1,66 @@
+#pragma once
+// A site's round trip: pull the latest generation, fine-tune it on the site's own cases, push
+// the difference, and see where things stand. Progress and warnings go to `log`; results are
+// returned for the caller to print.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <ostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tessera/client/ClientConfig.h"
+#include "tessera/nn/Training.h"
+
+namespace tessera::client {
+
+struct PullResult {
+  std::filesystem::path path;
+  int64_t generation = 0;
+  bool downloaded = false;  // false: it was already in the cache (and still verifies)
+};
+
+// Downloads the latest published generation of config.task unless the cache already holds it.
+PullResult pull(const ClientConfig& config, std::ostream& log);
+
+struct SiteTrainOptions {
+  std::filesystem::path casesDir;  // images/NAME.nii.gz + labels/NAME.nii.gz (nn::readCaseFolder)
+  int epochs = 10;
+  uint64_t seed = 1;
+  int batchSize = 8;
+  std::function<void(const nn::TrainProgress&)> onEpoch;
+};
+
+struct TrainResult {
+  std::filesystem::path modelPath;
+  int64_t baseGeneration = 0;
+  int cases = 0;
+  double samples = 0;  // 2D networks: slices along the slice axis; 3D: cases
+  double finalLoss = 0;
+  double seconds = 0;
+  std::string strategy;  // the model's merge strategy, as far as known
+  bool keptLocalNormalization = false;  // FedBN: the previous local BN tensors were carried over
+};
+
+// Fine-tunes the newest pulled generation on the site's cases and records the result under
+// home/sites-state/<task>/. Works without the server when the strategy is cached from pull.
+TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, std::ostream& log);
+
+// Uploads trained − base as a delta update; returns the server's answer
+// ({"update": id, "status": "queued"}). Refuses to push the same training twice.
+nlohmann::json push(const ClientConfig& config, std::ostream& log);
+
+// Never throws for server problems: they are reported inside the answer, so status works offline.
+//   {"server": {"url", "reachable", "name"?, "role"?, "error"?},
+//    "task", "latest_generation", "cache": {"folder", "generations", "latest", "up_to_date"},
+//    "trained": null | {"path", "base_generation", "samples", "metrics", "cases", "trained_at",
+//                       "pushed": null | {"update", "at", "server", "status"?}}}
+nlohmann::json status(const ClientConfig& config);
+
+// The number of training samples a site reports: slices along the slice axis for 2D networks,
+// cases for 3D ones.
+double countSamples(const std::vector<nn::TrainingCase>& cases, const nn::NetworkSpec& spec);
+
+}  // namespace tessera::client

@@ -1,0 +1,252 @@
+#include "tessera/client/ApiClient.h"
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+
+#include <httplib.h>
+
+#include "tessera/client/ClientError.h"
+#include "tessera/common/Sha256.h"
+
+namespace tessera::client {
+
+namespace {
+
+constexpr time_t kConnectSeconds = 5;
+// Downloads and uploads of large models over slow hospital links take minutes.
+constexpr time_t kTransferSeconds = 300;
+
+// RFC 3986 unreserved characters stay, everything else is %XX: task names and ids go into paths
+// and queries verbatim otherwise, and a '/' or '?' in one would address another resource.
+std::string percentEncode(const std::string& text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string modelPath(const std::string& task) { return "/v1/models/" + percentEncode(task); }
+
+struct ServerReason {
+  std::string code;
+  std::string message;
+  std::string text() const { return code.empty() ? message : code + ": " + message; }
+};
+
+// The documented {"error":{"code","message"}} body, or what the body says otherwise (a proxy's
+// HTML page, for instance), cut to one line.
+ServerReason reasonOf(const httplib::Response& response) {
+  ServerReason reason;
+  try {
+    const auto j = nlohmann::json::parse(response.body);
+    if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+      const auto& e = j["error"];
+      if (e.contains("code") && e["code"].is_string()) reason.code = e["code"].get<std::string>();
+      if (e.contains("message") && e["message"].is_string()) reason.message = e["message"].get<std::string>();
+    }
+  } catch (const nlohmann::json::exception&) {
+  }
+  if (reason.message.empty()) {
+    std::string body = response.body.substr(0, 200);
+    std::replace_if(body.begin(), body.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+    reason.message = body.empty() ? "HTTP " + std::to_string(response.status) : body;
+  }
+  return reason;
+}
+
+struct Reply {
+  std::string body;
+  httplib::Headers headers;
+};
+
+}  // namespace
+
+struct ApiClient::Impl {
+  std::string url;     // as configured, for messages
+  std::string prefix;  // path the server is mounted under ("" or "/tessera")
+  std::string token;
+  std::unique_ptr<httplib::Client> http;
+
+  explicit Impl(const ClientConfig& config) : url(config.server), token(config.token) {
+    static const std::regex pattern(R"(^(https?)://([^/?#]+)(/[^?#]*)?$)", std::regex::icase);
+    std::smatch m;
+    if (!std::regex_match(config.server, m, pattern)) {
+      throw ClientError("config", "server URL '" + config.server + "' must look like http://HOST[:PORT] or https://HOST[:PORT]");
+    }
+    std::string scheme = m[1].str();
+    std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
+    prefix = m[3].str();
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+    if (scheme == "https") {
+      throw ClientError("config", "server URL '" + config.server +
+                                      "' is https:// but this tessera was built with a cpp-httplib without OpenSSL support");
+    }
+#endif
+    http = std::make_unique<httplib::Client>(scheme + "://" + m[2].str());
+    if (!http->is_valid()) throw ClientError("config", "server URL '" + config.server + "' is not usable: bad host or port");
+    http->set_connection_timeout(kConnectSeconds);
+    http->set_read_timeout(kTransferSeconds);
+    http->set_write_timeout(kTransferSeconds);
+    http->set_default_headers({{"User-Agent", "tessera-client/0.1"}});
+    if (!token.empty()) http->set_bearer_token_auth(token);
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+    if (scheme == "https") {
+      http->enable_server_certificate_verification(true);
+      if (!config.caCert.empty()) {
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(config.caCert, ec)) {
+          throw ClientError("config", "ca_cert '" + config.caCert + "' is not a readable file");
+        }
+        http->set_ca_cert_path(config.caCert);
+      }
+    }
+#endif
+  }
+
+  Reply send(const std::string& method, const std::string& path, const std::string& body = {},
+             const std::string& contentType = {}, const std::string& rejectedLead = {}) {
+    if (token.empty() && path.rfind("/v1/", 0) == 0) {
+      throw ClientError("config", "no token for the server at " + url +
+                                      ": pass --token, set TESSERA_TOKEN or add \"token\" to the client config");
+    }
+    const std::string target = prefix + path;
+    httplib::Result result = method == "GET"    ? http->Get(target)
+                             : method == "PUT" ? http->Put(target, body, contentType)
+                                               : http->Post(target, body, contentType);
+    if (!result) {
+      std::string why = httplib::to_string(result.error());
+      if (result.error() == httplib::Error::SSLServerVerification) {
+        why += " (the server's certificate is not trusted: give its CA certificate as ca_cert)";
+      }
+      throw ClientError("unreachable", "cannot reach the Tessera server at " + url + ": " + why);
+    }
+    const httplib::Response& response = result.value();
+    if (response.status >= 200 && response.status < 300) return {response.body, response.headers};
+    throwForStatus(response, method + " " + path, rejectedLead);
+  }
+
+  [[noreturn]] void throwForStatus(const httplib::Response& response, const std::string& request,
+                                   const std::string& rejectedLead) const {
+    const ServerReason reason = reasonOf(response);
+    const std::string status = "(" + std::to_string(response.status) + ")";
+    switch (response.status) {
+      case 401:
+        throw ClientError("unauthorized", "the server refused the token " + status + ": " + reason.message);
+      case 403:
+        throw ClientError("forbidden", "the server does not allow this token to " + request + " " + status + ": " +
+                                           reason.message);
+      case 404:
+        throw ClientError("not_found", "not found on the server: " + request + " " + status + ": " + reason.message);
+      case 400:
+      case 409:
+      case 413:
+      case 422: {
+        const std::string lead = rejectedLead.empty() ? "the server rejected " + request + " " + status : rejectedLead;
+        throw ClientError("rejected", lead + ": " + reason.text());
+      }
+      default:
+        if (response.status >= 500) {
+          throw ClientError("server", "the server at " + url + " failed on " + request + " " + status + ": " + reason.text());
+        }
+        throw ClientError("server", "the server at " + url + " answered " + request + " with unexpected status " +
+                                        std::to_string(response.status) + ": " + reason.text());
+    }
+  }
+
+  nlohmann::json json(const std::string& method, const std::string& path, const std::string& body = {},
+                      const std::string& contentType = {}, const std::string& rejectedLead = {}) {
+    const Reply reply = send(method, path, body, contentType, rejectedLead);
+    try {
+      return nlohmann::json::parse(reply.body);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw ClientError("server", "the server at " + url + " answered " + method + " " + path +
+                                      " with something that is not JSON: " + e.what());
+    }
+  }
+};
+
+ApiClient::ApiClient(const ClientConfig& config) : impl_(std::make_unique<Impl>(config)) {}
+ApiClient::~ApiClient() = default;
+
+const std::string& ApiClient::serverUrl() const { return impl_->url; }
+
+nlohmann::json ApiClient::whoami() { return impl_->json("GET", "/v1/whoami"); }
+
+nlohmann::json ApiClient::models(const std::map<std::string, std::string>& filter) {
+  std::string query;
+  for (const auto& [key, value] : filter) {
+    query += query.empty() ? '?' : '&';
+    query += percentEncode(key);
+    query += '=';
+    query += percentEncode(value);
+  }
+  return impl_->json("GET", "/v1/models" + query);
+}
+
+nlohmann::json ApiClient::model(const std::string& task) { return impl_->json("GET", modelPath(task)); }
+
+nlohmann::json ApiClient::generations(const std::string& task) {
+  return impl_->json("GET", modelPath(task) + "/generations");
+}
+
+nlohmann::json ApiClient::generation(const std::string& task, int64_t generation) {
+  return impl_->json("GET", modelPath(task) + "/generations/" + std::to_string(generation));
+}
+
+nlohmann::json ApiClient::latestGeneration(const std::string& task) {
+  return impl_->json("GET", modelPath(task) + "/generations/latest");
+}
+
+nlohmann::json ApiClient::update(const std::string& id) { return impl_->json("GET", "/v1/updates/" + percentEncode(id)); }
+
+nlohmann::json ApiClient::stats() { return impl_->json("GET", "/v1/stats"); }
+
+std::string ApiClient::downloadModel(const std::string& task, int64_t generation) {
+  const std::string path = modelPath(task) + "/generations/" + std::to_string(generation) + "/model";
+  Reply reply = impl_->send("GET", path);
+  const auto header = reply.headers.find("X-Tessera-Sha256");
+  const std::string where = "model of " + task + " generation " + std::to_string(generation) + " from " + impl_->url;
+  if (header == reply.headers.end()) {
+    throw ClientError("checksum", where + ": the server sent no X-Tessera-Sha256 header, so the download cannot be verified");
+  }
+  std::string expected = header->second;
+  std::transform(expected.begin(), expected.end(), expected.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string actual = common::sha256Hex(reply.body);
+  if (actual != expected) {
+    throw ClientError("checksum", where + ": the " + std::to_string(reply.body.size()) + " bytes received hash to " +
+                                      actual + " but the server announced " + expected +
+                                      " (corrupted or truncated transfer; pull again)");
+  }
+  return std::move(reply.body);
+}
+
+nlohmann::json ApiClient::pushUpdate(const std::string& task, const std::string& updateBytes) {
+  return impl_->json("POST", modelPath(task) + "/updates", updateBytes, "application/octet-stream",
+                     "update rejected by the server");
+}
+
+nlohmann::json ApiClient::seedModel(const std::string& tsmBytes, const std::string& strategy) {
+  const std::string query = strategy.empty() ? "" : "?strategy=" + percentEncode(strategy);
+  return impl_->json("POST", "/v1/models" + query, tsmBytes, "application/octet-stream", "model rejected by the server");
+}
+
+nlohmann::json ApiClient::setPolicy(const std::string& task, const nlohmann::json& patch) {
+  return impl_->json("PUT", modelPath(task) + "/policy", patch.dump(), "application/json", "policy rejected by the server");
+}
+
+nlohmann::json ApiClient::postEvents(const nlohmann::json& events) {
+  const nlohmann::json body{{"events", events}};
+  return impl_->json("POST", "/v1/events", body.dump(), "application/json", "events rejected by the server");
+}
+
+}  // namespace tessera::client

@@ -1,0 +1,51 @@
+#include <nlohmann/json.hpp>
+
+#include "tessera/client/ApiClient.h"
+#include "tessera/client/ClientError.h"
+#include "tessera/client/ModelCache.h"
+#include "tessera/client/SiteTrainer.h"
+
+namespace tessera::client {
+
+PullResult pull(const ClientConfig& config, std::ostream& log) {
+  ModelCache cache(config.home);
+  cache.folder(config.task);  // a missing task fails here, before any network traffic
+  ApiClient api(config);
+  const nlohmann::json latest = api.latestGeneration(config.task);
+  if (!latest.contains("generation") || !latest["generation"].is_number_integer()) {
+    throw ClientError("server", "the server at " + api.serverUrl() + " described the latest generation of " +
+                                    config.task + " without an integer 'generation': " + latest.dump());
+  }
+  PullResult result;
+  result.generation = latest["generation"].get<int64_t>();
+  result.path = cache.pathFor(config.task, result.generation);
+  // The summary carries the merge strategy, which train needs even when the server is away.
+  cache.storeSummary(config.task, api.model(config.task));
+
+  if (cache.contains(config.task, result.generation)) {
+    try {
+      cache.load(config.task, result.generation);
+      return result;
+    } catch (const ClientError& e) {
+      log << "tessera: warning: " << e.what() << "; downloading it again\n";
+    }
+  }
+  log << "downloading " << config.task << " generation " << result.generation << " from " << api.serverUrl() << "\n";
+  const std::string bytes = api.downloadModel(config.task, result.generation);
+  cache.store(config.task, result.generation, bytes);
+  // The transfer hash only proves the bytes arrived as sent; this proves they are the generation
+  // the server's record describes.
+  const nn::Model model = cache.load(config.task, result.generation);
+  const std::string announced = latest.value("weights_sha256", "");
+  if (!announced.empty() && announced != model.weightsSha256()) {
+    std::error_code ec;
+    std::filesystem::remove(result.path, ec);
+    throw ClientError("checksum", "generation " + std::to_string(result.generation) + " of " + config.task +
+                                      ": weights hash " + model.weightsSha256() + " differs from the server's record " +
+                                      announced);
+  }
+  result.downloaded = true;
+  return result;
+}
+
+}  // namespace tessera::client

@@ -1,0 +1,126 @@
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+#include "UsageEvents.h"
+#include "tessera/client/ApiClient.h"
+#include "tessera/client/ClientError.h"
+#include "tessera/client/ModelCache.h"
+#include "tessera/client/SiteState.h"
+#include "tessera/client/SiteTrainer.h"
+#include "tessera/federation/Merge.h"
+#include "tessera/nn/CaseFolder.h"
+#include "tessera/nn/ModelError.h"
+
+namespace tessera::client {
+
+namespace {
+
+// The model's merge strategy: the server's word when it answers, the one saved at pull otherwise.
+std::string strategyOf(const ClientConfig& config, const ModelCache& cache, std::ostream& log) {
+  try {
+    ApiClient api(config);
+    return api.model(config.task).value("strategy", "");
+  } catch (const ClientError& e) {
+    const auto saved = cache.summary(config.task);
+    const std::string strategy = saved ? saved->value("strategy", "") : "";
+    log << "tessera: warning: cannot ask the server for the merge strategy (" << e.what() << "); "
+        << (strategy.empty() ? "assuming it keeps no layers local" : "using '" + strategy + "' from the last pull") << "\n";
+    return strategy;
+  }
+}
+
+bool sameNetwork(const nn::Model& a, const nn::Model& b) {
+  if (nn::toJson(a.spec) != nn::toJson(b.spec) || a.weights.size() != b.weights.size()) return false;
+  for (size_t i = 0; i < a.weights.size(); ++i) {
+    if (a.weights[i].name != b.weights[i].name || a.weights[i].shape != b.weights[i].shape) return false;
+  }
+  return true;
+}
+
+std::vector<nn::TrainingCase> readCases(const std::filesystem::path& dir, const nn::NetworkSpec& spec) {
+  std::vector<nn::NamedCase> named = nn::readCaseFolder(dir);
+  if (named.empty()) {
+    throw ClientError("config", (dir / "images").string() + ": no cases (expected images/NAME.nii.gz with labels/NAME.nii.gz)");
+  }
+  std::vector<nn::TrainingCase> cases;
+  for (auto& c : named) {
+    try {
+      nn::validateTrainingCases({c.data}, spec);
+    } catch (const nn::ModelError& e) {
+      // validateTrainingCases names the case by index; the site knows it by file name.
+      const std::string what = e.what();
+      const auto colon = what.find(':');
+      throw nn::ModelError((dir / "labels" / c.name).string() + (colon == std::string::npos ? ": " + what : what.substr(colon)));
+    }
+    cases.push_back(std::move(c.data));
+  }
+  return cases;
+}
+
+}  // namespace
+
+double countSamples(const std::vector<nn::TrainingCase>& cases, const nn::NetworkSpec& spec) {
+  if (spec.dims != 2) return static_cast<double>(cases.size());
+  double slices = 0;
+  for (const auto& c : cases) slices += static_cast<double>(c.image.geometry.size[spec.axis]);
+  return slices;
+}
+
+TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, std::ostream& log) {
+  ModelCache cache(config.home);
+  SiteState state(config.home, config.task);
+  const auto baseGeneration = cache.latestCached(config.task);
+  if (!baseGeneration) {
+    throw ClientError("not_found", cache.folder(config.task).string() + ": no generation of " + config.task +
+                                       " has been pulled; run `tessera client pull` first");
+  }
+  nn::Model model = cache.load(config.task, *baseGeneration);
+  const std::vector<nn::TrainingCase> cases = readCases(options.casesDir, model.spec);
+
+  TrainResult result;
+  result.baseGeneration = *baseGeneration;
+  result.cases = static_cast<int>(cases.size());
+  result.samples = countSamples(cases, model.spec);
+  result.strategy = strategyOf(config, cache, log);
+  if (result.strategy == "fedbn") {
+    // FedBN: the server never averages normalisation layers, so each site keeps its own
+    // statistics from one round to the next instead of restarting from the global ones.
+    if (auto previous = state.previousTrained(); previous && sameNetwork(*previous, model)) {
+      federation::keepLocalNormalization(model.weights, previous->weights);
+      result.keptLocalNormalization = true;
+    } else if (previous) {
+      log << "tessera: warning: " << state.trainedModelPath().string()
+          << " is a different network; normalisation layers start from the global model\n";
+    }
+  }
+  model.parentGeneration = model.generation;
+
+  log << "fine-tuning " << config.task << " generation " << *baseGeneration << " on " << cases.size() << " case(s) ("
+      << result.samples << (model.spec.dims == 2 ? " slices" : " volumes") << "), " << options.epochs << " epochs\n";
+  nn::TrainOptions trainOptions;
+  trainOptions.epochs = options.epochs;
+  trainOptions.seed = options.seed;
+  trainOptions.batchSize = options.batchSize;
+  trainOptions.onEpoch = [&](const nn::TrainProgress& p) {
+    result.finalLoss = p.loss;
+    if (options.onEpoch) options.onEpoch(p);
+  };
+  const auto start = std::chrono::steady_clock::now();
+  nn::trainModel(model, cases, trainOptions);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  TrainedRecord record;
+  record.baseGeneration = *baseGeneration;
+  record.samples = result.samples;
+  record.metrics = {{"final_loss", result.finalLoss}, {"seconds", result.seconds}};
+  record.cases = result.cases;
+  record.trainedAt = utcNow();
+  state.writeTrained(model, record);
+  result.modelPath = state.trainedModelPath();
+
+  reportUsage(config, {{"type", "train"}, {"task", config.task}, {"seconds", result.seconds}}, log);
+  return result;
+}
+
+}  // namespace tessera::client

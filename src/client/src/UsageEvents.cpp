@@ -1,0 +1,16 @@
+#include "UsageEvents.h"
+
+#include "tessera/client/ApiClient.h"
+
+namespace tessera::client {
+
+void reportUsage(const ClientConfig& config, const nlohmann::json& event, std::ostream& log) {
+  try {
+    ApiClient api(config);
+    api.postEvents(nlohmann::json::array({event}));
+  } catch (const std::exception& e) {
+    log << "tessera: warning: could not report the " << event.value("type", "usage") << " event: " << e.what() << "\n";
+  }
+}
+
+}  // namespace tessera::client

@@ -1,0 +1,40 @@
+#pragma once
+// `tessera simulate`: a whole federation on one machine. A real server process on loopback, one
+// process per site and round (pull, train, push through the public API), sites holding their own
+// Colin27 slices seen through their own scanner (DomainShift), a held-out test set per site, and
+// the same schedule trained locally without federation as the baseline every site must beat.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace tessera::simulation {
+
+struct SimulationOptions {
+  int sites = 3;
+  int generations = 5;  // federation rounds after generation 0
+  std::vector<std::string> strategies{"fedavg"};
+  std::filesystem::path out = "tessera-simulation";
+  uint64_t seed = 1;
+  std::filesystem::path dataDir;  // ch2.nii.gz + ch2bet.nii.gz (Debian: /usr/share/mricron/templates)
+  int slicesPerRound = 3;         // corrected slices a site gains per round
+  int testSlices = 10;            // held-out slices per site
+  int validationSlices = 8;       // server-side validation slices (reference scanner)
+  int epochsPerRound = 6;
+  int baseFeatures = 16;
+  std::function<void(const std::string&)> say;  // progress lines
+};
+
+// Runs every strategy on the same data and seed; writes OUT/report.json and OUT/dice.png and
+// returns the report. Throws std::runtime_error naming the step that failed.
+nlohmann::json runSimulation(const SimulationOptions& options);
+
+// The table(s) for stdout: generation × site Dice with the mean, federated vs local-only per
+// site, and (for several strategies) the side-by-side comparison.
+std::string formatReport(const nlohmann::json& report);
+
+}  // namespace tessera::simulation

@@ -1,0 +1,401 @@
+#include "tessera/simulation/Simulation.h"
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "SiteData.h"
+#include "tessera/client/ApiClient.h"
+#include "tessera/client/SiteState.h"
+#include "tessera/common/AtomicFile.h"
+#include "tessera/federation/Merge.h"
+#include "tessera/federation/MergePolicy.h"
+#include "tessera/federation/ValidationGate.h"
+#include "tessera/nn/CaseFolder.h"
+#include "tessera/nn/Inference.h"
+#include "tessera/nn/Runtime.h"
+#include "tessera/plot/LinePlot.h"
+#include "tessera/server/AdminTasks.h"
+#include "tessera/server/BlobStore.h"
+#include "tessera/server/Registry.h"
+#include "tessera/simulation/ChildProcess.h"
+
+namespace tessera::simulation {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kTask = "brain";
+
+double secondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::string fixed(double v, int digits = 4) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.*f", digits, v);
+  return text;
+}
+
+// Dice of `model` on every site's held-out slices; with FedBN each site evaluates the global
+// model with its own normalisation statistics, as it would use it.
+std::vector<double> scoreSites(const nn::Model& model, const FederationData& data,
+                               const std::vector<const nn::WeightSet*>& localNorm) {
+  std::vector<double> dice;
+  for (size_t s = 0; s < data.sites.size(); ++s) {
+    nn::Model m = model;
+    if (s < localNorm.size() && localNorm[s]) federation::keepLocalNormalization(m.weights, *localNorm[s]);
+    dice.push_back(federation::foregroundDice(nn::segment(m, data.sites[s].test.image), data.sites[s].test.labels, m.task));
+  }
+  return dice;
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / static_cast<double>(v.size());
+}
+
+// Every site trains alone on the same schedule (same epochs, same slices) without federation.
+json localOnlyBaseline(const SimulationOptions& o, const FederationData& data, const nn::Model& root) {
+  json sites = json::array();
+  for (size_t s = 0; s < data.sites.size(); ++s) {
+    const auto started = std::chrono::steady_clock::now();
+    nn::Model model = root;
+    std::vector<double> perRound{scoreSites(model, data, {})[s]};
+    for (int r = 0; r < o.generations; ++r) {
+      std::vector<nn::TrainingCase> cases(data.sites[s].rounds.begin(), data.sites[s].rounds.begin() + r + 1);
+      nn::TrainOptions t;
+      t.epochs = o.epochsPerRound;
+      t.seed = o.seed * 7919 + static_cast<uint64_t>(s) * 131 + static_cast<uint64_t>(r);
+      nn::trainModel(model, cases, t);
+      const auto& site = data.sites[s];
+      perRound.push_back(federation::foregroundDice(nn::segment(model, site.test.image), site.test.labels, model.task));
+    }
+    if (o.say) {
+      o.say("  local-only " + data.sites[s].name + ": Dice " + fixed(perRound.back()) + " after " +
+            std::to_string(o.generations) + " rounds (" + fixed(secondsSince(started), 1) + " s)");
+    }
+    sites.push_back({{"site", data.sites[s].name}, {"dice_per_round", perRound}});
+  }
+  return sites;
+}
+
+struct ServerProcess {
+  std::unique_ptr<ChildProcess> process;
+  std::string url;
+  fs::path log;
+};
+
+ServerProcess startServer(const fs::path& dir) {
+  ServerProcess s;
+  s.log = dir / "server.log";
+  const fs::path portFile = dir / "server.port";
+  fs::remove(portFile);
+  s.process = std::make_unique<ChildProcess>(
+      std::vector<std::string>{currentExecutable().string(), "server", "--data", (dir / "server").string(), "--listen",
+                               "127.0.0.1:0", "--port-file", portFile.string()},
+      s.log);
+  const auto started = std::chrono::steady_clock::now();
+  while (!fs::exists(portFile)) {
+    if (!s.process->running()) throw std::runtime_error("the server process exited at start:" + tailOfFile(s.log, 5));
+    if (secondsSince(started) > 60) throw std::runtime_error("the server did not start within 60 s:" + tailOfFile(s.log, 5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::string port;
+  std::ifstream(portFile) >> port;
+  s.url = "http://127.0.0.1:" + port;
+  return s;
+}
+
+// Published generations and rejected candidates so far.
+int candidatesSoFar(client::ApiClient& api) {
+  return static_cast<int>(api.generations(kTask).at("generations").size());
+}
+
+json runStrategy(const SimulationOptions& o, const std::string& strategy, const FederationData& data,
+                 const nn::Model& root, const fs::path& validationCases) {
+  const auto started = std::chrono::steady_clock::now();
+  const fs::path dir = o.out / strategy;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const int n = static_cast<int>(data.sites.size());
+
+  // Operator set-up on the server's data folder, before the server runs.
+  std::string adminToken;
+  std::vector<std::string> siteTokens;
+  {
+    server::Registry registry(dir / "server");
+    server::BlobStore blobs(dir / "server");
+    adminToken = registry.addSite("operator", "admin").second;
+    for (const auto& site : data.sites) siteTokens.push_back(registry.addSite(site.name, "site").second);
+    server::seedModel(registry, blobs, root, strategy);
+    server::setValidationCases(dir / "server", kTask, validationCases);
+    if (strategy != "dafne") server::updatePolicy(registry, kTask, {{"round_size", n}, {"round_seconds", 3600}});
+  }
+  ServerProcess srv = startServer(dir);
+  if (o.say) o.say("[" + strategy + "] server on " + srv.url + " (log " + srv.log.string() + ")");
+
+  client::ClientConfig adminConfig;
+  adminConfig.server = srv.url;
+  adminConfig.token = adminToken;
+  adminConfig.task = kTask;
+  client::ApiClient api(adminConfig);
+
+  std::vector<fs::path> homes;
+  for (int s = 0; s < n; ++s) {
+    const fs::path home = dir / "sites" / data.sites[s].name;
+    fs::create_directories(home / "cases");
+    common::writeFileAtomically(home / "client.json",
+                                json{{"server", srv.url}, {"token", siteTokens[s]}, {"task", kTask}}.dump(2) + "\n");
+    homes.push_back(home);
+  }
+
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  const int threadsPerSite = std::max(1, cores / n);
+  const bool fedbn = strategy == "fedbn";
+  json rounds = json::array();
+  auto evaluate = [&](int round, int64_t generation, double seconds) {
+    const nn::Model global = nn::decodeModel(api.downloadModel(kTask, generation), "generation " + std::to_string(generation));
+    std::vector<nn::Model> locals;
+    std::vector<const nn::WeightSet*> localNorm(n, nullptr);
+    if (fedbn && round > 0) {
+      for (int s = 0; s < n; ++s) {
+        if (auto trained = client::SiteState(homes[s], kTask).previousTrained()) locals.push_back(std::move(*trained));
+        else locals.push_back(global);
+      }
+      for (int s = 0; s < n; ++s) localNorm[s] = &locals[s].weights;
+    }
+    const auto dice = scoreSites(global, data, localNorm);
+    rounds.push_back({{"round", round}, {"generation", generation}, {"dice", dice}, {"mean", mean(dice)},
+                      {"seconds", seconds}});
+    if (o.say) {
+      std::string line = "[" + strategy + "] round " + std::to_string(round) + " → generation " +
+                         std::to_string(generation) + ": mean Dice " + fixed(mean(dice)) + " (";
+      for (int s = 0; s < n; ++s) line += (s ? ", " : "") + data.sites[s].name + " " + fixed(dice[s]);
+      o.say(line + ")");
+    }
+  };
+  evaluate(0, root.generation, 0);
+
+  const std::string exe = currentExecutable().string();
+  for (int r = 0; r < o.generations; ++r) {
+    const auto roundStart = std::chrono::steady_clock::now();
+    const int before = candidatesSoFar(api);
+    std::vector<std::thread> workers;
+    std::vector<std::string> failures(n);
+    for (int s = 0; s < n; ++s) {
+      char name[32];
+      std::snprintf(name, sizeof name, "round-%02d", r + 1);
+      nn::writeCase(homes[s] / "cases", name, data.sites[s].rounds[r]);
+      workers.emplace_back([&, s] {
+        const fs::path log = homes[s] / "site.log";
+        const std::vector<std::string> common{"--home", homes[s].string()};
+        auto command = [&](std::vector<std::string> args) {
+          std::vector<std::string> full{exe, "client"};
+          full.insert(full.end(), args.begin(), args.end());
+          full.insert(full.end(), common.begin(), common.end());
+          return full;
+        };
+        try {
+          runProcess(command({"pull"}), log);
+          runProcess(command({"train", "--cases", (homes[s] / "cases").string(), "--epochs",
+                              std::to_string(o.epochsPerRound), "--seed",
+                              std::to_string(o.seed * 7919 + static_cast<uint64_t>(s) * 131 + static_cast<uint64_t>(r)),
+                              "--threads", std::to_string(threadsPerSite)}),
+                     log);
+          runProcess(command({"push"}), log);
+        } catch (const std::exception& e) {
+          failures[s] = data.sites[s].name + ": " + e.what();
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+    for (const auto& f : failures) {
+      if (!f.empty()) throw std::runtime_error(f);
+    }
+    // Dafne publishes one generation per upload; the round-based strategies one per round.
+    const int expected = before + (strategy == "dafne" ? n : 1);
+    const auto waitStart = std::chrono::steady_clock::now();
+    while (candidatesSoFar(api) < expected) {
+      if (!srv.process->running()) throw std::runtime_error("the server died:" + tailOfFile(srv.log, 8));
+      if (secondsSince(waitStart) > 300) throw std::runtime_error("no merge within 300 s:" + tailOfFile(srv.log, 8));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    const auto latest = api.latestGeneration(kTask).at("generation").get<int64_t>();
+    evaluate(r + 1, latest, secondsSince(roundStart));
+  }
+  const json stats = api.stats();
+  const json lineage = api.generations(kTask);
+  srv.process->signal(SIGTERM);
+  srv.process->wait();
+  return {{"strategy", strategy}, {"rounds", rounds}, {"seconds", secondsSince(started)},
+          {"server_data", (dir / "server").string()}, {"usage", stats}, {"lineage", lineage.at("generations")}};
+}
+
+void writePlot(const json& report, const fs::path& path) {
+  std::vector<plot::Series> series;
+  for (const auto& run : report.at("runs")) {
+    plot::Series s;
+    s.label = run.at("strategy").get<std::string>() + " mean";
+    for (const auto& r : run.at("rounds")) {
+      s.x.push_back(r.at("round").get<double>());
+      s.y.push_back(r.at("mean").get<double>());
+    }
+    series.push_back(s);
+  }
+  if (report.at("runs").size() == 1) {
+    const auto& run = report.at("runs")[0];
+    const auto& sites = report.at("sites");
+    for (size_t i = 0; i < sites.size(); ++i) {
+      plot::Series s;
+      s.label = sites[i].at("name").get<std::string>();
+      for (const auto& r : run.at("rounds")) {
+        s.x.push_back(r.at("round").get<double>());
+        s.y.push_back(r.at("dice")[i].get<double>());
+      }
+      series.push_back(s);
+    }
+  }
+  plot::Series local;
+  local.label = "local-only mean";
+  local.dashed = true;
+  const auto& baseline = report.at("local_only");
+  const size_t rounds = baseline[0].at("dice_per_round").size();
+  for (size_t r = 0; r < rounds; ++r) {
+    double sum = 0;
+    for (const auto& site : baseline) sum += site.at("dice_per_round")[r].get<double>();
+    local.x.push_back(static_cast<double>(r));
+    local.y.push_back(sum / static_cast<double>(baseline.size()));
+  }
+  series.push_back(local);
+  plot::LinePlotOptions options;
+  options.title = "Dice on held-out slices per federation round";
+  options.xLabel = "round (generation 0 = root model)";
+  options.yLabel = "Dice";
+  plot::writeLinePlotPng(series, options, path);
+}
+
+}  // namespace
+
+json runSimulation(const SimulationOptions& o) {
+  if (o.sites < 1 || o.sites > 32) throw std::invalid_argument("--sites must be 1..32");
+  if (o.generations < 1 || o.generations > 100) throw std::invalid_argument("--generations must be 1..100");
+  for (const auto& s : o.strategies) federation::strategyFromString(s);
+  const auto started = std::chrono::steady_clock::now();
+  fs::create_directories(o.out);
+  nn::setThreadCount(0);
+
+  const FederationData data = prepareFederationData(o.dataDir, o.sites, o.generations, o.slicesPerRound, o.testSlices,
+                                                    o.validationSlices, o.seed);
+  const fs::path validationCases = o.out / "data" / "server-validation";
+  fs::remove_all(validationCases);
+  nn::writeCase(validationCases, "validation", data.validation);
+  json sites = json::array();
+  for (const auto& s : data.sites) {
+    sites.push_back({{"name", s.name}, {"scanner", s.shift.name}, {"shift", s.shift.describe()},
+                     {"train_slices", s.trainSlices}, {"test_slices", s.test.image.geometry.size[2]},
+                     {"slices_per_round", o.slicesPerRound}});
+    if (o.say) o.say("  " + s.name + ": " + s.shift.name + " — " + s.shift.describe());
+  }
+
+  nn::TaskInfo task;
+  task.name = kTask;
+  task.modality = "MR";
+  task.anatomy = "BRAIN";
+  task.disease = "none";
+  task.labels = {{0, "background"}, {1, "brain"}};
+  nn::Model root = nn::defaultModelFor({data.validation}, task, o.seed);
+  root.spec.baseFeatures = o.baseFeatures;
+  root = nn::initialModel(root.spec, root.preprocessing, root.task, o.seed);
+  if (o.say) {
+    o.say("root model (generation 0): 2D U-Net, " + std::to_string(nn::parameterCount(root.weights)) +
+          " parameters, random weights; " + std::to_string(o.epochsPerRound) + " local epochs per round");
+    o.say("local-only baseline: every site trains alone on the same schedule");
+  }
+  json report{{"task", kTask},
+              {"seed", o.seed},
+              {"sites", sites},
+              {"generations", o.generations},
+              {"epochs_per_round", o.epochsPerRound},
+              {"parameters", nn::parameterCount(root.weights)},
+              {"validation_slices", o.validationSlices}};
+  report["local_only"] = localOnlyBaseline(o, data, root);
+  json runs = json::array();
+  for (const auto& strategy : o.strategies) runs.push_back(runStrategy(o, strategy, data, root, validationCases));
+  report["runs"] = runs;
+  report["seconds"] = secondsSince(started);
+  common::writeFileAtomically(o.out / "report.json", report.dump(2) + "\n");
+  writePlot(report, o.out / "dice.png");
+  report["report_path"] = (o.out / "report.json").string();
+  report["plot_path"] = (o.out / "dice.png").string();
+  return report;
+}
+
+std::string formatReport(const json& report) {
+  std::string out;
+  const auto& sites = report.at("sites");
+  const auto& baseline = report.at("local_only");
+  auto pad = [](std::string s, size_t width) {
+    if (s.size() < width) s.insert(0, width - s.size(), ' ');
+    return s;
+  };
+  for (const auto& run : report.at("runs")) {
+    const std::string strategy = run.at("strategy");
+    out += "\nstrategy " + strategy + ": Dice of the global model on each site's held-out slices\n";
+    out += pad("round", 6) + pad("gen", 5);
+    for (const auto& s : sites) out += pad(s.at("name"), 9);
+    out += pad("mean", 9) + "\n";
+    for (const auto& r : run.at("rounds")) {
+      out += pad(std::to_string(r.at("round").get<int>()), 6) + pad(std::to_string(r.at("generation").get<int64_t>()), 5);
+      for (const auto& d : r.at("dice")) out += pad(fixed(d.get<double>()), 9);
+      out += pad(fixed(r.at("mean").get<double>()), 9) + "\n";
+    }
+    const auto& first = run.at("rounds").front();
+    const auto& last = run.at("rounds").back();
+    out += "mean Dice " + fixed(first.at("mean")) + " → " + fixed(last.at("mean")) + " (" +
+           (last.at("mean").get<double>() > first.at("mean").get<double>() ? "rises" : "does NOT rise") + ")\n";
+    out += pad("site", 8) + pad("federated", 11) + pad("local-only", 12) + pad("difference", 12) + "\n";
+    for (size_t i = 0; i < sites.size(); ++i) {
+      const double fed = last.at("dice")[i];
+      const double local = baseline[i].at("dice_per_round").back();
+      out += pad(sites[i].at("name"), 8) + pad(fixed(fed), 11) + pad(fixed(local), 12) +
+             pad((fed >= local ? "+" : "") + fixed(fed - local), 12) + (fed >= local ? "" : "  (federated below local)") + "\n";
+    }
+  }
+  const auto& runs = report.at("runs");
+  if (runs.size() >= 2) {
+    out += "\nside by side: final Dice per site\n" + pad("site", 8);
+    for (const auto& run : runs) out += pad(run.at("strategy"), 14);
+    out += pad("winner", 14) + pad("by", 9) + "\n";
+    auto row = [&](const std::string& name, const std::vector<double>& values) {
+      out += pad(name, 8);
+      size_t best = 0;
+      for (size_t k = 0; k < values.size(); ++k) {
+        out += pad(fixed(values[k]), 14);
+        if (values[k] > values[best]) best = k;
+      }
+      double second = -1;
+      for (size_t k = 0; k < values.size(); ++k) {
+        if (k != best) second = std::max(second, values[k]);
+      }
+      out += pad(runs[best].at("strategy"), 14) + pad(fixed(values[best] - second), 9) + "\n";
+    };
+    for (size_t i = 0; i < sites.size(); ++i) {
+      std::vector<double> v;
+      for (const auto& run : runs) v.push_back(run.at("rounds").back().at("dice")[i]);
+      row(sites[i].at("name"), v);
+    }
+    std::vector<double> means;
+    for (const auto& run : runs) means.push_back(run.at("rounds").back().at("mean"));
+    row("mean", means);
+  }
+  return out;
+}
+
+}  // namespace tessera::simulation

@@ -1,0 +1,32 @@
+#pragma once
+// The simulated hospitals' data, cut from the Colin27 T1 and its brain mask.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tessera/nn/Training.h"
+#include "tessera/simulation/DomainShift.h"
+
+namespace tessera::simulation {
+
+struct SiteData {
+  std::string name;
+  DomainShift shift;
+  std::vector<nn::TrainingCase> rounds;  // corrected slices arriving in each round
+  nn::TrainingCase test;                 // held-out slices, same scanner
+  int trainSlices = 0;
+};
+
+struct FederationData {
+  std::vector<SiteData> sites;
+  nn::TrainingCase validation;  // the server's own slices (reference scanner)
+};
+
+// Disjoint axial slices for every site and the server as long as there are enough brain slices;
+// beyond that, sites share slices (still through their own scanner). Deterministic in `seed`.
+FederationData prepareFederationData(const std::filesystem::path& dataDir, int sites, int rounds, int slicesPerRound,
+                                     int testSlices, int validationSlices, uint64_t seed);
+
+}  // namespace tessera::simulation
