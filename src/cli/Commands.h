@@ -15,5 +15,8 @@ Action addTrainCommand(CLI::App& app);
 Action addPredictCommand(CLI::App& app);
 Action addEvaluateCommand(CLI::App& app);
 Action addDemoCommand(CLI::App& app);
+Action addServerCommand(CLI::App& app);
+Action addSimulateCommand(CLI::App& app);
+Action addClientCommand(CLI::App& app);
 
 }  // namespace tessera::cli

@@ -23,7 +23,13 @@ int main(int argc, char** argv) {
       tessera::cli::addPredictCommand);
   add("evaluate", "Compare a label map with a reference: Dice, Jaccard, HD95, volumes",
       tessera::cli::addEvaluateCommand);
-  add("demo", "Train on the Colin27 brain MRI (Debian's mricron-data) and segment held-out slices",
+  add("server", "Run the federation server (or, with 'admin', manage its sites, models and policies)",
+      tessera::cli::addServerCommand);
+  add("client", "Site side: pull the latest generation, train on corrected cases, push the update, status",
+      tessera::cli::addClientCommand);
+  add("simulate", "Run a whole federation (server + site processes) on this machine and compare strategies",
+      tessera::cli::addSimulateCommand);
+  add("demo", "Three simulated hospitals federate brain segmentation on Colin27 (simulate with defaults)",
       tessera::cli::addDemoCommand);
 
   try {

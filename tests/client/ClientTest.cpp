@@ -155,6 +155,15 @@ TEST_F(ApiClientTest, MissingTokenIsAConfigErrorBeforeAnyRequest) {
   EXPECT_NE(std::string(e.what()).find("TESSERA_TOKEN"), std::string::npos) << e.what();
 }
 
+TEST_F(ApiClientTest, HttpsToAPlainHttpServerIsUnreachable) {
+  ClientConfig config = configFor(server);
+  config.server = "https://" + config.server.substr(std::string("http://").size());
+  ApiClient api(config);
+  const auto e = failure([&] { api.whoami(); });
+  EXPECT_EQ(e.code(), "unreachable");
+  EXPECT_NE(std::string(e.what()).find("TLS"), std::string::npos) << e.what();
+}
+
 TEST(ApiClientUrlTest, NothingListeningIsUnreachable) {
   ClientConfig config;
   config.server = "http://127.0.0.1:" + std::to_string(freePort());

@@ -63,6 +63,38 @@ ServerReason reasonOf(const httplib::Response& response) {
   return reason;
 }
 
+// httplib's names for transport errors ("Connection", "Read") with what they usually mean.
+std::string describe(httplib::Error error) {
+  std::string hint;
+  switch (error) {
+    case httplib::Error::Connection:
+      hint = "refused or no route: is the server running and the URL right?";
+      break;
+    case httplib::Error::ConnectionTimeout:
+      hint = "no answer within " + std::to_string(kConnectSeconds) + " s";
+      break;
+    case httplib::Error::Read:
+      hint = "the connection broke or timed out while reading the answer";
+      break;
+    case httplib::Error::Write:
+      hint = "the connection broke or timed out while sending";
+      break;
+    case httplib::Error::SSLConnection:
+      hint = "TLS handshake failed: is it an https:// server?";
+      break;
+    case httplib::Error::SSLLoadingCerts:
+      hint = "cannot load the CA certificates (ca_cert)";
+      break;
+    case httplib::Error::SSLServerVerification:
+      hint = "the server's certificate is not trusted: give its CA certificate as ca_cert";
+      break;
+    default:
+      break;
+  }
+  const std::string name = httplib::to_string(error);
+  return hint.empty() ? name : name + " (" + hint + ")";
+}
+
 struct Reply {
   std::string body;
   httplib::Headers headers;
@@ -124,11 +156,7 @@ struct ApiClient::Impl {
                              : method == "PUT" ? http->Put(target, body, contentType)
                                                : http->Post(target, body, contentType);
     if (!result) {
-      std::string why = httplib::to_string(result.error());
-      if (result.error() == httplib::Error::SSLServerVerification) {
-        why += " (the server's certificate is not trusted: give its CA certificate as ca_cert)";
-      }
-      throw ClientError("unreachable", "cannot reach the Tessera server at " + url + ": " + why);
+      throw ClientError("unreachable", "cannot reach the Tessera server at " + url + ": " + describe(result.error()));
     }
     const httplib::Response& response = result.value();
     if (response.status >= 200 && response.status < 300) return {response.body, response.headers};

@@ -18,13 +18,17 @@ template <typename Ask>
 std::optional<nlohmann::json> ask(nlohmann::json& server, Ask&& question) {
   if (server.contains("error") && server.value("error_code", "") == "unreachable") return std::nullopt;
   try {
-    return question();
+    auto answer = question();
+    server["reachable"] = true;
+    return answer;
   } catch (const ClientError& e) {
     if (!server.contains("error")) {
       server["error"] = e.what();
       server["error_code"] = e.code();
     }
+    // Any answer, a refusal included, proves the server is there; "config" proves nothing.
     if (e.code() == "unreachable") server["reachable"] = false;
+    else if (e.code() != "config") server["reachable"] = true;
     return std::nullopt;
   }
 }
@@ -33,12 +37,11 @@ std::optional<nlohmann::json> ask(nlohmann::json& server, Ask&& question) {
 
 nlohmann::json status(const ClientConfig& config) {
   nlohmann::json answer;
-  nlohmann::json server{{"url", config.server}, {"reachable", true}};
+  nlohmann::json server{{"url", config.server}, {"reachable", nullptr}};
   std::unique_ptr<ApiClient> api;
   try {
     api = std::make_unique<ApiClient>(config);
   } catch (const ClientError& e) {
-    server["reachable"] = false;
     server["error"] = e.what();
     server["error_code"] = e.code();
   }

@@ -82,6 +82,13 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
   result.baseGeneration = *baseGeneration;
   result.cases = static_cast<int>(cases.size());
   result.samples = countSamples(cases, model.spec);
+  try {
+    if (const auto previous = state.readTrained(); previous && previous->pushed.is_null()) {
+      log << "tessera: warning: replacing the trained model of " << previous->trainedAt << " that was never pushed\n";
+    }
+  } catch (const ClientError&) {
+    // An unreadable record is what training again is meant to replace.
+  }
   result.strategy = strategyOf(config, cache, log);
   if (result.strategy == "fedbn") {
     // FedBN: the server never averages normalisation layers, so each site keeps its own

@@ -53,7 +53,7 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
 nlohmann::json push(const ClientConfig& config, std::ostream& log);
 
 // Never throws for server problems: they are reported inside the answer, so status works offline.
-//   {"server": {"url", "reachable", "name"?, "role"?, "error"?},
+//   {"server": {"url", "reachable" (null: not asked), "name"?, "role"?, "error"?, "error_code"?},
 //    "task", "latest_generation", "cache": {"folder", "generations", "latest", "up_to_date"},
 //    "trained": null | {"path", "base_generation", "samples", "metrics", "cases", "trained_at",
 //                       "pushed": null | {"update", "at", "server", "status"?}}}

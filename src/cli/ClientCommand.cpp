@@ -1,0 +1,180 @@
+// `tessera client`: what a hospital site runs to take part in a federation.
+//   tessera client pull | train --cases DIR | push | status [--json]
+// Settings: flags, then the config file (--config, default $TESSERA_HOME/client.json), then
+// TESSERA_SERVER / TESSERA_TOKEN / TESSERA_HOME, then built-in defaults.
+
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "Commands.h"
+#include "ProgressReporter.h"
+#include "tessera/client/ClientConfig.h"
+#include "tessera/client/SiteTrainer.h"
+#include "tessera/nn/Runtime.h"
+
+namespace tessera::cli {
+
+namespace {
+
+struct ClientArgs {
+  std::string server, token, task, configFile, home, caCert;
+  CLI::Option *serverOpt = nullptr, *tokenOpt = nullptr, *taskOpt = nullptr, *configOpt = nullptr,
+              *homeOpt = nullptr, *caCertOpt = nullptr;
+  CLI::App *pull = nullptr, *train = nullptr, *push = nullptr, *status = nullptr;
+  std::string cases;
+  int epochs = 10;
+  uint64_t seed = 1;
+  int threads = 0;
+  bool json = false;
+};
+
+std::optional<std::string> given(const CLI::Option* option, const std::string& value) {
+  return option->count() > 0 ? std::optional<std::string>(value) : std::nullopt;
+}
+
+client::ClientConfig resolveConfig(const ClientArgs& a) {
+  client::ConfigLayer flags;
+  flags.server = given(a.serverOpt, a.server);
+  flags.token = given(a.tokenOpt, a.token);
+  flags.task = given(a.taskOpt, a.task);
+  flags.home = given(a.homeOpt, a.home);
+  flags.caCert = given(a.caCertOpt, a.caCert);
+  client::ConfigLayer file;
+  if (a.configOpt->count() > 0) {
+    file = client::readConfigFile(a.configFile);
+  } else if (const auto found = client::defaultConfigFile(flags.home)) {
+    file = client::readConfigFile(*found);
+  }
+  return client::mergeConfig(flags, file, client::configFromEnvironment());
+}
+
+// Status values for people: "-" for unknown, numbers without JSON's trailing digits.
+std::string orDash(const nlohmann::json& value) {
+  if (value.is_null()) return "-";
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_number_float()) {
+    std::ostringstream out;
+    out << std::setprecision(4) << value.get<double>();
+    return out.str();
+  }
+  return value.dump();
+}
+
+void printStatus(const nlohmann::json& s, std::ostream& out) {
+  const auto& server = s["server"];
+  out << "server   " << server.value("url", "");
+  if (server.contains("name")) {
+    out << ": signed in as " << server.value("name", "") << " (" << server.value("role", "") << ")";
+  }
+  if (server.contains("error")) out << ": " << server.value("error", "");
+  out << "\n";
+  if (s["task"].is_null()) {
+    out << "task     - (pass --task NAME or set \"task\" in the client config)\n";
+    return;
+  }
+  out << "task     " << orDash(s["task"]) << "\n";
+  out << "latest   generation " << orDash(s["latest_generation"]) << " on the server\n";
+  const auto& cache = s["cache"];
+  std::string generations;
+  for (const auto& g : cache["generations"]) generations += (generations.empty() ? "" : ", ") + g.dump();
+  out << "cache    " << (generations.empty() ? "no generations" : "generation(s) " + generations) << " in "
+      << cache.value("folder", "");
+  if (cache["up_to_date"].is_boolean()) out << (cache["up_to_date"].get<bool>() ? " (up to date)" : " (run `tessera client pull`)");
+  out << "\n";
+  const auto& trained = s["trained"];
+  if (trained.is_null()) {
+    out << "trained  nothing yet (run `tessera client train --cases DIR`)\n";
+    return;
+  }
+  if (trained.contains("error")) {
+    out << "trained  " << trained.value("error", "") << "\n";
+    return;
+  }
+  out << "trained  base generation " << orDash(trained["base_generation"]) << ", " << orDash(trained["samples"])
+      << " samples, final loss " << orDash(trained["metrics"].value("final_loss", nlohmann::json())) << ", at "
+      << orDash(trained["trained_at"]) << "\n";
+  const auto& pushed = trained["pushed"];
+  if (pushed.is_null()) {
+    out << "pushed   not yet (run `tessera client push`)\n";
+  } else {
+    out << "pushed   update " << orDash(pushed["update"]) << " at " << orDash(pushed["at"]);
+    if (pushed.contains("status")) out << ", " << orDash(pushed["status"]);
+    if (pushed.contains("merged_into") && !pushed["merged_into"].is_null()) {
+      out << " into generation " << orDash(pushed["merged_into"]);
+    }
+    if (pushed.contains("reason") && !pushed["reason"].is_null() && !orDash(pushed["reason"]).empty()) {
+      out << " (" << orDash(pushed["reason"]) << ")";
+    }
+    out << "\n";
+  }
+}
+
+}  // namespace
+
+Action addClientCommand(CLI::App& app) {
+  auto a = std::make_shared<ClientArgs>();
+  app.require_subcommand(1);
+  a->serverOpt = app.add_option("--server", a->server, "Federation server URL (default http://127.0.0.1:8470)");
+  a->tokenOpt = app.add_option("--token", a->token, "This site's token (or TESSERA_TOKEN)");
+  a->taskOpt = app.add_option("--task", a->task, "Model (task) to work on");
+  a->configOpt = app.add_option("--config", a->configFile, "Client config JSON (default: $TESSERA_HOME/client.json if present)");
+  a->homeOpt = app.add_option("--home", a->home, "Site state folder (default: $TESSERA_HOME or ~/.tessera)");
+  a->caCertOpt = app.add_option("--ca-cert", a->caCert, "CA certificate (PEM) trusted for an https:// server");
+
+  a->pull = app.add_subcommand("pull", "Download the latest generation unless it is already cached");
+  a->train = app.add_subcommand("train", "Fine-tune the newest pulled generation on this site's cases");
+  a->train->add_option("--cases", a->cases, "Folder with images/NAME.nii.gz and labels/NAME.nii.gz")->required();
+  a->train->add_option("--epochs", a->epochs, "Passes over the cases")->capture_default_str()->check(CLI::Range(1, 100000));
+  a->train->add_option("--seed", a->seed, "Random seed (shuffling, augmentation)")->capture_default_str();
+  a->train->add_option("--threads", a->threads, "Compute threads (default: all cores)");
+  a->push = app.add_subcommand("push", "Send the trained model's difference to its base generation to the server");
+  a->status = app.add_subcommand("status", "Show the server, the cached generations and what is waiting to be pushed");
+  a->status->add_flag("--json", a->json, "Print the status as JSON");
+  // The common options may also follow the sub-command: `tessera client pull --task brain`.
+  for (CLI::App* sub : {a->pull, a->train, a->push, a->status}) sub->fallthrough();
+
+  return [a] {
+    const client::ClientConfig config = resolveConfig(*a);
+    if (a->pull->parsed()) {
+      const auto r = client::pull(config, std::cerr);
+      std::cout << config.task << " generation " << r.generation << ": " << r.path.string()
+                << (r.downloaded ? " (downloaded)" : " (already cached)") << "\n";
+    } else if (a->train->parsed()) {
+      nn::setThreadCount(a->threads);
+      client::SiteTrainOptions options;
+      options.casesDir = a->cases;
+      options.epochs = a->epochs;
+      options.seed = a->seed;
+      client::TrainResult r;
+      {
+        // Scoped so the progress line is finished before the summary is printed.
+        ProgressReporter progress("train");
+        options.onEpoch = [&progress](const nn::TrainProgress& p) { progress(p); };
+        r = client::train(config, options, std::cerr);
+      }
+      std::ostringstream summary;
+      summary << "wrote " << r.modelPath.string() << " (base generation " << r.baseGeneration << ", " << r.cases
+              << " case(s), " << r.samples << " samples, final loss " << r.finalLoss << ", "
+              << formatDuration(r.seconds) << (r.keptLocalNormalization ? ", local normalisation kept" : "")
+              << "); next: tessera client push\n";
+      std::cout << summary.str();
+    } else if (a->push->parsed()) {
+      const auto answer = client::push(config, std::cerr);
+      std::cout << "pushed update " << orDash(answer.value("update", nlohmann::json())) << " for " << config.task
+                << " (" << answer.value("status", "queued") << ")\n";
+    } else if (a->status->parsed()) {
+      const auto s = client::status(config);
+      if (a->json) {
+        std::cout << s.dump(2) << "\n";
+      } else {
+        printStatus(s, std::cout);
+      }
+    }
+    return 0;
+  };
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,168 @@
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <pthread.h>
+
+#include <nlohmann/json.hpp>
+
+#include "Commands.h"
+#include "tessera/common/AtomicFile.h"
+#include "tessera/nn/Model.h"
+#include "tessera/server/AdminTasks.h"
+#include "tessera/server/BlobStore.h"
+#include "tessera/server/FederationServer.h"
+#include "tessera/server/Registry.h"
+
+namespace tessera::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// "127.0.0.1:8470", "0.0.0.0:0", ":8470" → host and port.
+std::pair<std::string, int> parseListen(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) throw std::invalid_argument("--listen '" + text + "' is not HOST:PORT");
+  const std::string host = colon == 0 ? "127.0.0.1" : text.substr(0, colon);
+  int port = -1;
+  try {
+    port = std::stoi(text.substr(colon + 1));
+  } catch (const std::exception&) {
+  }
+  if (port < 0 || port > 65535) throw std::invalid_argument("--listen '" + text + "': port must be 0..65535");
+  return {host, port};
+}
+
+std::string timestamp() {
+  char text[32];
+  const std::time_t t = std::time(nullptr);
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", std::localtime(&t));
+  return text;
+}
+
+void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>& actions) {
+  admin.require_subcommand(1);
+  struct Args {
+    std::string data = "tessera-server";
+    std::string name, role = "site", model, strategy = "fedavg", task, cases, policy;
+  };
+  auto a = std::make_shared<Args>();
+  auto dataOption = [a](CLI::App* sub) {
+    sub->add_option("--data", a->data, "The server's data folder")->capture_default_str();
+  };
+
+  auto* addSite = admin.add_subcommand("add-site", "Register a site (or an admin) and print its token once");
+  addSite->add_option("name", a->name, "Site name (letters, digits, . _ -)")->required();
+  addSite->add_option("--role", a->role, "site or admin")->capture_default_str()->check(CLI::IsMember({"site", "admin"}));
+  dataOption(addSite);
+  actions.emplace_back(addSite, [a] {
+    fs::create_directories(a->data);
+    server::Registry registry(a->data);
+    const auto [site, token] = registry.addSite(a->name, a->role);
+    std::cerr << "registered " << site.role << " '" << site.name << "'; its token is shown only now:\n";
+    std::cout << token << std::endl;
+    return 0;
+  });
+
+  auto* seed = admin.add_subcommand("seed", "Register a model file as the first generation of its task");
+  seed->add_option("--model", a->model, "A .tsm model file")->required();
+  seed->add_option("--strategy", a->strategy, "Merge strategy: dafne, fedavg, fedbn, trimmed-mean")->capture_default_str();
+  dataOption(seed);
+  actions.emplace_back(seed, [a] {
+    fs::create_directories(a->data);
+    server::Registry registry(a->data);
+    server::BlobStore blobs(a->data);
+    const auto model = nn::loadModel(a->model);
+    const auto out = server::seedModel(registry, blobs, model, a->strategy);
+    std::cout << "seeded task '" << out["task"].get<std::string>() << "' at generation " << out["generation"]
+              << " (" << out["parameters"] << " parameters, strategy " << out["strategy"].get<std::string>() << ")\n";
+    return 0;
+  });
+
+  auto* validation = admin.add_subcommand("set-validation", "Give the server validation cases for a task's gate");
+  validation->add_option("--task", a->task, "Task name")->required();
+  validation->add_option("--cases", a->cases, "Folder with images/NAME.nii.gz and labels/NAME.nii.gz")->required();
+  dataOption(validation);
+  actions.emplace_back(validation, [a] {
+    const int n = server::setValidationCases(a->data, a->task, a->cases);
+    std::cout << "task '" << a->task << "': " << n << " validation case(s) stored\n";
+    return 0;
+  });
+
+  auto* policy = admin.add_subcommand("policy", "Show or change a task's merge policy");
+  policy->add_option("--task", a->task, "Task name")->required();
+  policy->add_option("--set", a->policy, "JSON object of fields to change, e.g. '{\"round_size\": 5}'");
+  dataOption(policy);
+  actions.emplace_back(policy, [a] {
+    server::Registry registry(a->data);
+    const auto patch = a->policy.empty() ? nlohmann::json::object() : nlohmann::json::parse(a->policy);
+    std::cout << server::updatePolicy(registry, a->task, patch).dump(2) << "\n";
+    return 0;
+  });
+}
+
+}  // namespace
+
+Action addServerCommand(CLI::App& app) {
+  struct Args {
+    std::string data = "tessera-server";
+    std::string listen = "127.0.0.1:8470";
+    std::string tlsCert, tlsKey, portFile;
+    int threads = 16;
+    bool quiet = false;
+  };
+  auto a = std::make_shared<Args>();
+  app.add_option("--data", a->data, "Data folder: registry.sqlite3, blobs/, validation/")->capture_default_str();
+  app.add_option("--listen", a->listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
+  app.add_option("--tls-cert", a->tlsCert, "PEM certificate: serve HTTPS");
+  app.add_option("--tls-key", a->tlsKey, "PEM private key for --tls-cert");
+  app.add_option("--threads", a->threads, "HTTP worker threads")->capture_default_str()->check(CLI::Range(2, 256));
+  app.add_option("--port-file", a->portFile, "Write the port once listening (for scripts using port 0)");
+  app.add_flag("--quiet", a->quiet, "Log only errors");
+  app.require_subcommand(0, 1);
+  auto* admin = app.add_subcommand("admin", "Operator tasks on the server's data folder (run on the server machine)");
+  auto adminActions = std::make_shared<std::vector<std::pair<CLI::App*, Action>>>();
+  addAdminCommands(*admin, *adminActions);
+
+  return [a, admin, adminActions] {
+    if (admin->parsed()) {
+      for (auto& [sub, action] : *adminActions) {
+        if (sub->parsed()) return action();
+      }
+      return 2;
+    }
+    // Signals go to one waiting thread so that the server can stop cleanly.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    server::ServerOptions o;
+    o.dataDir = a->data;
+    std::tie(o.host, o.port) = parseListen(a->listen);
+    o.tlsCert = a->tlsCert;
+    o.tlsKey = a->tlsKey;
+    o.threads = a->threads;
+    const bool quiet = a->quiet;
+    o.log = [quiet](const std::string& line) {
+      if (!quiet) std::cerr << "[" << timestamp() << "] " << line << std::endl;
+    };
+    server::FederationServer srv(o);
+    srv.start();
+    const std::string scheme = a->tlsCert.empty() ? "http" : "https";
+    std::cerr << "tessera server: listening on " << scheme << "://" << o.host << ":" << srv.port() << ", data in "
+              << fs::absolute(a->data).string() << std::endl;
+    if (!a->portFile.empty()) common::writeFileAtomically(a->portFile, std::to_string(srv.port()) + "\n");
+    int received = 0;
+    sigwait(&signals, &received);
+    std::cerr << "tessera server: stopping (signal " << received << ")" << std::endl;
+    srv.stop();
+    srv.wait();
+    return 0;
+  };
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,45 @@
+#pragma once
+// The federation server: REST API (docs/API.md), update queue and merge loop over a data folder
+// holding the SQLite registry, the content-addressed blobs and per-task validation cases.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace tessera::server {
+
+struct ServerOptions {
+  std::filesystem::path dataDir;
+  std::string host = "127.0.0.1";
+  int port = 8470;  // 0: any free port (see FederationServer::port())
+  std::filesystem::path tlsCert;
+  std::filesystem::path tlsKey;
+  int threads = 16;
+  // How often the merge loop looks for rounds that timed out.
+  double pollSeconds = 0.5;
+  std::function<void(const std::string&)> log;  // one line per event; null: quiet
+};
+
+class FederationServer {
+ public:
+  explicit FederationServer(ServerOptions options);
+  ~FederationServer();
+  FederationServer(const FederationServer&) = delete;
+  FederationServer& operator=(const FederationServer&) = delete;
+
+  // Binds the socket (throws std::runtime_error naming the address when it cannot) and starts
+  // the merge loop; returns at once.
+  void start();
+  int port() const;
+  // Serves until stop() is called from another thread or a signal handler thread.
+  void wait();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::server
