@@ -36,6 +36,8 @@ struct SimulateArgs {
   int epochs = 6;
   int slicesPerRound = 3;
   int baseFeatures = 16;
+  int rootEpochs = 15;
+  int rootSlices = 12;
 };
 
 void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
@@ -55,6 +57,13 @@ void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
   app.add_option("--slices-per-round", a.slicesPerRound, "Corrected slices each site gains per round")
       ->capture_default_str()
       ->check(CLI::Range(1, 40));
+  app.add_option("--root-epochs", a.rootEpochs,
+                 "Epochs the operator trains generation 0 on reference-scanner slices (0: random weights)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--root-slices", a.rootSlices, "Reference-scanner slices for generation 0")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60));
   app.add_option("--base-features", a.baseFeatures, "U-Net width (features of the first level)")
       ->capture_default_str()
       ->check(CLI::Range(4, 64));
@@ -72,6 +81,8 @@ int runAndPrint(const SimulateArgs& a, const char* title) {
   o.epochsPerRound = a.epochs;
   o.slicesPerRound = a.slicesPerRound;
   o.baseFeatures = a.baseFeatures;
+  o.rootEpochs = a.rootEpochs;
+  o.rootSlices = a.rootSlices;
   o.say = [](const std::string& line) { std::cout << line << std::endl; };
   std::cout << title << "\n"
             << o.sites << " sites, " << o.generations << " rounds, strategies: " << a.strategies

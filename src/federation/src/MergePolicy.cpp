@@ -48,6 +48,9 @@ MergePolicy defaultPolicyFor(Strategy strategy) {
     p.roundSize = 1;
     p.validationTolerance = 1.0;
   }
+  // Under FedBN the global model carries no site's normalisation statistics, only the root's, so
+  // the server's validation score does not describe any model a site runs: record, don't block.
+  if (strategy == Strategy::FedBN) p.validationTolerance = 1.0;
   return p;
 }
 

@@ -292,7 +292,7 @@ json runSimulation(const SimulationOptions& o) {
   nn::setThreadCount(0);
 
   const FederationData data = prepareFederationData(o.dataDir, o.sites, o.generations, o.slicesPerRound, o.testSlices,
-                                                    o.validationSlices, o.seed);
+                                                    o.validationSlices, o.rootSlices, o.seed);
   const fs::path validationCases = o.out / "data" / "server-validation";
   fs::remove_all(validationCases);
   nn::writeCase(validationCases, "validation", data.validation);
@@ -313,9 +313,18 @@ json runSimulation(const SimulationOptions& o) {
   nn::Model root = nn::defaultModelFor({data.validation}, task, o.seed);
   root.spec.baseFeatures = o.baseFeatures;
   root = nn::initialModel(root.spec, root.preprocessing, root.task, o.seed);
+  if (o.rootEpochs > 0) {
+    nn::TrainOptions t;
+    t.epochs = o.rootEpochs;
+    t.seed = o.seed;
+    nn::trainModel(root, {data.root}, t);
+  }
   if (o.say) {
-    o.say("root model (generation 0): 2D U-Net, " + std::to_string(nn::parameterCount(root.weights)) +
-          " parameters, random weights; " + std::to_string(o.epochsPerRound) + " local epochs per round");
+    o.say("root model (generation 0): 2D U-Net, " + std::to_string(nn::parameterCount(root.weights)) + " parameters, " +
+          (o.rootEpochs > 0 ? "trained " + std::to_string(o.rootEpochs) + " epochs on " + std::to_string(o.rootSlices) +
+                                  " reference-scanner slices"
+                            : std::string("random weights")) +
+          "; " + std::to_string(o.epochsPerRound) + " local epochs per round");
     o.say("local-only baseline: every site trains alone on the same schedule");
   }
   json report{{"task", kTask},
@@ -324,7 +333,8 @@ json runSimulation(const SimulationOptions& o) {
               {"generations", o.generations},
               {"epochs_per_round", o.epochsPerRound},
               {"parameters", nn::parameterCount(root.weights)},
-              {"validation_slices", o.validationSlices}};
+              {"validation_slices", o.validationSlices},
+              {"root", {{"slices", o.rootSlices}, {"epochs", o.rootEpochs}}}};
   report["local_only"] = localOnlyBaseline(o, data, root);
   json runs = json::array();
   for (const auto& strategy : o.strategies) runs.push_back(runStrategy(o, strategy, data, root, validationCases));

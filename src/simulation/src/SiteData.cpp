@@ -10,7 +10,7 @@ namespace tessera::simulation {
 namespace fs = std::filesystem;
 
 FederationData prepareFederationData(const fs::path& dataDir, int sites, int rounds, int slicesPerRound, int testSlices,
-                                     int validationSlices, uint64_t seed) {
+                                     int validationSlices, int rootSlices, uint64_t seed) {
   image::Volume t1, brain;
   try {
     t1 = image::readImage(dataDir / "ch2.nii.gz");
@@ -32,7 +32,7 @@ FederationData prepareFederationData(const fs::path& dataDir, int sites, int rou
   }
   std::mt19937_64 rng(seed);
   std::shuffle(usable.begin(), usable.end(), rng);
-  if (usable.size() < static_cast<size_t>(validationSlices + testSlices + slicesPerRound)) {
+  if (usable.size() < static_cast<size_t>(validationSlices + rootSlices + testSlices + slicesPerRound)) {
     throw std::runtime_error("Colin27 has only " + std::to_string(usable.size()) + " brain slices; ask for fewer");
   }
   size_t next = 0;
@@ -53,6 +53,7 @@ FederationData prepareFederationData(const fs::path& dataDir, int sites, int rou
 
   FederationData data;
   data.validation = slices(take(validationSlices), nullptr, 0);
+  data.root = slices(take(rootSlices), nullptr, 0);
   for (int s = 0; s < sites; ++s) {
     SiteData site;
     site.name = "site-" + std::to_string(s + 1);

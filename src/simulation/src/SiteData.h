@@ -22,11 +22,12 @@ struct SiteData {
 struct FederationData {
   std::vector<SiteData> sites;
   nn::TrainingCase validation;  // the server's own slices (reference scanner)
+  nn::TrainingCase root;        // the operator's slices that train generation 0 (reference scanner)
 };
 
 // Disjoint axial slices for every site and the server as long as there are enough brain slices;
 // beyond that, sites share slices (still through their own scanner). Deterministic in `seed`.
 FederationData prepareFederationData(const std::filesystem::path& dataDir, int sites, int rounds, int slicesPerRound,
-                                     int testSlices, int validationSlices, uint64_t seed);
+                                     int testSlices, int validationSlices, int rootSlices, uint64_t seed);
 
 }  // namespace tessera::simulation

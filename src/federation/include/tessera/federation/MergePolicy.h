@@ -31,7 +31,9 @@ struct MergePolicy {
 };
 
 // Dafne's published server merges every upload on arrival and does not gate on validation, so
-// its default policy only records the scores (tolerance = 1: never blocks).
+// its default policy only records the scores (tolerance = 1: never blocks). FedBN's does the same:
+// its global model holds no site's normalisation statistics, so the server's score of it does not
+// describe what any site runs.
 MergePolicy defaultPolicyFor(Strategy strategy);
 
 nlohmann::json toJson(const MergePolicy& policy);
