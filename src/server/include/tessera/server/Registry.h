@@ -1,7 +1,10 @@
 #pragma once
-// The server's registry in SQLite (WAL, synchronous=FULL): sites and token hashes, models and
-// their policies, generations with lineage, updates and their state, usage events. Each change
-// that touches several rows is one transaction, so a crash leaves either all of it or none.
+// The server's registry in SQLite (DATA/registry.sqlite3; WAL, synchronous=FULL, foreign keys):
+// sites and token hashes, models and their policies, generations with lineage, updates and
+// their state, usage events. Each change that touches several rows is one transaction, so a
+// crash leaves either all of it or none. One connection behind a mutex: safe to call from many
+// HTTP threads; other processes (the admin CLI) may use the same file at the same time.
+// Failures are StorageError with the API's codes (not_found, conflict, bad_request, corrupt, io).
 
 #include <cstdint>
 #include <filesystem>
@@ -17,6 +20,9 @@
 namespace tessera::server {
 
 class BlobStore;
+namespace db {
+class Connection;
+}
 
 struct Site {
   int64_t id = 0;
@@ -31,6 +37,7 @@ struct ModelRecord {
   nlohmann::json header;  // spec, preprocessing, task
   nlohmann::json policy;
   double createdAt = 0;
+  std::optional<int64_t> latestGeneration;  // highest published generation
 };
 
 struct GenerationRecord {
@@ -43,7 +50,7 @@ struct GenerationRecord {
   std::string strategy;
   std::vector<int64_t> mergedUpdates;
   nlohmann::json validation;  // null when not scored
-  double createdAt = 0;
+  double createdAt = 0;       // 0 when writing: "now"
 };
 
 struct RejectedCandidate {
@@ -54,7 +61,7 @@ struct RejectedCandidate {
   std::vector<int64_t> updateIds;
   nlohmann::json validation;
   std::string reason;
-  double createdAt = 0;
+  double createdAt = 0;  // 0 when writing: "now"
 };
 
 struct UpdateRecord {
@@ -63,16 +70,16 @@ struct UpdateRecord {
   int64_t siteId = 0;
   std::string siteName;
   int64_t baseGeneration = 0;
-  std::string kind;
+  std::string kind;  // delta, weights
   double samples = 0;
   nlohmann::json metrics;
   std::string blobSha256;
-  int64_t weightsOffset = 0;
+  int64_t weightsOffset = 0;  // where the weights section starts inside the blob
   int64_t weightsBytes = 0;
   std::optional<double> deltaNorm;
   std::string status;  // queued, merged, discarded
   std::optional<int64_t> mergedInto;
-  std::string reason;
+  std::string reason;  // why it was discarded
   double receivedAt = 0;
   std::optional<double> mergedAt;
 };
@@ -81,7 +88,7 @@ struct NewUpdate {
   int64_t modelId = 0;
   int64_t siteId = 0;
   int64_t baseGeneration = 0;
-  std::string kind;
+  std::string kind;  // delta, weights
   double samples = 0;
   nlohmann::json metrics;
   std::string blobSha256;
@@ -91,7 +98,7 @@ struct NewUpdate {
 };
 
 struct UsageEvent {
-  std::string type;
+  std::string type;  // predict, correct, train, push
   std::string task;
   std::optional<double> seconds;
   std::optional<double> dice;
@@ -103,50 +110,64 @@ struct ModelFilter {
 
 class Registry {
  public:
-  explicit Registry(const std::filesystem::path& dataDir);  // DATA/registry.sqlite3
+  // Opens or creates dataDir/registry.sqlite3 (and dataDir). StorageError("io", "<path>: …").
+  explicit Registry(const std::filesystem::path& dataDir);
   ~Registry();
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  // Returns the site and its token; the token is not stored, only its SHA-256.
+  // Returns the site and its token, the only time the token exists in clear: only its SHA-256
+  // is stored. Names are [A-Za-z0-9._-]{1,64}, roles "site" or "admin" (bad_request otherwise);
+  // "conflict" if the name is taken.
   std::pair<Site, std::string> addSite(const std::string& name, const std::string& role);
+  // A new token for an existing site; the old one stops working. "not_found" for unknown names.
+  std::string rotateToken(const std::string& name);
   std::optional<Site> siteForToken(const std::string& token) const;
   std::vector<Site> sites() const;
 
+  // One transaction: the model and its first generation (firstGeneration.modelId is ignored).
+  // "conflict" if the task exists.
   ModelRecord addModel(const std::string& task, const std::string& modality, const std::string& anatomy,
                        const std::string& disease, const nlohmann::json& header, const nlohmann::json& policy,
                        const GenerationRecord& firstGeneration);
   std::optional<ModelRecord> model(const std::string& task) const;
   std::optional<ModelRecord> modelById(int64_t id) const;
-  std::vector<ModelRecord> models(const ModelFilter& filter) const;
+  std::vector<ModelRecord> models(const ModelFilter& filter) const;  // ordered by id
   void setPolicy(int64_t modelId, const nlohmann::json& policy);
 
   std::optional<GenerationRecord> generation(int64_t modelId, int64_t generation) const;
   std::optional<GenerationRecord> latestGeneration(int64_t modelId) const;
-  std::vector<GenerationRecord> generations(int64_t modelId) const;
+  std::vector<GenerationRecord> generations(int64_t modelId) const;  // oldest first
   std::vector<RejectedCandidate> rejectedCandidates(int64_t modelId) const;
-  // One transaction: the generation row and every listed update marked merged into it. Throws
-  // StorageError("conflict"), changing nothing, if the generation exists or an update is not queued.
+  // THE crash-safety point. One transaction: the generation row and every listed update marked
+  // merged into it. Throws StorageError("conflict"), changing nothing, if the generation exists
+  // or an update is not queued for this model. g.mergedUpdates, when given, must equal updateIds.
   void publishGeneration(const GenerationRecord& g, const std::vector<int64_t>& updateIds);
-  // One transaction: the rejected candidate and its updates marked discarded with the reason.
+  // One transaction: the rejected candidate and its updates marked discarded with the reason;
+  // "conflict", changing nothing, if an update is not queued for this model.
   void rejectCandidate(const RejectedCandidate& c, const std::vector<int64_t>& updateIds);
 
+  // Queued, received now; returns the new id. "not_found" for an unknown model or site.
   int64_t addUpdate(const NewUpdate& u);
   std::optional<UpdateRecord> update(int64_t id) const;
-  std::vector<UpdateRecord> updates(int64_t modelId, const std::string& status) const;  // "" = all
+  std::vector<UpdateRecord> updates(int64_t modelId, const std::string& status) const;  // "" = all; by id
   std::vector<UpdateRecord> queuedUpdates(int64_t modelId) const;
-  int64_t queuedCount() const;
+  int64_t queuedCount() const;  // over all models
 
-  void addEvents(int64_t siteId, const std::vector<UsageEvent>& events);
+  void addEvents(int64_t siteId, const std::vector<UsageEvent>& events);  // one transaction
+  // {"events":[{"type","task","site","count","mean_seconds","mean_dice"}],
+  //  "models":[{"task","generations","rejected_candidates","updates":{"queued","merged","discarded"}}],
+  //  "sites": number of sites with role "site"}. Means are null where no event had a value.
   nlohmann::json usageStats() const;
 
-  // After a crash: every merged update points at an existing generation and every blob the
-  // registry names exists. Returns the problems found (empty: consistent).
+  // After a crash: the database file is sound, every merged update points at an existing
+  // generation that lists it, every generation's weights and every queued update's blob exist,
+  // and every generation after a model's first has its parent. Returns the problems found
+  // (empty: consistent).
   std::vector<std::string> checkConsistency(const BlobStore& blobs) const;
 
  private:
-  struct Db;
-  std::unique_ptr<Db> db_;
+  std::unique_ptr<db::Connection> db_;
   mutable std::mutex mutex_;
 };
 

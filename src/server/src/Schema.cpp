@@ -1,0 +1,100 @@
+#include "Schema.h"
+
+#include <string>
+
+#include "Database.h"
+#include "tessera/server/StorageError.h"
+
+namespace tessera::server::db {
+
+namespace {
+
+static_assert(kSchemaVersion == 1, "kTables sets user_version; bump both together");
+
+constexpr const char* kTables = R"sql(
+CREATE TABLE IF NOT EXISTS sites(
+  id INTEGER PRIMARY KEY,
+  name TEXT UNIQUE NOT NULL,
+  role TEXT NOT NULL CHECK(role IN ('site','admin')),
+  token_sha256 TEXT UNIQUE NOT NULL,
+  created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS models(
+  id INTEGER PRIMARY KEY,
+  task TEXT UNIQUE NOT NULL,
+  modality TEXT, anatomy TEXT, disease TEXT,
+  header_json TEXT NOT NULL,
+  policy_json TEXT NOT NULL,
+  created_at REAL);
+CREATE TABLE IF NOT EXISTS generations(
+  model_id INTEGER REFERENCES models(id),
+  generation INTEGER NOT NULL,
+  parent INTEGER,
+  weights_sha256 TEXT NOT NULL,
+  weights_bytes INTEGER NOT NULL,
+  parameters INTEGER NOT NULL,
+  strategy TEXT NOT NULL,
+  merged_updates_json TEXT NOT NULL DEFAULT '[]',
+  validation_json TEXT,
+  created_at REAL NOT NULL,
+  PRIMARY KEY(model_id, generation));
+CREATE TABLE IF NOT EXISTS rejected_candidates(
+  id INTEGER PRIMARY KEY,
+  model_id INTEGER REFERENCES models(id),
+  base_generation INTEGER,
+  strategy TEXT,
+  update_ids_json TEXT,
+  validation_json TEXT,
+  reason TEXT,
+  created_at REAL);
+CREATE TABLE IF NOT EXISTS updates(
+  id INTEGER PRIMARY KEY,
+  model_id INTEGER REFERENCES models(id),
+  site_id INTEGER REFERENCES sites(id),
+  base_generation INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  samples REAL NOT NULL,
+  metrics_json TEXT NOT NULL,
+  blob_sha256 TEXT NOT NULL,
+  weights_offset INTEGER NOT NULL,
+  weights_bytes INTEGER NOT NULL,
+  delta_norm REAL,
+  status TEXT NOT NULL CHECK(status IN ('queued','merged','discarded')),
+  merged_into INTEGER,
+  reason TEXT,
+  received_at REAL NOT NULL,
+  merged_at REAL);
+-- The merge loop polls queued updates per model; the queue gauge counts them over all models.
+CREATE INDEX IF NOT EXISTS updates_by_model_status ON updates(model_id, status);
+CREATE INDEX IF NOT EXISTS updates_by_status ON updates(status);
+CREATE TABLE IF NOT EXISTS events(
+  id INTEGER PRIMARY KEY,
+  site_id INTEGER REFERENCES sites(id),
+  task TEXT,
+  type TEXT NOT NULL,
+  seconds REAL,
+  dice REAL,
+  at REAL NOT NULL);
+PRAGMA user_version = 1;
+)sql";
+
+int userVersion(Connection& connection) {
+  Statement q(connection, "reading the schema version", "PRAGMA user_version");
+  q.step();
+  return static_cast<int>(q.integer(0));
+}
+
+}  // namespace
+
+void migrate(Connection& connection) {
+  connection.transaction([&] {
+    const int version = userVersion(connection);
+    if (version > kSchemaVersion) {
+      throw StorageError("io", "registry schema version " + std::to_string(version) +
+                                   " is newer than this program understands (" + std::to_string(kSchemaVersion) + ")");
+    }
+    // Idempotent, so a version-1 file passes through unchanged.
+    connection.exec("creating the schema", kTables);
+  });
+}
+
+}  // namespace tessera::server::db
