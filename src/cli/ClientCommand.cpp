@@ -26,6 +26,7 @@ struct ClientArgs {
   CLI::App *pull = nullptr, *train = nullptr, *push = nullptr, *status = nullptr;
   std::string cases;
   int epochs = 10;
+  double learningRate = 2e-3;
   uint64_t seed = 1;
   int threads = 0;
   bool json = false;
@@ -128,6 +129,9 @@ Action addClientCommand(CLI::App& app) {
   a->train = app.add_subcommand("train", "Fine-tune the newest pulled generation on this site's cases");
   a->train->add_option("--cases", a->cases, "Folder with images/NAME.nii.gz and labels/NAME.nii.gz")->required();
   a->train->add_option("--epochs", a->epochs, "Passes over the cases")->capture_default_str()->check(CLI::Range(1, 100000));
+  a->train->add_option("--learning-rate", a->learningRate, "Adam's initial learning rate (decays over the epochs)")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-7, 1.0));
   a->train->add_option("--seed", a->seed, "Random seed (shuffling, augmentation)")->capture_default_str();
   a->train->add_option("--threads", a->threads, "Compute threads (default: all cores)");
   a->push = app.add_subcommand("push", "Send the trained model's difference to its base generation to the server");
@@ -147,6 +151,7 @@ Action addClientCommand(CLI::App& app) {
       client::SiteTrainOptions options;
       options.casesDir = a->cases;
       options.epochs = a->epochs;
+      options.learningRate = a->learningRate;
       options.seed = a->seed;
       client::TrainResult r;
       {

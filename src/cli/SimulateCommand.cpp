@@ -34,6 +34,7 @@ struct SimulateArgs {
   uint64_t seed = 1;
   std::string dataDir = defaultDataDir();
   int epochs = 6;
+  double learningRate = 5e-4;
   int slicesPerRound = 3;
   int baseFeatures = 16;
   int rootEpochs = 15;
@@ -54,6 +55,9 @@ void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
   app.add_option("--data", a.dataDir, "Folder holding ch2.nii.gz and ch2bet.nii.gz (env TESSERA_MRICRON_DIR)")
       ->capture_default_str();
   app.add_option("--epochs", a.epochs, "Local training epochs per round")->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("--learning-rate", a.learningRate, "Sites' fine-tuning learning rate (Adam, decaying)")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-7, 1.0));
   app.add_option("--slices-per-round", a.slicesPerRound, "Corrected slices each site gains per round")
       ->capture_default_str()
       ->check(CLI::Range(1, 40));
@@ -79,6 +83,7 @@ int runAndPrint(const SimulateArgs& a, const char* title) {
   o.seed = a.seed;
   o.dataDir = a.dataDir;
   o.epochsPerRound = a.epochs;
+  o.learningRate = a.learningRate;
   o.slicesPerRound = a.slicesPerRound;
   o.baseFeatures = a.baseFeatures;
   o.rootEpochs = a.rootEpochs;
@@ -106,7 +111,11 @@ Action addSimulateCommand(CLI::App& app) {
 
 Action addDemoCommand(CLI::App& app) {
   auto a = std::make_shared<SimulateArgs>();
-  a->strategies = "fedavg,dafne";
+  // FedBN first: it is the strategy that handles the sites' scanner differences; fedavg and the
+  // Dafne baseline run on the same data and seed for the side-by-side table.
+  a->strategies = "fedbn,fedavg,dafne";
+  a->generations = 6;
+  a->slicesPerRound = 1;
   a->out = "tessera-demo";
   addSimulateOptions(app, *a);
   return [a] {

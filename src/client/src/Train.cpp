@@ -109,6 +109,7 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
   trainOptions.epochs = options.epochs;
   trainOptions.seed = options.seed;
   trainOptions.batchSize = options.batchSize;
+  trainOptions.learningRate = options.learningRate;
   trainOptions.onEpoch = [&](const nn::TrainProgress& p) {
     result.finalLoss = p.loss;
     if (options.onEpoch) options.onEpoch(p);

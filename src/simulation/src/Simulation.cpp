@@ -72,6 +72,7 @@ json localOnlyBaseline(const SimulationOptions& o, const FederationData& data, c
       std::vector<nn::TrainingCase> cases(data.sites[s].rounds.begin(), data.sites[s].rounds.begin() + r + 1);
       nn::TrainOptions t;
       t.epochs = o.epochsPerRound;
+      t.learningRate = o.learningRate;
       t.seed = o.seed * 7919 + static_cast<uint64_t>(s) * 131 + static_cast<uint64_t>(r);
       nn::trainModel(model, cases, t);
       const auto& site = data.sites[s];
@@ -207,7 +208,8 @@ json runStrategy(const SimulationOptions& o, const std::string& strategy, const 
           runProcess(command({"train", "--cases", (homes[s] / "cases").string(), "--epochs",
                               std::to_string(o.epochsPerRound), "--seed",
                               std::to_string(o.seed * 7919 + static_cast<uint64_t>(s) * 131 + static_cast<uint64_t>(r)),
-                              "--threads", std::to_string(threadsPerSite)}),
+                              "--threads", std::to_string(threadsPerSite), "--learning-rate",
+                              std::to_string(o.learningRate)}),
                      log);
           runProcess(command({"push"}), log);
         } catch (const std::exception& e) {
@@ -332,6 +334,7 @@ json runSimulation(const SimulationOptions& o) {
               {"sites", sites},
               {"generations", o.generations},
               {"epochs_per_round", o.epochsPerRound},
+              {"learning_rate", o.learningRate},
               {"parameters", nn::parameterCount(root.weights)},
               {"validation_slices", o.validationSlices},
               {"root", {{"slices", o.rootSlices}, {"epochs", o.rootEpochs}}}};

@@ -30,6 +30,7 @@ struct SiteTrainOptions {
   int epochs = 10;
   uint64_t seed = 1;
   int batchSize = 8;
+  double learningRate = 2e-3;  // fine-tuning a trained generation often wants less
   std::function<void(const nn::TrainProgress&)> onEpoch;
 };
 

@@ -25,6 +25,7 @@ struct SimulationOptions {
   int testSlices = 10;            // held-out slices per site
   int validationSlices = 8;       // server-side validation slices (reference scanner)
   int epochsPerRound = 6;
+  double learningRate = 5e-4;     // local fine-tuning of a trained generation
   // Generation 0 is a root model the operator trained on a few reference-scanner slices (as
   // Dafne starts from a published model); 0 root epochs: random weights.
   int rootSlices = 12;
