@@ -115,7 +115,7 @@ Action addDemoCommand(CLI::App& app) {
   // Dafne baseline run on the same data and seed for the side-by-side table.
   a->strategies = "fedbn,fedavg,dafne";
   a->generations = 6;
-  a->slicesPerRound = 1;
+  a->slicesPerRound = 2;
   a->out = "tessera-demo";
   addSimulateOptions(app, *a);
   return [a] {
