@@ -12,8 +12,12 @@ namespace tessera::federation {
 namespace {
 
 // Values per read: large enough for fast sequential I/O, small enough that K updates side by side
-// (trimmed mean) stay far below one model's size.
-constexpr int64_t kChunk = int64_t{1} << 16;
+// (trimmed mean) stay far below one model's size. Every input stream holds a chunk, so the chunk
+// shrinks as streams are added: all of them together stay near kChunkBudget values (a fixed
+// 64 Ki-value chunk took 16 updates + their bases to 8 MiB, twice a 1 M-parameter model).
+constexpr int64_t kMaxChunk = int64_t{1} << 16;
+constexpr int64_t kMinChunk = int64_t{1} << 12;
+constexpr int64_t kChunkBudget = int64_t{1} << 18;
 
 struct Participant {
   const UpdateInput* input = nullptr;
@@ -99,6 +103,9 @@ MergeOutput mergeUpdates(const MergeInput& input, WeightStreamWriter& out) {
   }
 
   const size_t k = parts.size();
+  int64_t streams = 0;
+  for (const auto& p : parts) streams += p.base ? 2 : 1;
+  const int64_t kChunk = std::clamp(kChunkBudget / streams, kMinChunk, kMaxChunk);
   const size_t trim = policy.strategy == Strategy::TrimmedMean ? static_cast<size_t>(std::floor(policy.trimFraction * k)) : 0;
   std::vector<float> cur(kChunk), merged(kChunk), column(k);
   std::vector<double> acc(kChunk);

@@ -1,6 +1,7 @@
 #include "tessera/federation/MergePolicy.h"
 
 #include <cmath>
+#include <limits>
 #include <set>
 #include <stdexcept>
 
@@ -72,26 +73,51 @@ MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base)
   if (!patch.is_object()) throw std::invalid_argument("policy must be a JSON object");
   MergePolicy p = base;
   for (const auto& [key, value] : patch.items()) {
+    // nlohmann's get<> converts booleans to numbers, cuts fractions and wraps integers that do
+    // not fit (-1 as max_update_bytes would lift the limit): check types and ranges here.
+    auto number = [&] {
+      if (!value.is_number()) throw std::invalid_argument("policy field '" + key + "' must be a number, not " + value.dump());
+      return value.get<double>();
+    };
+    auto integer = [&]() -> int64_t {  // an integer that fits an int64
+      if (!value.is_number_integer()) throw std::invalid_argument("policy field '" + key + "' must be an integer, not " + value.dump());
+      if (value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        throw std::invalid_argument("policy field '" + key + "' is out of range: " + value.dump());
+      }
+      return value.get<int64_t>();
+    };
+    auto smallInteger = [&]() -> int {
+      const int64_t v = integer();
+      if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+        throw std::invalid_argument("policy field '" + key + "' is out of range: " + value.dump());
+      }
+      return static_cast<int>(v);
+    };
     try {
       if (key == "strategy") {
         const Strategy s = strategyFromString(value.get<std::string>());
         // Switching to dafne without naming the other fields takes Dafne's own defaults.
         if (s != p.strategy && s == Strategy::Dafne && !patch.contains("round_size")) p.roundSize = 1;
         p.strategy = s;
-      } else if (key == "round_size") p.roundSize = value.get<int>();
-      else if (key == "round_seconds") p.roundSeconds = value.get<double>();
-      else if (key == "dafne_weight") p.dafneWeight = value.get<double>();
-      else if (key == "trim_fraction") p.trimFraction = value.get<double>();
+      } else if (key == "round_size") p.roundSize = smallInteger();
+      else if (key == "round_seconds") p.roundSeconds = number();
+      else if (key == "dafne_weight") p.dafneWeight = number();
+      else if (key == "trim_fraction") p.trimFraction = number();
       else if (key == "staleness") {
         const auto s = value.get<std::string>();
         if (s == "delta") p.staleness = StalenessMode::Delta;
         else if (s == "downweight") p.staleness = StalenessMode::Downweight;
         else throw std::invalid_argument("policy field 'staleness' must be 'delta' or 'downweight', not '" + s + "'");
-      } else if (key == "staleness_decay") p.stalenessDecay = value.get<double>();
-      else if (key == "max_staleness") p.maxStaleness = value.get<int>();
-      else if (key == "validation_tolerance") p.validationTolerance = value.get<double>();
-      else if (key == "max_update_bytes") p.maxUpdateBytes = value.get<uint64_t>();
-      else if (key == "max_delta_norm_ratio") p.maxDeltaNormRatio = value.get<double>();
+      } else if (key == "staleness_decay") p.stalenessDecay = number();
+      else if (key == "max_staleness") p.maxStaleness = smallInteger();
+      else if (key == "validation_tolerance") p.validationTolerance = number();
+      else if (key == "max_update_bytes") {
+        const bool unsignedValue = value.is_number_unsigned();
+        const int64_t v = unsignedValue ? 0 : integer();
+        if (v < 0) throw std::invalid_argument("policy field 'max_update_bytes' must be at least 1024, not " + value.dump());
+        p.maxUpdateBytes = unsignedValue ? value.get<uint64_t>() : static_cast<uint64_t>(v);
+      }
+      else if (key == "max_delta_norm_ratio") p.maxDeltaNormRatio = number();
       else throw std::invalid_argument("unknown policy field '" + key + "'");
     } catch (const nlohmann::json::exception&) {
       throw std::invalid_argument("policy field '" + key + "' has the wrong type: " + value.dump());

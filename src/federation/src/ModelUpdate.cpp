@@ -27,7 +27,10 @@ void append(std::string& out, T value) {
 }
 
 UpdateHeader headerFromJson(const nlohmann::json& j, const std::string& source) {
-  if (!j.is_object() || j.value("format", "") != "tessera-update") bad(source, "header does not declare format 'tessera-update'");
+  // (value() would throw json::type_error, not UpdateError, for a "format" that is not a string.)
+  if (!j.is_object() || !j.contains("format") || j.at("format") != "tessera-update") {
+    bad(source, "header does not declare format 'tessera-update'");
+  }
   UpdateHeader h;
   try {
     h.task = j.at("task").get<std::string>();

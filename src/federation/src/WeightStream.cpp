@@ -20,19 +20,27 @@ WeightStreamReader::WeightStreamReader(const WeightsLocation& location, std::str
     : source_(std::move(source)) {
   file_ = std::fopen(location.path.c_str(), "rb");
   if (!file_) throw UpdateError("io", source_ + ": cannot open " + location.path.string() + ": " + std::strerror(errno));
-  std::error_code ec;
-  const uint64_t size = std::filesystem::file_size(location.path, ec);
-  if (ec || location.offset > size) throw UpdateError("bad_update", source_ + ": weights section lies outside the file");
-  remaining_ = location.length ? location.length : size - location.offset;
-  if (location.offset + remaining_ > size) throw UpdateError("bad_update", source_ + ": weights section is truncated");
-  if (std::fseek(file_, static_cast<long>(location.offset), SEEK_SET) != 0) {
-    throw UpdateError("io", source_ + ": cannot seek to the weights section");
+  // The destructor does not run when the constructor throws: close the file here.
+  try {
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(location.path, ec);
+    if (ec || location.offset > size) throw UpdateError("bad_update", source_ + ": weights section lies outside the file");
+    remaining_ = location.length ? location.length : size - location.offset;
+    // Compared without adding, which could wrap around for a huge declared length.
+    if (remaining_ > size - location.offset) throw UpdateError("bad_update", source_ + ": weights section is truncated");
+    if (std::fseek(file_, static_cast<long>(location.offset), SEEK_SET) != 0) {
+      throw UpdateError("io", source_ + ": cannot seek to the weights section");
+    }
+    char magic[4];
+    readRaw(magic, 4, "weights magic");
+    if (std::memcmp(magic, kMagic, 4) != 0) throw UpdateError("bad_update", source_ + ": weights section does not start with 'TSWT'");
+    readRaw(&count_, sizeof count_, "tensor count");
+    if (count_ > kMaxTensors) throw UpdateError("bad_update", source_ + ": implausible tensor count " + std::to_string(count_));
+  } catch (...) {
+    std::fclose(file_);
+    file_ = nullptr;
+    throw;
   }
-  char magic[4];
-  readRaw(magic, 4, "weights magic");
-  if (std::memcmp(magic, kMagic, 4) != 0) throw UpdateError("bad_update", source_ + ": weights section does not start with 'TSWT'");
-  readRaw(&count_, sizeof count_, "tensor count");
-  if (count_ > kMaxTensors) throw UpdateError("bad_update", source_ + ": implausible tensor count " + std::to_string(count_));
 }
 
 WeightStreamReader::~WeightStreamReader() {

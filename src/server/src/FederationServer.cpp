@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -33,6 +34,10 @@ namespace {
 // Hard cap for any request body; per-model policies set lower limits for updates.
 constexpr size_t kMaxBodyBytes = size_t{4} << 30;
 constexpr uint64_t kMaxJsonBody = 8 << 20;
+// A refused upload's body is still read and dropped, up to this much: answering while unread
+// data sits in the socket makes the kernel reset the connection, and the client then sees a
+// network error instead of the refusal (413, 401, 403 …).
+constexpr uint64_t kDrainBytes = uint64_t{64} << 20;
 
 void sendJson(httplib::Response& res, int status, const json& body) {
   res.status = status;
@@ -158,27 +163,29 @@ void FederationServer::Impl::receiveUpdate(const httplib::Request& req, httplib:
   const ModelRecord model = modelOr404(task);
   const auto policy = federation::policyFromJson(model.policy);
   const std::string declared = req.get_header_value("Content-Length");
-  if (!declared.empty() && std::stoull(declared) > policy.maxUpdateBytes) {
-    throw HttpError(413, "too_large", "update of " + declared + " bytes is over the limit of " +
-                                          std::to_string(policy.maxUpdateBytes) + " bytes");
-  }
+  const auto overLimit = [&] {
+    return HttpError(413, "too_large", (declared.empty() ? "update" : "update of " + declared + " bytes") +
+                                           " is over the limit of " + std::to_string(policy.maxUpdateBytes) + " bytes");
+  };
+  const uint64_t drainLimit = policy.maxUpdateBytes + std::min(kDrainBytes, UINT64_MAX - policy.maxUpdateBytes);
+  // Too large to be worth reading even to drop it: the route closes the connection unread.
+  if (!declared.empty() && std::stoull(declared) > drainLimit) throw overLimit();
   // Stream the body to a temporary file: nothing is stored until every check has passed, and a
-  // large update never sits in memory.
+  // large update never sits in memory. Once over the limit, the rest is read and dropped (up to
+  // kDrainBytes more) so that the client gets to read the 413.
   common::AtomicFileWriter file(options.dataDir / "blobs" / "tmp");
   common::Sha256 hash;
-  bool tooLarge = false;
+  bool tooLarge = !declared.empty() && std::stoull(declared) > policy.maxUpdateBytes;
+  uint64_t received = 0;
   reader([&](const char* data, size_t length) {
-    if (file.bytesWritten() + length > policy.maxUpdateBytes) {
-      tooLarge = true;
-      return false;
-    }
+    received += length;
+    if (received > policy.maxUpdateBytes) tooLarge = true;
+    if (tooLarge) return received <= drainLimit;
     file.write(std::string_view(data, length));
     hash.update(std::string_view(data, length));
     return true;
   });
-  if (tooLarge) {
-    throw HttpError(413, "too_large", "update is over the limit of " + std::to_string(policy.maxUpdateBytes) + " bytes");
-  }
+  if (tooLarge) throw overLimit();
   metrics.uploadBytes += file.bytesWritten();
   const auto info = federation::readUpdateFileInfo(file.temporaryPath(), "update");
   const auto base = registry->generation(model.id, info.header.baseGeneration);
@@ -388,7 +395,31 @@ void FederationServer::Impl::routes() {
   });
   svr.Post(R"(/v1/models/([^/]+)/updates)",
            [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
-             guard(res, [&] { receiveUpdate(req, res, reader, req.matches[1]); });
+             bool bodyRead = false;
+             const httplib::ContentReader tracked(
+                 [&](httplib::ContentReceiver receiver) {
+                   bodyRead = true;
+                   return reader(std::move(receiver));
+                 },
+                 [&](httplib::MultipartContentHeader header, httplib::ContentReceiver receiver) {
+                   bodyRead = true;
+                   return reader(std::move(header), std::move(receiver));
+                 });
+             guard(res, [&] { receiveUpdate(req, res, tracked, req.matches[1]); });
+             // Refused before the body was read (token, role, task, declared size): drop the
+             // body, if it is not hopelessly large, so that the client reads the answer.
+             const std::string declared = req.get_header_value("Content-Length");
+             const bool chunked = req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+             const bool drainable =
+                 chunked || (!declared.empty() && declared.size() < 19 &&
+                             declared.find_first_not_of("0123456789") == std::string::npos && std::stoull(declared) <= kDrainBytes);
+             if (!bodyRead && res.status >= 400 && drainable) {
+               uint64_t dropped = 0;
+               reader([&](const char*, size_t length) {
+                 dropped += length;
+                 return dropped <= kDrainBytes;
+               });
+             }
            });
   svr.Get(R"(/v1/models/([^/]+)/updates)", [this](const httplib::Request& req, httplib::Response& res) {
     guard(res, [&] {
@@ -402,7 +433,9 @@ void FederationServer::Impl::routes() {
   svr.Get(R"(/v1/updates/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
     guard(res, [&] {
       const Site s = require(req, "");
-      const auto u = registry->update(std::stoll(req.matches[1]));
+      // More digits than any id has (std::stoll would throw out_of_range: a 500) is no update.
+      const std::string digits = req.matches[1];
+      const auto u = digits.size() <= 18 ? registry->update(std::stoll(digits)) : std::nullopt;
       if (!u || (s.role != "admin" && u->siteId != s.id)) {
         throw HttpError(404, "not_found", "no update " + std::string(req.matches[1]) + " of yours");
       }

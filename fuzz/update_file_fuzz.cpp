@@ -1,0 +1,98 @@
+// Fuzz target for the parsers of untrusted update bytes, in memory and on disk: decodeUpdate
+// (what a site's upload decodes to), and readUpdateFileInfo + WeightStreamReader over a file,
+// the path the server takes for a stored upload (header first, then the weights streamed
+// without the SHA-256 check that would hide the weights parser from the fuzzer). The same bytes
+// are also streamed as a bare weights section. Any exception other than UpdateError, or a
+// crash, is a finding.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string_view>
+#include <vector>
+
+#include "FuzzTarget.h"
+#include "tessera/federation/ModelUpdate.h"
+#include "tessera/federation/UpdateError.h"
+#include "tessera/federation/WeightStream.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using tessera::federation::UpdateError;
+using tessera::federation::WeightsLocation;
+using tessera::federation::WeightStreamReader;
+
+// One scratch file per process, removed at exit.
+struct ScratchFile {
+  fs::path path = fs::temp_directory_path() / ("tessera-fuzz-update-" + std::to_string(::getpid()) + ".tsu");
+  ~ScratchFile() {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
+};
+
+const fs::path& scratch() {
+  static ScratchFile file;
+  return file.path;
+}
+
+bool writeScratch(std::string_view bytes) {
+  std::FILE* f = std::fopen(scratch().c_str(), "wb");
+  if (!f) return false;
+  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  return std::fclose(f) == 0 && ok;
+}
+
+// Reads every tensor the way the merge does; `skipOdd` leaves every other tensor unread so that
+// next() has to skip its values.
+void streamAll(const WeightsLocation& location, bool skipOdd) {
+  WeightStreamReader reader(location, "fuzz-weights");
+  std::vector<float> buffer(1024);
+  int index = 0;
+  while (reader.next()) {
+    if (skipOdd && index++ % 2 == 1) continue;
+    while (reader.valuesLeft() > 0) {
+      const int64_t n = std::min<int64_t>(static_cast<int64_t>(buffer.size()), reader.valuesLeft());
+      reader.read(buffer.data(), n, true);
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  try {
+    (void)tessera::federation::decodeUpdate(bytes, "fuzz.tsu");
+  } catch (const UpdateError&) {
+  }
+  if (!writeScratch(bytes)) return 0;
+  try {
+    const auto info = tessera::federation::readUpdateFileInfo(scratch(), "fuzz-file");
+    streamAll({scratch(), info.weightsOffset, info.weightsLength}, size % 2 == 1);
+  } catch (const UpdateError&) {
+  }
+  try {
+    streamAll({scratch(), 0, 0}, false);
+  } catch (const UpdateError&) {
+  }
+  return 0;
+}
+
+std::vector<std::string> tesseraFuzzSeeds() {
+  tessera::federation::ModelUpdate delta;
+  delta.header.task = "brain";
+  delta.header.baseGeneration = 3;
+  delta.header.samples = 17;
+  delta.header.metrics = {{"dice", 0.75}};
+  delta.weights = {{"enc.conv.weight", {2, 1, 3, 3}, std::vector<float>(18, 0.125f)},
+                   {"enc.norm.weight", {2}, {1.0f, -1.0f}},
+                   {"head.bias", {}, {0.5f}},
+                   {"empty", {0}, {}}};
+  tessera::federation::ModelUpdate full = delta;
+  full.header.kind = tessera::federation::UpdateKind::Weights;
+  full.header.metrics.clear();
+  return {tessera::federation::encodeUpdate(delta), tessera::federation::encodeUpdate(full),
+          tessera::nn::encodeWeights(delta.weights)};
+}

@@ -1,0 +1,135 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tessera/federation/MergePolicy.h"
+
+using namespace tessera::federation;
+using nlohmann::json;
+
+namespace {
+
+// The message of the std::invalid_argument thrown by policyFromJson(patch) ("" when none).
+std::string policyError(const json& patch, const MergePolicy& base = {}) {
+  try {
+    policyFromJson(patch, base);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected std::invalid_argument for " << patch.dump() << ", got: " << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "expected std::invalid_argument for " << patch.dump();
+  return "";
+}
+
+}  // namespace
+
+TEST(MergePolicy, DefaultsAreValid) {
+  const MergePolicy p;
+  EXPECT_NO_THROW(p.validate());
+  EXPECT_EQ(p.strategy, Strategy::FedAvg);
+  for (Strategy s : {Strategy::Dafne, Strategy::FedAvg, Strategy::FedBN, Strategy::TrimmedMean}) {
+    EXPECT_NO_THROW(defaultPolicyFor(s).validate());
+    EXPECT_EQ(defaultPolicyFor(s).strategy, s);
+    EXPECT_EQ(strategyFromString(toString(s)), s);
+  }
+  EXPECT_EQ(toString(Strategy::TrimmedMean), "trimmed-mean");
+  EXPECT_EQ(defaultPolicyFor(Strategy::Dafne).roundSize, 1);
+  EXPECT_EQ(defaultPolicyFor(Strategy::Dafne).validationTolerance, 1.0);
+  EXPECT_EQ(defaultPolicyFor(Strategy::FedBN).validationTolerance, 1.0);
+  EXPECT_EQ(defaultPolicyFor(Strategy::FedAvg).validationTolerance, MergePolicy{}.validationTolerance);
+  EXPECT_EQ(defaultPolicyFor(Strategy::FedAvg).roundSize, MergePolicy{}.roundSize);
+}
+
+TEST(MergePolicy, JsonRoundTripOfEveryField) {
+  MergePolicy p;
+  p.strategy = Strategy::TrimmedMean;
+  p.roundSize = 7;
+  p.roundSeconds = 123.5;
+  p.dafneWeight = 0.375;
+  p.trimFraction = 0.125;
+  p.staleness = StalenessMode::Downweight;
+  p.stalenessDecay = 0.75;
+  p.maxStaleness = 3;
+  p.validationTolerance = 0.0625;
+  p.maxUpdateBytes = uint64_t{5} << 32;  // beyond 32 bits
+  p.maxDeltaNormRatio = 4.5;
+  const json j = toJson(p);
+  EXPECT_EQ(j.at("strategy"), "trimmed-mean");
+  EXPECT_EQ(j.at("staleness"), "downweight");
+  EXPECT_EQ(j.at("max_update_bytes").get<uint64_t>(), uint64_t{5} << 32);
+  EXPECT_EQ(j.size(), 11u);
+  // Through text, as the registry stores it.
+  const MergePolicy back = policyFromJson(json::parse(j.dump()));
+  EXPECT_EQ(back.strategy, p.strategy);
+  EXPECT_EQ(back.roundSize, p.roundSize);
+  EXPECT_EQ(back.roundSeconds, p.roundSeconds);
+  EXPECT_EQ(back.dafneWeight, p.dafneWeight);
+  EXPECT_EQ(back.trimFraction, p.trimFraction);
+  EXPECT_EQ(back.staleness, p.staleness);
+  EXPECT_EQ(back.stalenessDecay, p.stalenessDecay);
+  EXPECT_EQ(back.maxStaleness, p.maxStaleness);
+  EXPECT_EQ(back.validationTolerance, p.validationTolerance);
+  EXPECT_EQ(back.maxUpdateBytes, p.maxUpdateBytes);
+  EXPECT_EQ(back.maxDeltaNormRatio, p.maxDeltaNormRatio);
+  EXPECT_EQ(toJson(back), j);
+}
+
+TEST(MergePolicy, PatchChangesOnlyNamedFields) {
+  MergePolicy base;
+  base.roundSize = 9;
+  base.trimFraction = 0.3;
+  const MergePolicy p = policyFromJson({{"round_seconds", 30}}, base);
+  EXPECT_EQ(p.roundSeconds, 30);
+  EXPECT_EQ(p.roundSize, 9);
+  EXPECT_EQ(p.trimFraction, 0.3);
+  EXPECT_EQ(policyFromJson(json::object(), base).roundSize, 9);
+  // Switching to dafne without a round size takes dafne's (1); naming one keeps it.
+  EXPECT_EQ(policyFromJson({{"strategy", "dafne"}}, base).roundSize, 1);
+  EXPECT_EQ(policyFromJson({{"strategy", "dafne"}, {"round_size", 4}}, base).roundSize, 4);
+  EXPECT_EQ(policyFromJson({{"strategy", "fedbn"}}, base).roundSize, 9);
+}
+
+TEST(MergePolicy, UnknownFieldIsNamed) {
+  const auto message = policyError({{"round_sise", 3}});
+  EXPECT_NE(message.find("round_sise"), std::string::npos) << message;
+  EXPECT_NE(policyError(json::array({1, 2})).find("object"), std::string::npos);
+}
+
+TEST(MergePolicy, WrongTypeIsNamed) {
+  const std::vector<std::pair<std::string, json>> cases = {
+      {"strategy", 3},           {"round_size", "three"},          {"round_seconds", "long"},
+      {"dafne_weight", true},    {"trim_fraction", json::array()}, {"staleness", 1},
+      {"staleness_decay", "x"},  {"max_staleness", nullptr},       {"validation_tolerance", json::object()},
+      {"max_update_bytes", "1G"}, {"max_delta_norm_ratio", "2"},
+      // Integer fields take integers only: a fraction would otherwise be cut silently.
+      {"round_size", 2.5},       {"max_staleness", 1.5},           {"max_update_bytes", 4096.5},
+  };
+  for (const auto& [field, value] : cases) {
+    const auto message = policyError({{field, value}});
+    EXPECT_NE(message.find(field), std::string::npos) << field << " = " << value.dump() << ": " << message;
+  }
+}
+
+TEST(MergePolicy, OutOfRangeIsNamed) {
+  const std::vector<std::pair<std::string, json>> cases = {
+      {"strategy", "median"},        {"round_size", 0},           {"round_size", 10001},
+      {"round_seconds", 0},          {"round_seconds", -5},       {"dafne_weight", -0.1},
+      {"dafne_weight", 1.5},         {"trim_fraction", 0.5},      {"trim_fraction", -0.01},
+      {"staleness", "sometimes"},    {"staleness_decay", 0},      {"staleness_decay", 1.01},
+      {"max_staleness", -1},         {"validation_tolerance", -0.1}, {"validation_tolerance", 2},
+      {"max_update_bytes", 1023},    {"max_delta_norm_ratio", 0}, {"max_delta_norm_ratio", -1},
+      // Values that do not fit the field must not wrap around into an accepted one.
+      {"max_update_bytes", -1},      {"round_size", 4294967297LL}, {"max_staleness", -4294967295LL},
+  };
+  for (const auto& [field, value] : cases) {
+    const auto message = policyError({{field, value}});
+    const std::string name = field == "strategy" ? "median" : field;
+    EXPECT_NE(message.find(name), std::string::npos) << field << " = " << value.dump() << ": " << message;
+  }
+  // Edges that are allowed.
+  EXPECT_NO_THROW(policyFromJson({{"round_size", 1}, {"dafne_weight", 0}, {"trim_fraction", 0}, {"staleness_decay", 1},
+                                  {"max_staleness", 0}, {"validation_tolerance", 0}, {"max_update_bytes", 1024}}));
+  EXPECT_NO_THROW(policyFromJson({{"round_size", 10000}, {"dafne_weight", 1}, {"trim_fraction", 0.49}}));
+}

@@ -1,0 +1,353 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "FederationTestSupport.h"
+#include "tessera/federation/Merge.h"
+
+using namespace tessera;
+using namespace tessera::federation;
+namespace fs = std::filesystem;
+using tessera::test::expectWeightsNear;
+using tessera::test::flatten;
+using tessera::test::readBytes;
+using tessera::test::TempDir;
+using tessera::test::tinyWeights;
+using tessera::test::updateErrorOf;
+using tessera::test::writeBytes;
+
+namespace {
+
+constexpr double kTolerance = 1e-5;
+
+// Σ of a vector.
+double sum(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); }
+
+// a + s·b element by element.
+std::vector<double> axpy(std::vector<double> a, double s, const std::vector<double>& b) {
+  for (size_t i = 0; i < a.size(); ++i) a[i] += s * b[i];
+  return a;
+}
+
+std::vector<double> scaled(double s, const std::vector<double>& b) { return axpy(std::vector<double>(b.size(), 0.0), s, b); }
+
+class MergeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int g = 0; g < 3; ++g) writeBytes(genPath(g), nn::encodeWeights(generation(g)));
+  }
+
+  // Weights of generations 0, 1 and 2 (the current one): clearly different from each other, so
+  // a delta applied to the wrong base shows.
+  static nn::WeightSet generation(int g) {
+    if (g == 0) return tinyWeights(10.0f, -0.5f);
+    if (g == 1) return tinyWeights(-3.0f, 0.5f);
+    return tinyWeights(2.0f, -0.25f);
+  }
+  fs::path genPath(int g) const { return dir / ("gen" + std::to_string(g) + ".bin"); }
+
+  // Writes `w` as an update file (the server's storage) and returns where its weights lie.
+  UpdateInput update(const nn::WeightSet& w, UpdateKind kind, int64_t base, double samples) {
+    const int64_t id = ++updates_;
+    ModelUpdate u;
+    u.header.task = "brain";
+    u.header.baseGeneration = base;
+    u.header.kind = kind;
+    u.header.samples = samples;
+    u.weights = w;
+    const fs::path path = dir / ("update" + std::to_string(id) + ".tsu");
+    writeBytes(path, encodeUpdate(u));
+    const auto info = readUpdateFileInfo(path, "u");
+    UpdateInput in;
+    in.id = id;
+    in.weights = {path, info.weightsOffset, info.weightsLength};
+    in.kind = kind;
+    in.baseGeneration = base;
+    in.samples = samples;
+    return in;
+  }
+
+  MergeInput input(const MergePolicy& policy, std::vector<UpdateInput> updates) {
+    MergeInput in;
+    in.current = {genPath(2), 0, 0};
+    in.currentGeneration = 2;
+    in.updates = std::move(updates);
+    in.policy = policy;
+    in.generationWeights = [this](int64_t g) {
+      requested.push_back(g);
+      if (g < 0 || g > 2) throw std::out_of_range("no generation " + std::to_string(g));
+      return WeightsLocation{genPath(static_cast<int>(g)), 0, 0};
+    };
+    return in;
+  }
+
+  // Merges, commits the candidate and checks its hash and size against the bytes on disk.
+  std::pair<MergeOutput, nn::WeightSet> merge(const MergeInput& in) {
+    WeightStreamWriter writer(dir.path(), 3);
+    const MergeOutput out = mergeUpdates(in, writer);
+    const fs::path path = dir / ("merged" + std::to_string(++merges_) + ".bin");
+    writer.file().commit(path);
+    const std::string bytes = readBytes(path);
+    EXPECT_EQ(out.weightsSha256, nn::sha256Hex(bytes));
+    EXPECT_EQ(out.weightsBytes, bytes.size());
+    EXPECT_EQ(out.parameters, 13);
+    EXPECT_EQ(out.contributions.size(), in.updates.size());
+    return {out, nn::decodeWeights(bytes, "merged")};
+  }
+
+  static MergePolicy policy(Strategy s) {
+    MergePolicy p;
+    p.strategy = s;
+    return p;
+  }
+
+  TempDir dir;
+  std::vector<int64_t> requested;  // generations the merge asked for
+
+ private:
+  int updates_ = 0;
+  int merges_ = 0;
+};
+
+// Deltas of different directions and sizes.
+const nn::WeightSet kDelta1 = tinyWeights(0.1f, 0.05f);
+const nn::WeightSet kDelta2 = tinyWeights(-0.2f, 0.03f);
+const nn::WeightSet kDelta3 = tinyWeights(0.5f, -0.07f);
+
+}  // namespace
+
+TEST_F(MergeTest, FedAvgAddsTheSampleWeightedMeanOfTheDeltasToTheCurrentWeights) {
+  const auto [out, merged] = merge(input(policy(Strategy::FedAvg), {update(kDelta1, UpdateKind::Delta, 2, 10),
+                                                                    update(kDelta2, UpdateKind::Delta, 2, 30),
+                                                                    update(kDelta3, UpdateKind::Delta, 2, 60)}));
+  auto expected = flatten(generation(2));
+  expected = axpy(expected, 10.0 / 100, flatten(kDelta1));
+  expected = axpy(expected, 30.0 / 100, flatten(kDelta2));
+  expected = axpy(expected, 60.0 / 100, flatten(kDelta3));
+  expectWeightsNear(merged, expected, kTolerance, "fedavg");
+  EXPECT_NEAR(out.contributions[0], 0.1, 1e-12);
+  EXPECT_NEAR(out.contributions[1], 0.3, 1e-12);
+  EXPECT_NEAR(out.contributions[2], 0.6, 1e-12);
+  EXPECT_NEAR(sum(out.contributions), 1.0, 1e-12);
+  EXPECT_TRUE(requested.empty()) << "fresh deltas need no earlier generation";
+  // The sample weighting matters here: a plain mean would be visibly different.
+  auto plain = axpy(axpy(axpy(flatten(generation(2)), 1.0 / 3, flatten(kDelta1)), 1.0 / 3, flatten(kDelta2)), 1.0 / 3,
+                    flatten(kDelta3));
+  EXPECT_GT(std::abs(plain[0] - expected[0]), 1e-3);
+}
+
+TEST_F(MergeTest, BareWeightFilesWorkAsUpdates) {
+  writeBytes(dir / "d.bin", nn::encodeWeights(kDelta1));
+  UpdateInput u;
+  u.id = 1;
+  u.weights = {dir / "d.bin", 0, 0};
+  u.baseGeneration = 2;
+  u.samples = 4;
+  const auto [out, merged] = merge(input(policy(Strategy::FedAvg), {u}));
+  expectWeightsNear(merged, axpy(flatten(generation(2)), 1.0, flatten(kDelta1)), kTolerance, "single delta");
+  EXPECT_NEAR(out.contributions[0], 1.0, 1e-12);
+}
+
+TEST_F(MergeTest, StaleDeltaIsAppliedToTheCurrentWeights) {
+  const auto [out, merged] = merge(input(policy(Strategy::FedAvg), {update(kDelta1, UpdateKind::Delta, 1, 1),
+                                                                    update(kDelta2, UpdateKind::Delta, 2, 3)}));
+  const auto expected = axpy(axpy(flatten(generation(2)), 0.25, flatten(kDelta1)), 0.75, flatten(kDelta2));
+  expectWeightsNear(merged, expected, kTolerance, "stale delta");
+  EXPECT_NEAR(out.contributions[0], 0.25, 1e-12);
+  EXPECT_NEAR(out.contributions[1], 0.75, 1e-12);
+  EXPECT_NEAR(sum(out.contributions), 1.0, 1e-12);
+}
+
+TEST_F(MergeTest, DownweightScalesAStaleDeltaByDecayToTheAge) {
+  MergePolicy p = policy(Strategy::FedAvg);
+  p.staleness = StalenessMode::Downweight;
+  p.stalenessDecay = 0.5;
+  const auto [out, merged] = merge(input(p, {update(kDelta1, UpdateKind::Delta, 0, 2),    // age 2
+                                             update(kDelta2, UpdateKind::Delta, 1, 2),    // age 1
+                                             update(kDelta3, UpdateKind::Delta, 2, 4)}));  // age 0
+  auto expected = flatten(generation(2));
+  expected = axpy(expected, 2.0 * 0.25 / 8, flatten(kDelta1));
+  expected = axpy(expected, 2.0 * 0.5 / 8, flatten(kDelta2));
+  expected = axpy(expected, 4.0 * 1.0 / 8, flatten(kDelta3));
+  expectWeightsNear(merged, expected, kTolerance, "downweight");
+  EXPECT_NEAR(out.contributions[0], 0.0625, 1e-12);
+  EXPECT_NEAR(out.contributions[1], 0.125, 1e-12);
+  EXPECT_NEAR(out.contributions[2], 0.5, 1e-12);
+  EXPECT_NEAR(sum(out.contributions), 0.6875, 1e-12);
+
+  // Another decay, to tell decay^age from a fixed factor.
+  p.stalenessDecay = 0.8;
+  const auto [out2, merged2] = merge(input(p, {update(kDelta1, UpdateKind::Delta, 0, 1)}));
+  expectWeightsNear(merged2, axpy(flatten(generation(2)), 0.64, flatten(kDelta1)), kTolerance, "decay 0.8, age 2");
+  EXPECT_NEAR(out2.contributions[0], 0.64, 1e-12);
+}
+
+TEST_F(MergeTest, FullWeightsUpdateFormsItsDeltaAgainstItsOwnBase) {
+  // A site trained from generation 1 and uploaded its full weights W = gen1 + D.
+  const nn::WeightSet trained = [] {
+    auto w = generation(1);
+    for (size_t t = 0; t < w.size(); ++t) {
+      for (size_t i = 0; i < w[t].values.size(); ++i) w[t].values[i] += kDelta3[t].values[i];
+    }
+    return w;
+  }();
+  const auto [out, merged] = merge(input(policy(Strategy::FedAvg), {update(trained, UpdateKind::Weights, 1, 1),
+                                                                    update(kDelta2, UpdateKind::Delta, 2, 1)}));
+  const auto ownDelta = axpy(flatten(trained), -1.0, flatten(generation(1)));
+  const auto expected = axpy(axpy(flatten(generation(2)), 0.5, ownDelta), 0.5, flatten(kDelta2));
+  expectWeightsNear(merged, expected, kTolerance, "weights update");
+  EXPECT_EQ(requested, (std::vector<int64_t>{1}));
+}
+
+TEST_F(MergeTest, FedBNKeepsTheCurrentNormalizationTensors) {
+  const auto [out, merged] = merge(input(policy(Strategy::FedBN), {update(kDelta1, UpdateKind::Delta, 2, 10),
+                                                                   update(kDelta2, UpdateKind::Delta, 2, 30),
+                                                                   update(kDelta3, UpdateKind::Delta, 2, 60)}));
+  const auto current = generation(2);
+  ASSERT_EQ(merged.size(), 3u);
+  EXPECT_EQ(merged[1].name, "enc.norm.weight");
+  EXPECT_EQ(merged[1].values, current[1].values) << "normalisation tensors stay as they are";
+  for (size_t t : {size_t{0}, size_t{2}}) {
+    for (size_t i = 0; i < merged[t].values.size(); ++i) {
+      const double expected = current[t].values[i] + 0.1 * kDelta1[t].values[i] + 0.3 * kDelta2[t].values[i] +
+                              0.6 * kDelta3[t].values[i];
+      EXPECT_NEAR(merged[t].values[i], expected, kTolerance) << merged[t].name << "[" << i << "]";
+    }
+  }
+  EXPECT_NEAR(sum(out.contributions), 1.0, 1e-12);
+}
+
+TEST_F(MergeTest, TrimmedMeanIgnoresAnOutlier) {
+  std::vector<nn::WeightSet> deltas;
+  for (int i = 0; i < 4; ++i) deltas.push_back(tinyWeights(0.01f * static_cast<float>(i) - 0.015f, 0.003f * static_cast<float>(i + 1)));
+  deltas.push_back(tinyWeights(1e6f, 1000.0f));  // a poisoned or broken site
+  const double samples[5] = {1, 2, 3, 4, 100};
+  std::vector<UpdateInput> ups;
+  for (int i = 0; i < 5; ++i) ups.push_back(update(deltas[i], UpdateKind::Delta, 2, samples[i]));
+  MergePolicy p = policy(Strategy::TrimmedMean);
+  p.trimFraction = 0.2;  // floor(0.2 · 5) = 1 value dropped at each end
+  const auto [out, merged] = merge(input(p, ups));
+
+  const auto current = flatten(generation(2));
+  std::vector<std::vector<double>> flat;
+  for (const auto& d : deltas) flat.push_back(flatten(d));
+  std::vector<double> expected(current.size());
+  for (size_t j = 0; j < current.size(); ++j) {
+    std::vector<double> column;
+    for (const auto& f : flat) column.push_back(f[j]);
+    std::sort(column.begin(), column.end());
+    expected[j] = current[j] + (column[1] + column[2] + column[3]) / 3.0;
+    EXPECT_LT(std::abs(expected[j] - current[j]), 0.5);  // nothing of the 1e6 outlier
+  }
+  expectWeightsNear(merged, expected, kTolerance, "trimmed mean");
+  for (double c : out.contributions) EXPECT_NEAR(c, 0.2, 1e-12);
+
+  // Without trimming the outlier dominates: the plain mean of the five deltas.
+  p.trimFraction = 0;
+  const auto [out0, merged0] = merge(input(p, ups));
+  std::vector<double> mean(current.size());
+  for (size_t j = 0; j < current.size(); ++j) {
+    double s = 0;
+    for (const auto& f : flat) s += f[j];
+    mean[j] = current[j] + s / 5;
+  }
+  expectWeightsNear(merged0, mean, 0.05, "untrimmed mean");
+}
+
+TEST_F(MergeTest, DafneAveragesEachUploadIntoTheCurrentModelInTurn) {
+  const nn::WeightSet fullWeights = tinyWeights(4.0f, 0.125f);
+  MergePolicy p = policy(Strategy::Dafne);
+  p.dafneWeight = 0.3;
+  const std::vector<UpdateInput> ups = {update(kDelta1, UpdateKind::Delta, 1, 5),         // stale delta
+                                        update(fullWeights, UpdateKind::Weights, 2, 1),   // full weights
+                                        update(kDelta3, UpdateKind::Delta, 2, 100)};
+  const auto [out, merged] = merge(input(p, ups));
+  const double w = 0.3;
+  auto acc = flatten(generation(2));
+  auto step = [&](const std::vector<double>& uploaded) { acc = axpy(scaled(w, acc), 1 - w, uploaded); };
+  step(axpy(flatten(generation(1)), 1.0, flatten(kDelta1)));  // the site's model: its base + Δ
+  step(flatten(fullWeights));
+  step(axpy(flatten(generation(2)), 1.0, flatten(kDelta3)));
+  expectWeightsNear(merged, acc, kTolerance, "dafne");
+  EXPECT_NEAR(out.contributions[0], (1 - w) * w * w, 1e-12);
+  EXPECT_NEAR(out.contributions[1], (1 - w) * w, 1e-12);
+  EXPECT_NEAR(out.contributions[2], 1 - w, 1e-12);
+  EXPECT_NEAR(sum(out.contributions), 1 - w * w * w, 1e-12);  // the rest stays with the current weights
+
+  // Dafne ignores the base's age: downweighting changes nothing.
+  p.staleness = StalenessMode::Downweight;
+  p.stalenessDecay = 0.1;
+  const auto [outDown, mergedDown] = merge(input(p, ups));
+  EXPECT_EQ(outDown.weightsSha256, out.weightsSha256);
+  EXPECT_EQ(outDown.contributions, out.contributions);
+}
+
+TEST_F(MergeTest, MismatchedTensorsAreShapeMismatch) {
+  auto renamed = kDelta1;
+  renamed[0].name = "enc.conv.kernel";
+  auto message = updateErrorOf([&] { merge(input(policy(Strategy::FedAvg), {update(kDelta2, UpdateKind::Delta, 2, 1),
+                                                                            update(renamed, UpdateKind::Delta, 2, 1)})); },
+                               "shape_mismatch");
+  EXPECT_NE(message.find("enc.conv.kernel"), std::string::npos) << message;
+
+  auto reshaped = kDelta1;
+  reshaped[2].shape = {2, 2};
+  updateErrorOf([&] { merge(input(policy(Strategy::TrimmedMean), {update(reshaped, UpdateKind::Delta, 2, 1)})); }, "shape_mismatch");
+
+  auto fewer = kDelta1;
+  fewer.pop_back();
+  updateErrorOf([&] { merge(input(policy(Strategy::Dafne), {update(fewer, UpdateKind::Delta, 2, 1)})); }, "shape_mismatch");
+  // No candidate file is left behind by a failed merge.
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    EXPECT_EQ(e.path().filename().string().rfind("merged", 0), std::string::npos) << e.path();
+  }
+}
+
+TEST_F(MergeTest, RefusesWhatCannotBeMerged) {
+  EXPECT_THROW(merge(input(policy(Strategy::FedAvg), {})), std::invalid_argument);
+  updateErrorOf([&] { merge(input(policy(Strategy::FedAvg), {update(kDelta1, UpdateKind::Delta, 3, 1)})); }, "unknown_base");
+  auto nan = kDelta1;
+  nan[1].values[0] = std::numeric_limits<float>::quiet_NaN();
+  writeBytes(dir / "nan.bin", nn::encodeWeights(nan));
+  UpdateInput bad;
+  bad.id = 99;
+  bad.weights = {dir / "nan.bin", 0, 0};
+  bad.baseGeneration = 2;
+  bad.samples = 1;
+  updateErrorOf([&] { merge(input(policy(Strategy::FedAvg), {update(kDelta2, UpdateKind::Delta, 2, 1), bad})); }, "non_finite");
+  auto noSamples = update(kDelta1, UpdateKind::Delta, 2, 1);
+  noSamples.samples = 0;
+  EXPECT_THROW(merge(input(policy(Strategy::FedAvg), {noSamples})), std::invalid_argument);
+}
+
+TEST(Normalization, WhichTensorsAreNormalization) {
+  EXPECT_TRUE(isNormalizationTensor("enc.norm.weight"));
+  EXPECT_TRUE(isNormalizationTensor("down.2.block.norm.running_mean"));
+  EXPECT_TRUE(isNormalizationTensor("norm.bias"));
+  EXPECT_FALSE(isNormalizationTensor("enc.conv.weight"));
+  EXPECT_FALSE(isNormalizationTensor("enc.normalizer.weight"));
+  EXPECT_FALSE(isNormalizationTensor("head.norm"));
+}
+
+TEST(Normalization, KeepLocalNormalizationCopiesOnlyMatchingNormTensors) {
+  nn::WeightSet global = tinyWeights(1.0f);
+  global.push_back({"norm.bias", {2}, {7, 8}});
+  global.push_back({"dec.norm.weight", {2}, {9, 10}});
+  const nn::WeightSet globalBefore = global;
+  nn::WeightSet local = tinyWeights(-5.0f, 2.0f);            // same names, other values
+  local.push_back({"norm.bias", {2}, {-7, -8}});
+  local.push_back({"dec.norm.weight", {3}, {1, 2, 3}});      // other shape: not taken
+  std::swap(local[0], local[2]);                              // order does not matter
+  keepLocalNormalization(global, local);
+  const nn::WeightSet localTiny = tinyWeights(-5.0f, 2.0f);
+  EXPECT_EQ(global[0].values, globalBefore[0].values);         // enc.conv.weight: global
+  EXPECT_EQ(global[1].values, localTiny[1].values);            // enc.norm.weight: local
+  EXPECT_EQ(global[2].values, globalBefore[2].values);         // dec.conv.bias: global
+  EXPECT_EQ(global[3].values, (std::vector<float>{-7, -8}));   // norm.bias: local
+  EXPECT_EQ(global[4].values, globalBefore[4].values);         // shape differs: global kept
+  for (size_t i = 0; i < global.size(); ++i) {
+    EXPECT_EQ(global[i].name, globalBefore[i].name);
+    EXPECT_EQ(global[i].shape, globalBefore[i].shape);
+  }
+}
