@@ -351,3 +351,75 @@ TEST(Normalization, KeepLocalNormalizationCopiesOnlyMatchingNormTensors) {
     EXPECT_EQ(global[i].shape, globalBefore[i].shape);
   }
 }
+
+// Tensors far larger than a read chunk, with enough updates that the chunk shrinks: every value
+// must still be merged once, with its own update values.
+TEST(MergeLarge, TensorsSpanningManyChunks) {
+  TempDir dir;
+  const int64_t big = 150'001;  // not a multiple of any chunk size
+  auto model = [&](float seed, float step) {
+    nn::WeightSet w{{"enc.conv.weight", {big}, {}}, {"enc.norm.weight", {7}, {}}, {"head.weight", {3, 5}, {}}};
+    float v = seed;
+    for (auto& t : w) {
+      t.values.resize(static_cast<size_t>(t.elementCount()));
+      for (size_t i = 0; i < t.values.size(); ++i) t.values[i] = v + step * static_cast<float>(i % 1000);
+      v += 1;
+    }
+    return w;
+  };
+  const auto current = model(1.0f, 0.001f);
+  writeBytes(dir / "current.bin", nn::encodeWeights(current));
+  for (int k : {3, 20}) {
+    for (Strategy s : {Strategy::FedAvg, Strategy::TrimmedMean, Strategy::Dafne}) {
+      MergeInput in;
+      in.current = {dir / "current.bin", 0, 0};
+      in.currentGeneration = 4;
+      in.policy.strategy = s;
+      in.policy.trimFraction = 0.2;
+      in.policy.dafneWeight = 0.5;
+      in.generationWeights = [&](int64_t) { return WeightsLocation{dir / "current.bin", 0, 0}; };
+      std::vector<std::vector<double>> deltas;
+      for (int i = 0; i < k; ++i) {
+        const auto d = model(0.01f * static_cast<float>(i), 0.0001f * static_cast<float>(i + 1));
+        deltas.push_back(flatten(d));
+        const fs::path path = dir / ("d" + std::to_string(i) + ".bin");
+        writeBytes(path, nn::encodeWeights(d));
+        UpdateInput u;
+        u.id = i;
+        u.weights = {path, 0, 0};
+        u.baseGeneration = 4;
+        u.samples = 1 + i;
+        in.updates.push_back(u);
+      }
+      WeightStreamWriter writer(dir.path(), 3);
+      mergeUpdates(in, writer);
+      writer.file().commit(dir / "merged.bin");
+      const auto merged = flatten(nn::decodeWeights(readBytes(dir / "merged.bin"), "merged"));
+      const auto cur = flatten(current);
+      double totalSamples = 0;
+      for (int i = 0; i < k; ++i) totalSamples += 1 + i;
+      const size_t trim = static_cast<size_t>(std::floor(0.2 * k));
+      ASSERT_EQ(merged.size(), cur.size());
+      size_t wrong = 0;
+      for (size_t j = 0; j < cur.size(); ++j) {
+        double expected = cur[j];
+        if (s == Strategy::FedAvg) {
+          for (int i = 0; i < k; ++i) expected += (1 + i) / totalSamples * deltas[static_cast<size_t>(i)][j];
+        } else if (s == Strategy::TrimmedMean) {
+          std::vector<double> column;
+          for (const auto& d : deltas) column.push_back(d[j]);
+          std::sort(column.begin(), column.end());
+          double sumKept = 0;
+          for (size_t i = trim; i < column.size() - trim; ++i) sumKept += column[i];
+          expected += sumKept / static_cast<double>(column.size() - 2 * trim);
+        } else {
+          for (const auto& d : deltas) expected = 0.5 * expected + 0.5 * (cur[j] + d[j]);
+        }
+        if (std::abs(merged[j] - expected) > 1e-4 && wrong++ < 5) {
+          ADD_FAILURE() << toString(s) << " K=" << k << " value " << j << ": " << merged[j] << " != " << expected;
+        }
+      }
+      EXPECT_EQ(wrong, 0u) << toString(s) << " K=" << k;
+    }
+  }
+}

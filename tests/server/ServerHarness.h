@@ -75,8 +75,9 @@ class TempDir {
       std::fprintf(stderr, "test folder kept: %s\n", path_.c_str());
       return;
     }
+    // A second try: removal can trip over an entry that vanished while it was being listed.
     std::error_code ec;
-    fs::remove_all(path_, ec);
+    for (int attempt = 0; attempt < 3 && fs::exists(path_, ec); ++attempt) fs::remove_all(path_, ec);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
