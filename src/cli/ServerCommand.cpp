@@ -139,6 +139,9 @@ Action addServerCommand(CLI::App& app) {
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    // A client hanging up mid-response must cost that response, not the server: this httplib
+    // version writes to sockets without MSG_NOSIGNAL.
+    std::signal(SIGPIPE, SIG_IGN);
 
     server::ServerOptions o;
     o.dataDir = a->data;
