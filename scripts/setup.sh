@@ -9,7 +9,8 @@ PACKAGES=(
   libtorch-dev libinsighttoolkit5-dev libdcmtk-dev
   nlohmann-json3-dev libcli11-dev libssl-dev zlib1g-dev
   libsqlite3-dev libcpp-httplib-dev sqlite3
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libcairo2-dev fonts-dejavu-core
+  libgtest-dev libgmock-dev libbenchmark-dev libpng-dev libexpat1-dev
   mricron-data python3-torch python3-nibabel python3-numpy
 )
 

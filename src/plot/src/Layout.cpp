@@ -5,13 +5,14 @@
 #include <limits>
 #include <string>
 
-#include "BitmapFont.h"
-#include "Legend.h"
-#include "Style.h"
-
 namespace tessera::plot {
 
 namespace {
+
+struct Range {
+  double lo = 0.0;
+  double hi = 1.0;
+};
 
 Range dataExtent(const std::vector<Series>& series, bool useX) {
   Range r{std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
@@ -63,101 +64,119 @@ Range yRange(const std::vector<Series>& series, const LinePlotOptions& options) 
   return r;
 }
 
-int widestLabel(const Ticks& ticks, int scale) {
-  int widest = 0;
-  for (double v : ticks.values) widest = std::max(widest, font::textWidth(formatTick(v, ticks), scale));
+double widestLabel(TextMeasure& measure, const Ticks& ticks, double fontSize) {
+  double widest = 0.0;
+  for (double v : ticks.values) widest = std::max(widest, measure.width(formatTick(v, ticks), fontSize));
   return widest;
 }
 
-// As many x ticks as fit without their labels touching.
-Ticks fittingXTicks(const Range& range, int plotWidth, int scale, bool integerOnly) {
-  const int minSpacing = font::kAdvance * scale * 2;
-  for (int count = std::max(2, plotWidth / (font::textHeight(scale) * 4)); count >= 1; --count) {
-    Ticks ticks = niceTicks(range.lo, range.hi, count, integerOnly);
+// As many x ticks as fit without their labels crowding each other.
+Ticks fittingXTicks(TextMeasure& measure, const Layout& L, bool integerOnly) {
+  const double plotWidth = L.area.width;
+  const double span = L.area.xMax - L.area.xMin;
+  const double minSpacing = L.sizes.font();
+  for (int count = std::max(2, static_cast<int>(plotWidth / (L.text.height() * 4))); count >= 1; --count) {
+    Ticks ticks = niceTicks(L.area.xMin, L.area.xMax, count, integerOnly);
     if (ticks.values.size() < 2) return ticks;
-    const double spacing = (ticks.values[1] - ticks.values[0]) / (range.hi - range.lo) * plotWidth;
-    if (spacing >= widestLabel(ticks, scale) + minSpacing) return ticks;
+    const double spacing = (ticks.values[1] - ticks.values[0]) / span * plotWidth;
+    if (spacing >= widestLabel(measure, ticks, L.sizes.font()) + minSpacing) return ticks;
   }
-  return niceTicks(range.lo, range.hi, 1, integerOnly);
+  return niceTicks(L.area.xMin, L.area.xMax, 1, integerOnly);
 }
 
 }  // namespace
 
-Point Layout::toPixel(double xValue, double yValue) const {
-  const double px = plot.x + (xValue - x.lo) / (x.hi - x.lo) * plot.w;
-  const double py = plot.y + (y.hi - yValue) / (y.hi - y.lo) * plot.h;
-  const auto tame = [](double v) { return std::isfinite(v) ? std::clamp(v, -1e7, 1e7) : (v > 0 ? 1e7 : -1e7); };
-  return {tame(px), tame(py)};
+bool wantsLegend(const std::vector<Series>& series) {
+  return std::any_of(series.begin(), series.end(), [](const Series& s) { return !s.label.empty(); });
 }
 
 Layout computeLayout(const std::vector<Series>& series, const LinePlotOptions& options) {
   Layout L;
   L.width = options.width;
   L.height = options.height;
-  L.scale = style::textScale(options.width, options.height);
-  L.titleScale = L.scale == 1 ? 1 : L.scale + 1;
-  L.pad = 4 * L.scale;
-  L.gap = 2 * L.scale;
-  L.tickLength = 3 * L.scale;
-  L.x = xRange(series, options.integerXTicks);
-  L.y = yRange(series, options);
-  const int textH = font::textHeight(L.scale);
+  L.sizes = style::Sizes(options.width, options.height);
+  const style::Sizes& S = L.sizes;
+  TextMeasure measure;
+  L.text = measure.metrics(S.font());
+  L.title = measure.metrics(S.titleFont(), true);
+  L.titleText = printable(options.title);
+  L.xLabelText = printable(options.xLabel);
+  L.yLabelText = printable(options.yLabel);
+  for (const Series& s : series) L.seriesLabels.push_back(printable(s.label));
 
-  // Vertical: title, plot, x tick labels, x label. The frame occupies the row above and below L.plot.
-  int top = L.pad;
-  if (!options.title.empty()) {
-    L.titleY = top;
-    top += font::textHeight(L.titleScale) + L.pad;
+  const Range x = xRange(series, options.integerXTicks);
+  const Range y = yRange(series, options);
+  L.area.xMin = x.lo;
+  L.area.xMax = x.hi;
+  L.area.yMin = y.lo;
+  L.area.yMax = y.hi;
+  const double frame = S.frameWidth();  // drawn just outside the plot area
+  const double textH = L.text.height();
+
+  // Vertical: title, plot, x tick labels, x label.
+  double top = S.pad();
+  if (!L.titleText.empty()) {
+    L.titleBaseline = top + L.title.ascent;
+    top += L.title.height() + S.pad();
   }
-  top += textH / 2;  // the topmost y tick label is centred on the frame's top edge
-  int bottom = options.height - L.pad;
-  if (!options.xLabel.empty()) {
-    bottom -= textH;
-    L.xLabelY = bottom;
-    bottom -= L.pad;
+  top += L.text.cap / 2;  // the topmost y tick label is centred on the frame's top edge
+  double bottom = options.height - S.pad();
+  if (!L.xLabelText.empty()) {
+    L.xLabelBaseline = bottom - L.text.descent;
+    bottom -= textH + S.pad();
   }
-  bottom -= textH + L.gap + L.tickLength + 1;  // x tick labels, ticks; `bottom` is now the frame row
-  L.plot.y = top + 1;
-  L.plot.h = std::max(1, bottom - L.plot.y);
-  L.yTicks = niceTicks(L.y.lo, L.y.hi, std::max(2, L.plot.h / (textH * 4)), false);
+  bottom -= textH + S.gap() + S.tickLength();  // x tick labels and ticks
+  L.area.top = std::ceil(top + frame);
+  L.area.height = std::max(1.0, std::floor(bottom - frame) - L.area.top);
+  L.yTicks = niceTicks(y.lo, y.hi, std::max(2, static_cast<int>(L.area.height / (textH * 3))), false);
 
   // Horizontal: y label, y tick labels, plot, legend.
-  int left = L.pad;
-  if (!options.yLabel.empty()) {
-    L.yLabelX = left;
-    left += textH + L.pad;
+  double left = S.pad();
+  if (!L.yLabelText.empty()) {
+    L.yLabelBaseline = left + L.text.ascent;
+    left += textH + S.pad();
   }
-  left += widestLabel(L.yTicks, L.scale) + L.gap + L.tickLength;  // `left` is now the frame column
-  L.plot.x = left + 1;
+  left += widestLabel(measure, L.yTicks, S.font()) + S.gap() + S.tickLength() + frame;
+  L.area.left = std::ceil(left);
 
   const bool legend = wantsLegend(series);
-  const int legendW = legend ? legendWidth(series, L.scale, std::max(options.width * 3 / 10, 40 * L.scale)) : 0;
-  // `overhang`: how far the last x tick label reaches past the frame's right edge.
-  const auto placeRight = [&](bool withLegend, int overhang) {
-    int right = options.width - L.pad;
+  double legendW = 0.0;
+  if (legend) {
+    double widest = 0.0;
+    for (const std::string& label : L.seriesLabels) widest = std::max(widest, measure.width(label, S.font()));
+    const double fixed = 2 * S.legendInset() + S.legendSwatch() + S.legendSpacing();
+    const double maxW = std::max(options.width * 0.3, 12 * S.font());  // longer labels get clipped
+    legendW = std::ceil(fixed + std::clamp(maxW - fixed, 0.0, widest));
+  }
+  L.legendRow = std::round(textH * 1.4);
+  const double legendH = 2 * S.legendInset() + static_cast<double>(std::min<size_t>(series.size(), 10000)) * L.legendRow;
+
+  // `overhang`: how far the last x tick label reaches past the plot's right edge.
+  const auto placeRight = [&](bool withLegend, double overhang) {
+    double right = options.width - S.pad();
     if (withLegend) {
-      L.legend = {right - legendW, L.plot.y, legendW, std::min(legendHeight(series, L.scale), L.plot.h)};
+      L.legend = {right - legendW, L.area.top - frame, legendW, std::min(legendH, L.area.height + 2 * frame)};
       right -= legendW;
     } else {
       L.legend = {};
     }
-    right -= std::max(withLegend ? L.pad : 0, overhang + L.gap);
-    L.plot.w = std::max(1, right - 1 - L.plot.x);  // one column for the frame
-    L.xTicks = fittingXTicks(L.x, L.plot.w, L.scale, options.integerXTicks);
+    right -= std::max(withLegend ? S.pad() : 0.0, overhang + S.gap());
+    L.area.width = std::max(1.0, std::floor(right - frame) - L.area.left);
+    L.xTicks = fittingXTicks(measure, L, options.integerXTicks);
   };
   bool withLegend = legend;
-  placeRight(withLegend, 0);
+  placeRight(withLegend, 0.0);
   // A legend that would squeeze the data into a sliver is dropped: the curves matter more.
-  if (withLegend && L.plot.w < options.width * 2 / 5) {
+  if (withLegend && L.area.width < options.width * 0.4) {
     withLegend = false;
-    placeRight(false, 0);
+    placeRight(false, 0.0);
   }
   // The last x tick label is centred on its tick and may hang over the frame; now that it is known,
   // make room for it.
   if (!L.xTicks.values.empty()) {
-    const double lastX = L.toPixel(L.xTicks.values.back(), L.y.lo).x;
-    const int labelHalf = font::textWidth(formatTick(L.xTicks.values.back(), L.xTicks), L.scale) / 2;
-    const int overhang = static_cast<int>(std::ceil(lastX)) + labelHalf - L.plot.right();
+    const double lastX = L.area.pixelX(L.xTicks.values.back());
+    const double labelHalf = measure.width(formatTick(L.xTicks.values.back(), L.xTicks), S.font()) / 2;
+    const double overhang = lastX + labelHalf - (L.area.left + L.area.width);
     if (overhang > 0) placeRight(withLegend, overhang);
   }
   return L;

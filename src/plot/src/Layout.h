@@ -1,47 +1,54 @@
 #pragma once
 // Where everything goes: data ranges, ticks, and the boxes for title, axes, plot area and legend.
-// Measuring and drawing read the same numbers from here, so labels cannot drift from their ticks.
+// Measuring and drawing read the same numbers from here, so labels cannot drift from their ticks,
+// and PNG and SVG output share them exactly (text is measured on one private surface).
 
 #include <vector>
 
-#include "Canvas.h"
-#include "Strokes.h"
+#include "Cairo.h"
+#include "Style.h"
 #include "Ticks.h"
 #include "tessera/plot/LinePlot.h"
 
 namespace tessera::plot {
 
-struct Range {
-  double lo = 0.0;
-  double hi = 1.0;
+struct Box {
+  double x = 0.0;
+  double y = 0.0;
+  double w = 0.0;
+  double h = 0.0;
+  bool empty() const { return w <= 0.0 || h <= 0.0; }
+  double right() const { return x + w; }
+  double bottom() const { return y + h; }
 };
 
 struct Layout {
   int width = 0;
   int height = 0;
-  int scale = 1;       // text scale
-  int titleScale = 1;
-  int pad = 0;         // outer margin and spacing between blocks
-  int gap = 0;         // spacing between a tick and its label
-  int tickLength = 0;
+  style::Sizes sizes{0, 0};
+  FontMetrics text;   // tick labels, axis labels, legend
+  FontMetrics title;
 
-  Rect plot;    // inside of the frame; data ranges map onto exactly this box
-  Rect legend;  // empty when no series has a label
-  int titleY = 0;
-  int xLabelY = 0;
-  int yLabelX = 0;
+  PlotArea area;  // whole pixels: left, top, width and height are integers
+  Box legend;     // empty when no series has a label or the legend would crowd out the data
+  double legendRow = 0.0;
+  double titleBaseline = 0.0;
+  double xLabelBaseline = 0.0;
+  double yLabelBaseline = 0.0;  // x of the rotated y label's baseline
 
-  Range x;
-  Range y;
   Ticks xTicks;
   Ticks yTicks;
 
-  // Continuous pixel coordinates (pixel i covers [i, i+1)); far-off values are clamped so that
-  // later arithmetic stays finite.
-  Point toPixel(double xValue, double yValue) const;
+  // Every text, made printable once (see printable()).
+  std::string titleText;
+  std::string xLabelText;
+  std::string yLabelText;
+  std::vector<std::string> seriesLabels;
 };
 
-// Throws PlotError when the data span is too wide to map (e.g. -1e308 .. 1e308).
+// Expects validated input. Throws PlotError when the data span is too wide to map (e.g. -1e308 .. 1e308).
 Layout computeLayout(const std::vector<Series>& series, const LinePlotOptions& options);
+
+bool wantsLegend(const std::vector<Series>& series);
 
 }  // namespace tessera::plot

@@ -1,15 +1,22 @@
 #include "tessera/plot/LinePlot.h"
 
+#include <cairo-svg.h>
+#include <cairo.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <exception>
 #include <string>
 
-#include "AtomicWrite.h"
-#include "Axes.h"
-#include "Canvas.h"
+#include "Cairo.h"
+#include "Draw.h"
 #include "Layout.h"
-#include "Legend.h"
-#include "Strokes.h"
-#include "Style.h"
+#include "tessera/common/AtomicFile.h"
+
+#if !CAIRO_HAS_PNG_FUNCTIONS || !CAIRO_HAS_SVG_SURFACE
+#error "tessera_plot needs a Cairo built with PNG and SVG support"
+#endif
 
 namespace tessera::plot {
 
@@ -55,58 +62,129 @@ void validate(const std::vector<Series>& series, const LinePlotOptions& options)
   if (points == 0) throw PlotError("line plot: the series contain no points");
 }
 
-// Markers are drawn only for points inside the axis ranges; half a pixel of slack keeps points
-// that sit exactly on a fixed yMin/yMax.
-bool insidePlot(const Point& p, const Rect& plot) {
-  return p.x >= plot.x - 0.5 && p.x <= plot.right() + 0.5 && p.y >= plot.y - 0.5 && p.y <= plot.bottom() + 0.5;
+// Cairo's stream callback: collects the encoded file in memory, so that it can be written atomically.
+cairo_status_t appendTo(void* closure, const unsigned char* data, unsigned int length) {
+  try {
+    static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(data), length);
+    return CAIRO_STATUS_SUCCESS;
+  } catch (...) {
+    return CAIRO_STATUS_NO_MEMORY;
+  }
 }
 
-void drawSeries(Canvas& canvas, CoverageMask& mask, const Layout& L, const Series& s, Rgb colour) {
-  std::vector<Point> points;
-  points.reserve(s.x.size());
-  for (size_t k = 0; k < s.x.size(); ++k) points.push_back(L.toPixel(s.x[k], s.y[k]));
+std::string renderPng(const Layout& layout, const std::vector<Series>& series) {
+  // RGB24: the chart is opaque, and Cairo then writes an 8-bit RGB PNG without alpha.
+  Surface surface(cairo_image_surface_create(CAIRO_FORMAT_RGB24, layout.width, layout.height));
+  check(cairo_surface_status(surface.get()), "creating a " + std::to_string(layout.width) + "x" +
+                                                 std::to_string(layout.height) + " image");
+  {
+    Context cr = makeContext(surface.get());
+    drawChart(cr.get(), layout, series);
+  }
+  std::string png;
+  check(cairo_surface_write_to_png_stream(surface.get(), appendTo, &png), "encoding the PNG");
+  return png;
+}
 
-  std::optional<DashPattern> dash;
-  if (s.dashed) dash = DashPattern{style::dashLength(L.scale), style::dashGap(L.scale)};
-  mask.addPolyline(points, style::lineHalfWidth(L.scale), dash, L.plot);
+std::string xmlEscaped(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
 
-  const double radius = style::markerRadius(L.scale);
-  const int reach = static_cast<int>(std::ceil(radius)) + 1;
-  const Rect markerClip{L.plot.x - reach, L.plot.y - reach, L.plot.w + 2 * reach, L.plot.h + 2 * reach};
-  for (const Point& p : points)
-    if (insidePlot(p, L.plot)) mask.addDisc(p, radius, markerClip);
-  mask.paintAndClear(canvas, colour);
+// Cairo writes text as glyph outlines; a <title> and <desc> right after the root element's start
+// tag keep the chart's words findable and readable to assistive tools.
+std::string withTextDescription(std::string svg, const Layout& L, const std::vector<Series>& series) {
+  const size_t root = svg.find("<svg");
+  const size_t afterTag = root == std::string::npos ? root : svg.find('>', root);
+  if (afterTag == std::string::npos) throw PlotError("Cairo's SVG output has no <svg> element");
+  std::string desc = "Line chart";
+  if (!L.xLabelText.empty()) desc += "; x: " + L.xLabelText;
+  if (!L.yLabelText.empty()) desc += "; y: " + L.yLabelText;
+  desc += "; series:";
+  for (size_t i = 0; i < series.size(); ++i)
+    desc += (i ? "; " : " ") + (L.seriesLabels[i].empty() ? "(unlabelled)" : L.seriesLabels[i]) +
+            (series[i].dashed ? " (dashed)" : "");
+  std::string text = "\n";
+  if (!L.titleText.empty()) text += "<title>" + xmlEscaped(L.titleText) + "</title>\n";
+  text += "<desc>" + xmlEscaped(desc) + "</desc>";
+  svg.insert(afterTag + 1, text);
+  return svg;
+}
+
+std::string renderSvg(const Layout& layout, const std::vector<Series>& series) {
+  std::string svg;
+  {
+    Surface surface(cairo_svg_surface_create_for_stream(appendTo, &svg, layout.width, layout.height));
+    check(cairo_surface_status(surface.get()), "creating the SVG surface");
+    cairo_svg_surface_restrict_to_version(surface.get(), CAIRO_SVG_VERSION_1_1);
+    cairo_svg_surface_set_document_unit(surface.get(), CAIRO_SVG_UNIT_PX);  // so 900 wide means 900 pixels
+    {
+      Context cr = makeContext(surface.get());
+      drawChart(cr.get(), layout, series);
+    }
+    cairo_surface_finish(surface.get());  // writes the document out through appendTo
+    check(cairo_surface_status(surface.get()), "writing the SVG");
+  }
+  return withTextDescription(std::move(svg), layout, series);
+}
+
+std::string lowerCase(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+void renderAndWrite(const std::vector<Series>& series, const LinePlotOptions& options,
+                    const std::filesystem::path& path, ImageFormat format) {
+  std::string bytes;
+  try {
+    bytes = renderLinePlot(series, options, format);
+  } catch (const PlotError& e) {
+    throw PlotError(path.string() + ": " + e.what());
+  }
+  try {
+    common::writeFileAtomically(path, bytes);
+  } catch (const std::exception& e) {
+    throw PlotError(path.string() + ": cannot write the chart: " + e.what());
+  }
 }
 
 }  // namespace
 
-Raster renderLinePlot(const std::vector<Series>& series, const LinePlotOptions& options) {
+PlotArea linePlotArea(const std::vector<Series>& series, const LinePlotOptions& options) {
+  validate(series, options);
+  return computeLayout(series, options).area;
+}
+
+std::string renderLinePlot(const std::vector<Series>& series, const LinePlotOptions& options, ImageFormat format) {
   validate(series, options);
   const Layout layout = computeLayout(series, options);
+  return format == ImageFormat::Svg ? renderSvg(layout, series) : renderPng(layout, series);
+}
 
-  Raster raster;
-  raster.width = options.width;
-  raster.height = options.height;
-  Canvas canvas(raster, style::kBackground);
-  CoverageMask mask(raster.width, raster.height);
+ImageFormat imageFormatFor(const std::filesystem::path& path) {
+  const std::string extension = lowerCase(path.extension().string());
+  if (extension == ".png") return ImageFormat::Png;
+  if (extension == ".svg") return ImageFormat::Svg;
+  throw PlotError(path.string() + ": unknown image format '" + path.extension().string() +
+                  "': the file name must end in .png or .svg");
+}
 
-  drawGrid(canvas, layout);
-  drawFrameAndTicks(canvas, layout);
-  for (size_t i = 0; i < series.size(); ++i) drawSeries(canvas, mask, layout, series[i], style::seriesColour(i));
-  drawTitles(canvas, layout, options);
-  drawLegend(canvas, mask, series, layout.legend, layout.scale);
-  return raster;
+void writeLinePlot(const std::vector<Series>& series, const LinePlotOptions& options,
+                   const std::filesystem::path& path) {
+  renderAndWrite(series, options, path, imageFormatFor(path));
 }
 
 void writeLinePlotPng(const std::vector<Series>& series, const LinePlotOptions& options,
                       const std::filesystem::path& path) {
-  std::string png;
-  try {
-    png = encodePng(renderLinePlot(series, options));
-  } catch (const PlotError& e) {
-    throw PlotError(path.string() + ": " + e.what());
-  }
-  writeFileAtomically(path, png);
+  renderAndWrite(series, options, path, ImageFormat::Png);
 }
 
 }  // namespace tessera::plot
