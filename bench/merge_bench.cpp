@@ -19,7 +19,6 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,19 +41,20 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/common/AtomicFile.h"
+#include "tessera/common/ChildProcess.h"
 #include "tessera/common/Sha256.h"
 #include "tessera/federation/Merge.h"
 #include "tessera/federation/ModelUpdate.h"
-#include "tessera/federation/UpdateError.h"
-#include "tessera/federation/WeightStream.h"
-#include "tessera/nn/Model.h"
+#include "tessera/common/Error.h"
+#include "tessera/common/WeightRecords.h"
+#include "tessera/model/Model.h"
 
-extern char** environ;
 
 namespace {
 
 namespace fs = std::filesystem;
 namespace fed = tessera::federation;
+namespace common = tessera::common;
 using Clock = std::chrono::steady_clock;
 
 double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -107,33 +107,28 @@ struct Random {
   }
 };
 
-// Writes a weights section (the nn::encodeWeights layout) value chunk by value chunk, without
-// ever holding the model in memory. Plain stdio, no fsync: these are scratch files.
+// Writes a weights section value chunk by value chunk through the one weight-record writer,
+// without ever holding the model in memory. Plain stdio, no fsync: these are scratch files.
 void writeRandomWeights(const fs::path& path, const std::vector<Shape>& shapes, uint64_t seed, float scale) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) throw std::runtime_error("cannot write " + path.string());
-  auto put = [&](const void* p, size_t n) {
-    if (std::fwrite(p, 1, n, f) != n) throw std::runtime_error("write failed: " + path.string());
-  };
-  put("TSWT", 4);
-  const auto count = static_cast<uint32_t>(shapes.size());
-  put(&count, 4);
+  common::WeightRecordWriter writer(
+      [&](std::string_view bytes) {
+        if (std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) throw std::runtime_error("write failed: " + path.string());
+      },
+      static_cast<uint32_t>(shapes.size()));
   Random rng(seed);
   std::vector<float> chunk(1 << 16);
   for (const auto& s : shapes) {
-    const auto nameLength = static_cast<uint16_t>(s.name.size());
-    put(&nameLength, 2);
-    put(s.name.data(), s.name.size());
-    const uint8_t head[2] = {1, static_cast<uint8_t>(s.dims.size())};
-    put(head, 2);
-    for (int64_t d : s.dims) put(&d, 8);
+    writer.beginTensor(s.name, s.dims);
     for (int64_t done = 0; done < s.elements();) {
       const int64_t n = std::min<int64_t>(static_cast<int64_t>(chunk.size()), s.elements() - done);
       for (int64_t i = 0; i < n; ++i) chunk[i] = rng.uniform(scale);
-      put(chunk.data(), static_cast<size_t>(n) * sizeof(float));
+      writer.write(chunk.data(), n);
       done += n;
     }
   }
+  writer.finishHash();
   if (std::fclose(f) != 0) throw std::runtime_error("close failed: " + path.string());
 }
 
@@ -242,7 +237,7 @@ void runMerge(const SizeData& d, int k, fed::Strategy strategy, const fs::path& 
   in.currentGeneration = 7;
   in.policy = fed::defaultPolicyFor(strategy);
   in.policy.trimFraction = 0.25;  // drops one value at each end for K = 4
-  in.generationWeights = [&](int64_t) { return fed::WeightsLocation{d.current, 0, 0}; };
+  in.generationWeights = [&](int64_t) { return common::WeightsLocation{d.current, 0, 0}; };
   for (int i = 0; i < k; ++i) {
     fed::UpdateInput u;
     u.id = i + 1;
@@ -252,8 +247,8 @@ void runMerge(const SizeData& d, int k, fed::Strategy strategy, const fs::path& 
     u.samples = 10 + i;
     in.updates.push_back(u);
   }
-  const uint32_t tensors = fed::WeightStreamReader(in.current, "current").tensorCount();
-  fed::WeightStreamWriter writer(tmpDir, tensors);  // removed uncommitted when it goes out of scope
+  const uint32_t tensors = common::WeightRecordReader(in.current, "current").tensorCount();
+  common::WeightFileWriter writer(tmpDir, tensors);  // removed uncommitted when it goes out of scope
   const auto out = fed::mergeUpdates(in, writer);
   if (out.parameters != d.parameters) throw std::runtime_error("merge saw the wrong parameter count");
 }
@@ -377,22 +372,22 @@ int roundLatency(const fs::path& dir, const fs::path& tessera, int k, int rounds
   const std::string exe = quote(tessera.string());
 
   // A real U-Net model of about 1 M parameters.
-  tessera::nn::NetworkSpec spec;
+  tessera::model::NetworkSpec spec;
   spec.depth = 4;
-  tessera::nn::TaskInfo info;
+  tessera::model::TaskInfo info;
   info.name = task;
   info.modality = "MR";
   info.anatomy = "BRAIN";
   info.disease = "none";
-  tessera::nn::Model seed;
+  tessera::model::Model seed;
   for (int base = 8; base <= 64; base += 2) {
     spec.baseFeatures = base;
-    seed = tessera::nn::initialModel(spec, {}, info, 3);
-    if (tessera::nn::parameterCount(seed.weights) >= 1'000'000) break;
+    seed = tessera::model::initialModel(spec, {}, info, 3);
+    if (tessera::common::parameterCount(seed.weights) >= 1'000'000) break;
   }
-  const int64_t parameters = tessera::nn::parameterCount(seed.weights);
+  const int64_t parameters = tessera::common::parameterCount(seed.weights);
   const double modelBytes = static_cast<double>(parameters) * sizeof(float);
-  tessera::nn::saveModel(seed, dir / "seed.tsm");
+  tessera::model::saveModel(seed, dir / "seed.tsm");
 
   std::vector<std::string> tokens;
   for (int i = 0; i < k; ++i) {
@@ -409,25 +404,16 @@ int roundLatency(const fs::path& dir, const fs::path& tessera, int k, int rounds
   const fs::path logFile = dir / "server.log";
   std::vector<std::string> args = {tessera.string(), "server", "--data", data.string(), "--listen", "127.0.0.1:0",
                                    "--port-file", portFile.string(), "--quiet"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, logFile.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  const int spawned = posix_spawn(&pid, tessera.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) throw std::runtime_error("cannot start the server");
+  common::ChildProcess server(args, logFile);
+  // SIGTERM first so the server shuts down as in production; the destructor reaps it.
   struct Stop {
-    pid_t pid;
+    common::ChildProcess& server;
     ~Stop() {
-      kill(pid, SIGTERM);
-      int status = 0;
-      waitpid(pid, &status, 0);
+      server.signal(SIGTERM);
+      server.wait();
     }
-  } stop{pid};
+  } stop{server};
+  const pid_t pid = server.pid();
 
   int port = 0;
   for (int i = 0; i < 3000 && port == 0; ++i) {
@@ -493,7 +479,7 @@ int roundLatency(const fs::path& dir, const fs::path& tessera, int k, int rounds
     if (tessera::common::sha256Hex(r->body) != r->get_header_value("X-Tessera-Sha256")) {
       throw std::runtime_error("downloaded model does not match its X-Tessera-Sha256");
     }
-    const auto model = tessera::nn::decodeModel(r->body, "downloaded");
+    const auto model = tessera::model::decodeModel(r->body, "downloaded");
     generation = model.generation;
     const long hwm = statusKb(pid, "VmHWM");
     std::printf("%5d %10.3f %9.3f %10.3f %9.3f %11.1f %11.2f %14.2f\n", round + 1, upload, merged, download,

@@ -1,5 +1,5 @@
 // Fuzz target for the NIfTI reader: arbitrary bytes as a .nii (or .nii.gz when they start
-// with the gzip magic) must give a Volume or an ImageError, never a crash, another exception
+// with the gzip magic) must give a Volume or an tessera::Error, never a crash, another exception
 // type or a huge allocation.
 
 #include <unistd.h>
@@ -54,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const Volume v = tessera::image::readImage(file);
     // A successful read must be self-consistent.
     if (v.voxels.size() != static_cast<size_t>(v.geometry.voxelCount())) __builtin_trap();
-  } catch (const tessera::image::ImageError&) {
+  } catch (const tessera::Error&) {
     // Expected for malformed input.
   }
   return 0;

@@ -1,8 +1,8 @@
 // Fuzz target for the parsers of untrusted update bytes, in memory and on disk: decodeUpdate
-// (what a site's upload decodes to), and readUpdateFileInfo + WeightStreamReader over a file,
+// (what a site's upload decodes to), and readUpdateFileInfo + common::WeightRecordReader over a file,
 // the path the server takes for a stored upload (header first, then the weights streamed
 // without the SHA-256 check that would hide the weights parser from the fuzzer). The same bytes
-// are also streamed as a bare weights section. Any exception other than UpdateError, or a
+// are also streamed as a bare weights section. Any exception other than tessera::Error, or a
 // crash, is a finding.
 #include <unistd.h>
 
@@ -13,15 +13,16 @@
 
 #include "FuzzTarget.h"
 #include "tessera/federation/ModelUpdate.h"
-#include "tessera/federation/UpdateError.h"
-#include "tessera/federation/WeightStream.h"
+#include "tessera/common/Error.h"
+#include "tessera/common/WeightRecords.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-using tessera::federation::UpdateError;
-using tessera::federation::WeightsLocation;
-using tessera::federation::WeightStreamReader;
+using tessera::Error;
+namespace common = tessera::common;
+using tessera::common::WeightsLocation;
+using tessera::common::WeightRecordReader;
 
 // One scratch file per process, removed at exit.
 struct ScratchFile {
@@ -46,8 +47,8 @@ bool writeScratch(std::string_view bytes) {
 
 // Reads every tensor the way the merge does; `skipOdd` leaves every other tensor unread so that
 // next() has to skip its values.
-void streamAll(const WeightsLocation& location, bool skipOdd) {
-  WeightStreamReader reader(location, "fuzz-weights");
+void streamAll(const common::WeightsLocation& location, bool skipOdd) {
+  common::WeightRecordReader reader(location, "fuzz-weights");
   std::vector<float> buffer(1024);
   int index = 0;
   while (reader.next()) {
@@ -65,17 +66,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   try {
     (void)tessera::federation::decodeUpdate(bytes, "fuzz.tsu");
-  } catch (const UpdateError&) {
+  } catch (const tessera::Error&) {
   }
   if (!writeScratch(bytes)) return 0;
   try {
     const auto info = tessera::federation::readUpdateFileInfo(scratch(), "fuzz-file");
     streamAll({scratch(), info.weightsOffset, info.weightsLength}, size % 2 == 1);
-  } catch (const UpdateError&) {
+  } catch (const tessera::Error&) {
   }
   try {
     streamAll({scratch(), 0, 0}, false);
-  } catch (const UpdateError&) {
+  } catch (const tessera::Error&) {
   }
   return 0;
 }
@@ -94,5 +95,5 @@ std::vector<std::string> tesseraFuzzSeeds() {
   full.header.kind = tessera::federation::UpdateKind::Weights;
   full.header.metrics.clear();
   return {tessera::federation::encodeUpdate(delta), tessera::federation::encodeUpdate(full),
-          tessera::nn::encodeWeights(delta.weights)};
+          tessera::common::encodeWeights(delta.weights)};
 }

@@ -28,7 +28,7 @@ Action addEvaluateCommand(CLI::App& app) {
     const auto pred = image::readImage(a->pred);
     const auto truth = image::readImage(a->truth);
     if (!pred.geometry.sameGrid(truth.geometry)) {
-      throw image::ImageError(a->pred + ": grid " + pred.geometry.describe() + " differs from " + a->truth +
+      throw Error(ErrorCode::BadImage, a->pred + ": grid " + pred.geometry.describe() + " differs from " + a->truth +
                               " grid " + truth.geometry.describe() + " (resample one of them first)");
     }
     const auto metrics = image::evaluateLabels(pred, truth);

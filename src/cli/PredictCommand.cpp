@@ -20,7 +20,7 @@ Action addPredictCommand(CLI::App& app) {
   app.add_option("--threads", a->threads, "Compute threads (default: all cores)");
   return [a] {
     nn::setThreadCount(a->threads);
-    const auto model = nn::loadModel(a->model);
+    const auto model = model::loadModel(a->model);
     const auto volume = image::readImage(a->in);
     const auto started = std::chrono::steady_clock::now();
     const auto labels = nn::segment(model, volume);

@@ -9,7 +9,8 @@
 
 #include "Commands.h"
 #include "tessera/common/AtomicFile.h"
-#include "tessera/nn/Model.h"
+#include "tessera/model/Model.h"
+#include "tessera/nn/Inference.h"
 #include "tessera/server/AdminTasks.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/FederationServer.h"
@@ -74,7 +75,7 @@ void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>
     fs::create_directories(a->data);
     server::Registry registry(a->data);
     server::BlobStore blobs(a->data);
-    const auto model = nn::loadModel(a->model);
+    const auto model = model::loadModel(a->model);
     const auto out = server::seedModel(registry, blobs, model, a->strategy);
     std::cout << "seeded task '" << out["task"].get<std::string>() << "' at generation " << out["generation"]
               << " (" << out["parameters"] << " parameters, strategy " << out["strategy"].get<std::string>() << ")\n";
@@ -149,6 +150,7 @@ Action addServerCommand(CLI::App& app) {
     o.tlsCert = a->tlsCert;
     o.tlsKey = a->tlsKey;
     o.threads = a->threads;
+    o.scorer = [](const model::Model& m, const std::vector<model::TrainingCase>& cases) { return nn::meanDice(m, cases); };
     const bool quiet = a->quiet;
     o.log = [quiet](const std::string& line) {
       if (!quiet) std::cerr << "[" << timestamp() << "] " << line << std::endl;

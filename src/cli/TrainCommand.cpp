@@ -6,7 +6,8 @@
 #include "Commands.h"
 #include "ProgressReporter.h"
 #include "tessera/image/ImageIO.h"
-#include "tessera/nn/ModelError.h"
+#include "tessera/model/Dataset.h"
+#include "tessera/common/Error.h"
 #include "tessera/nn/Runtime.h"
 #include "tessera/nn/Training.h"
 
@@ -16,7 +17,7 @@ namespace {
 
 struct TrainArgs {
   std::vector<std::string> images, labels;
-  std::string spec, out, init;
+  std::string dataset, spec, out, init;
   int epochs = 30;
   int batchSize = 8;
   double learningRate = 2e-3;
@@ -24,34 +25,34 @@ struct TrainArgs {
   int threads = 0;
   bool binarize = false;
   bool noAugment = false;
-  nn::TaskInfo task;
+  model::TaskInfo task;
 };
 
 nlohmann::json readJsonFile(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw nn::ModelError(path + ": cannot open spec file");
+  if (!in) throw Error(ErrorCode::BadModel, path + ": cannot open spec file");
   try {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    throw nn::ModelError(path + ": not valid JSON: " + e.what());
+    throw Error(ErrorCode::BadModel, path + ": not valid JSON: " + e.what());
   }
 }
 
 // A spec file is either a bare network spec or {"network": …, "preprocessing": …}.
-nn::Model modelFromSpecFile(const std::string& path, const nn::Model& defaults, uint64_t seed) {
+model::Model modelFromSpecFile(const std::string& path, const model::Model& defaults, uint64_t seed) {
   const auto j = readJsonFile(path);
   try {
     const bool wrapped = j.is_object() && j.contains("network");
-    const auto spec = nn::networkSpecFromJson(wrapped ? j.at("network") : j);
-    const auto prep = wrapped && j.contains("preprocessing") ? nn::preprocessingFromJson(j.at("preprocessing"))
+    const auto spec = model::networkSpecFromJson(wrapped ? j.at("network") : j);
+    const auto prep = wrapped && j.contains("preprocessing") ? model::preprocessingFromJson(j.at("preprocessing"))
                                                              : defaults.preprocessing;
     auto task = defaults.task;
     for (int l = 0; l < spec.classes; ++l) {
       if (!task.labels.count(l)) task.labels[l] = "label " + std::to_string(l);
     }
-    return nn::initialModel(spec, prep, task, seed);
-  } catch (const nn::ModelError& e) {
-    throw nn::ModelError(path + ": " + e.what());
+    return model::initialModel(spec, prep, task, seed);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::BadModel, path + ": " + e.what());
   }
 }
 
@@ -59,15 +60,20 @@ nn::Model modelFromSpecFile(const std::string& path, const nn::Model& defaults, 
 
 Action addTrainCommand(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
-  app.add_option("--images", a->images, "Training images")->required()->expected(1, -1);
-  app.add_option("--labels", a->labels, "Label maps, one per image, on the same grid")->required()->expected(1, -1);
+  auto* images = app.add_option("--images", a->images, "Training images")->expected(1, -1);
+  auto* labels = app.add_option("--labels", a->labels, "Label maps, one per image, on the same grid")->expected(1, -1);
+  app.add_option("--dataset", a->dataset,
+                 "Training dataset folder instead of --images/--labels: images/ + labels/, an nnU-Net v2 raw dataset "
+                 "or a Medical Segmentation Decathlon task (its label names go into the model)")
+      ->excludes(images)
+      ->excludes(labels);
   app.add_option("--spec", a->spec, "Network spec JSON (default: chosen from the data)");
   app.add_option("--out", a->out, "Where to write the model (.tsm)")->required();
   app.add_option("--epochs", a->epochs, "Passes over the training data")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--init", a->init, "Fine-tune this model instead of starting from random weights");
   app.add_option("--seed", a->seed, "Random seed (initial weights, shuffling, augmentation)")->capture_default_str();
   app.add_option("--batch-size", a->batchSize, "Slices (2D) or patches (3D) per step")->capture_default_str()->check(CLI::Range(1, 4096));
-  app.add_option("--lr", a->learningRate, "Initial learning rate (Adam, polynomial decay)")->capture_default_str();
+  app.add_option("--learning-rate", a->learningRate, "Initial learning rate (Adam, polynomial decay)")->capture_default_str();
   app.add_option("--threads", a->threads, "Compute threads (default: all cores; 1 for bit-identical reruns)");
   app.add_flag("--binarize", a->binarize, "Treat every non-zero label value as label 1");
   app.add_flag("--no-augment", a->noAugment, "Disable intensity augmentation");
@@ -77,28 +83,47 @@ Action addTrainCommand(CLI::App& app) {
   app.add_option("--disease", a->task.disease, "Disease stored in the model");
 
   return [a] {
+    if (a->dataset.empty() && a->images.empty()) {
+      throw Error(ErrorCode::Config, "train: give --dataset DIR, or --images with --labels");
+    }
     if (a->images.size() != a->labels.size()) {
-      throw nn::ModelError("--images has " + std::to_string(a->images.size()) + " files but --labels has " +
+      throw Error(ErrorCode::BadModel, "--images has " + std::to_string(a->images.size()) + " files but --labels has " +
                            std::to_string(a->labels.size()));
     }
     nn::setThreadCount(a->threads);
-    std::vector<nn::TrainingCase> cases;
-    for (size_t i = 0; i < a->images.size(); ++i) {
-      nn::TrainingCase c{image::readImage(a->images[i]), image::readImage(a->labels[i])};
+    std::vector<model::TrainingCase> cases;
+    std::vector<std::string> imageFiles = a->images, labelFiles = a->labels;  // what messages call each case's files
+    if (!a->dataset.empty()) {
+      model::Dataset dataset = model::readDataset(a->dataset);
+      if (dataset.cases.empty()) throw Error(ErrorCode::BadDataset, a->dataset + ": holds no cases");
+      if (!a->binarize) model::applyLabelNames(a->task, dataset);  // --binarize keeps background and foreground
+      std::cerr << a->dataset << ": " << model::layoutName(dataset.layout) << " dataset, " << dataset.cases.size()
+                << " case(s)" << std::endl;
+      for (auto& c : dataset.cases) {
+        imageFiles.push_back(a->dataset + " (case " + c.name + " image)");
+        labelFiles.push_back(a->dataset + " (case " + c.name + " labels)");
+        cases.push_back(std::move(c.data));
+      }
+    } else {
+      for (size_t i = 0; i < a->images.size(); ++i) {
+        cases.push_back({image::readImage(a->images[i]), image::readImage(a->labels[i])});
+      }
+    }
+    for (size_t i = 0; i < cases.size(); ++i) {
+      model::TrainingCase& c = cases[i];
       if (!c.image.geometry.sameGrid(c.labels.geometry)) {
-        throw image::ImageError(a->labels[i] + ": label grid " + c.labels.geometry.describe() +
-                                " differs from image " + a->images[i] + " grid " + c.image.geometry.describe());
+        throw Error(ErrorCode::BadImage, labelFiles[i] + ": label grid " + c.labels.geometry.describe() +
+                                " differs from image " + imageFiles[i] + " grid " + c.image.geometry.describe());
       }
       if (a->binarize) {
         for (float& v : c.labels.voxels) v = v > 0 ? 1.0f : 0.0f;
       }
       if (a->task.modality.empty()) a->task.modality = c.image.modality;
       if (a->task.anatomy.empty()) a->task.anatomy = c.image.bodyPart;
-      cases.push_back(std::move(c));
     }
-    nn::Model model;
+    model::Model model;
     if (!a->init.empty()) {
-      model = nn::loadModel(a->init);
+      model = model::loadModel(a->init);
       model.parentGeneration = model.generation;
       model.generation += 1;
     } else {
@@ -108,13 +133,13 @@ Action addTrainCommand(CLI::App& app) {
     for (size_t i = 0; i < cases.size(); ++i) {
       try {
         nn::validateTrainingCases({cases[i]}, model.spec);
-      } catch (const nn::ModelError& e) {
+      } catch (const Error& e) {
         const std::string what = e.what();
-        throw nn::ModelError(a->labels[i] + what.substr(what.find(':')) +
+        throw Error(ErrorCode::BadModel, labelFiles[i] + what.substr(what.find(':')) +
                              (a->binarize ? "" : " (use --binarize for a mask with other non-zero values)"));
       }
     }
-    std::cerr << "training " << (model.spec.dims == 2 ? "2D" : "3D") << " U-Net (" << nn::parameterCount(model.weights)
+    std::cerr << "training " << (model.spec.dims == 2 ? "2D" : "3D") << " U-Net (" << common::parameterCount(model.weights)
               << " parameters) on " << cases.size() << " image(s), " << a->epochs << " epochs, "
               << nn::threadCount() << " thread(s)" << std::endl;
     nn::TrainOptions options;
@@ -126,7 +151,7 @@ Action addTrainCommand(CLI::App& app) {
     ProgressReporter progress("train");
     options.onEpoch = [&progress](const nn::TrainProgress& p) { progress(p); };
     nn::trainModel(model, cases, options);
-    nn::saveModel(model, a->out);
+    model::saveModel(model, a->out);
     std::cout << "wrote " << a->out << " (generation " << model.generation << ", weights sha256 "
               << model.weightsSha256().substr(0, 16) << "…)\n";
     return 0;

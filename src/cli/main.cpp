@@ -4,8 +4,7 @@
 #include <map>
 
 #include "Commands.h"
-#include "tessera/image/Volume.h"
-#include "tessera/nn/ModelError.h"
+#include "tessera/common/Error.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Tessera: federated, interactive medical image segmentation"};
@@ -41,15 +40,13 @@ int main(int argc, char** argv) {
     for (auto& [sub, action] : actions) {
       if (sub->parsed()) return action();
     }
-  } catch (const tessera::image::ImageError& e) {
+  } catch (const tessera::Error& e) {
     std::cerr << "tessera: error: " << e.what() << "\n";
-    return 1;
-  } catch (const tessera::nn::ModelError& e) {
-    std::cerr << "tessera: error: " << e.what() << "\n";
-    return 1;
+    return e.exitStatus();
   } catch (const std::exception& e) {
+    // Not one of ours: a bug or a library's own failure.
     std::cerr << "tessera: error: " << e.what() << "\n";
-    return 2;
+    return 1;
   }
   return 0;
 }

@@ -14,7 +14,7 @@
 #include "TestModels.h"
 #include "tessera/client/ApiClient.h"
 #include "tessera/client/ClientConfig.h"
-#include "tessera/client/ClientError.h"
+#include "tessera/common/Error.h"
 #include "tessera/client/ModelCache.h"
 #include "tessera/common/AtomicFile.h"
 
@@ -32,16 +32,16 @@ ClientConfig configFor(const FakeServer& server, const std::string& token = Fake
   return config;
 }
 
-// Runs `call`, expecting a ClientError; returns it for inspection.
+// Runs `call`, expecting a tessera::Error; returns it for inspection.
 template <typename Call>
-ClientError failure(Call&& call) {
+tessera::Error failure(Call&& call) {
   try {
     call();
-  } catch (const ClientError& e) {
+  } catch (const tessera::Error& e) {
     return e;
   }
-  ADD_FAILURE() << "expected a ClientError";
-  return ClientError("none", "");
+  ADD_FAILURE() << "expected a tessera::Error";
+  return tessera::Error(tessera::ErrorCode::Internal, "");
 }
 
 // A port nothing listens on: bound once to learn a free number, then released.
@@ -60,7 +60,7 @@ int freePort() {
 
 class ApiClientTest : public ::testing::Test {
  protected:
-  nn::Model model = test::tinyModel();
+  model::Model model = test::tinyModel();
   FakeServer server{model};
 };
 
@@ -74,14 +74,14 @@ TEST_F(ApiClientTest, WhoamiSendsTheBearerToken) {
 TEST_F(ApiClientTest, WrongTokenIsUnauthorizedWithTheServersMessage) {
   ApiClient api(configFor(server, "stolen"));
   const auto e = failure([&] { api.whoami(); });
-  EXPECT_EQ(e.code(), "unauthorized");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Unauthorized);
   EXPECT_NE(std::string(e.what()).find("refused the token (401): unknown token"), std::string::npos) << e.what();
 }
 
 TEST_F(ApiClientTest, SiteTokenOnAnAdminRouteIsForbidden) {
   ApiClient api(configFor(server));
   const auto e = failure([&] { api.stats(); });
-  EXPECT_EQ(e.code(), "forbidden");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Forbidden);
   EXPECT_NE(std::string(e.what()).find("admin role required"), std::string::npos) << e.what();
   EXPECT_EQ(ApiClient(configFor(server, FakeServer::kAdminToken)).stats().count("usage"), 1u);
 }
@@ -89,14 +89,14 @@ TEST_F(ApiClientTest, SiteTokenOnAnAdminRouteIsForbidden) {
 TEST_F(ApiClientTest, UnknownTaskIsNotFound) {
   ApiClient api(configFor(server));
   const auto e = failure([&] { api.latestGeneration("liver"); });
-  EXPECT_EQ(e.code(), "not_found");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::NotFound);
   EXPECT_NE(std::string(e.what()).find("no model for task 'liver'"), std::string::npos) << e.what();
 }
 
 TEST_F(ApiClientTest, TaskNamesAreEncodedInPaths) {
   ApiClient api(configFor(server));
   const auto e = failure([&] { api.model("brain tumour"); });
-  EXPECT_EQ(e.code(), "not_found");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::NotFound);
   EXPECT_NE(std::string(e.what()).find("no model for task 'brain tumour'"), std::string::npos) << e.what();
 }
 
@@ -104,7 +104,7 @@ TEST_F(ApiClientTest, RejectedUpdateCarriesTheServersCodeAndMessage) {
   server.rejectUpdates = true;
   ApiClient api(configFor(server));
   const auto e = failure([&] { api.pushUpdate("brain", "whatever"); });
-  EXPECT_EQ(e.code(), "rejected");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Rejected);
   EXPECT_NE(std::string(e.what()).find("update rejected by the server: norm_too_large: update norm ratio 3.10"),
             std::string::npos)
       << e.what();
@@ -113,7 +113,7 @@ TEST_F(ApiClientTest, RejectedUpdateCarriesTheServersCodeAndMessage) {
 TEST_F(ApiClientTest, MalformedUploadIsRejectedAsBadUpdate) {
   ApiClient api(configFor(server));
   const auto e = failure([&] { api.pushUpdate("brain", "not an update file"); });
-  EXPECT_EQ(e.code(), "rejected");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Rejected);
   EXPECT_NE(std::string(e.what()).find("bad_update"), std::string::npos) << e.what();
 }
 
@@ -121,7 +121,7 @@ TEST_F(ApiClientTest, ServerFaultWithoutJsonBodyIsServerError) {
   server.failEvents = true;
   ApiClient api(configFor(server));
   const auto e = failure([&] { api.postEvents(nlohmann::json::array({{{"type", "train"}}})); });
-  EXPECT_EQ(e.code(), "server");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Server);
   EXPECT_NE(std::string(e.what()).find("(500)"), std::string::npos) << e.what();
   EXPECT_NE(std::string(e.what()).find("Internal Server Error"), std::string::npos) << e.what();
 }
@@ -137,21 +137,21 @@ TEST_F(ApiClientTest, EventsAreWrappedInAnEventsObject) {
 TEST_F(ApiClientTest, DownloadReturnsTheVerifiedModel) {
   ApiClient api(configFor(server));
   const std::string bytes = api.downloadModel("brain", 3);
-  EXPECT_EQ(nn::decodeModel(bytes, "download").weightsSha256(), model.weightsSha256());
+  EXPECT_EQ(model::decodeModel(bytes, "download").weightsSha256(), model.weightsSha256());
 }
 
 TEST_F(ApiClientTest, DownloadDetectsAChecksumMismatch) {
   server.corruptChecksum = true;
   ApiClient api(configFor(server));
   const auto e = failure([&] { api.downloadModel("brain", 3); });
-  EXPECT_EQ(e.code(), "checksum");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Checksum);
   EXPECT_NE(std::string(e.what()).find("generation 3"), std::string::npos) << e.what();
 }
 
 TEST_F(ApiClientTest, MissingTokenIsAConfigErrorBeforeAnyRequest) {
   ApiClient api(configFor(server, ""));
   const auto e = failure([&] { api.whoami(); });
-  EXPECT_EQ(e.code(), "config");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Config);
   EXPECT_NE(std::string(e.what()).find("TESSERA_TOKEN"), std::string::npos) << e.what();
 }
 
@@ -160,7 +160,7 @@ TEST_F(ApiClientTest, HttpsToAPlainHttpServerIsUnreachable) {
   config.server = "https://" + config.server.substr(std::string("http://").size());
   ApiClient api(config);
   const auto e = failure([&] { api.whoami(); });
-  EXPECT_EQ(e.code(), "unreachable");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Unreachable);
   EXPECT_NE(std::string(e.what()).find("TLS"), std::string::npos) << e.what();
 }
 
@@ -170,7 +170,7 @@ TEST(ApiClientUrlTest, NothingListeningIsUnreachable) {
   config.token = "t";
   ApiClient api(config);
   const auto e = failure([&] { api.whoami(); });
-  EXPECT_EQ(e.code(), "unreachable");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Unreachable);
   EXPECT_NE(std::string(e.what()).find("cannot reach the Tessera server at " + config.server), std::string::npos)
       << e.what();
 }
@@ -179,7 +179,7 @@ TEST(ApiClientUrlTest, UnsupportedUrlIsAConfigError) {
   ClientConfig config;
   config.server = "ftp://example.org";
   const auto e = failure([&] { ApiClient api(config); });
-  EXPECT_EQ(e.code(), "config");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Config);
   EXPECT_NE(std::string(e.what()).find("ftp://example.org"), std::string::npos) << e.what();
 }
 
@@ -188,7 +188,7 @@ TEST(ApiClientUrlTest, MissingCaCertificateIsAConfigError) {
   config.server = "https://127.0.0.1:1";
   config.caCert = "/nonexistent/ca.pem";
   const auto e = failure([&] { ApiClient api(config); });
-  EXPECT_EQ(e.code(), "config");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Config);
   EXPECT_NE(std::string(e.what()).find("/nonexistent/ca.pem"), std::string::npos) << e.what();
 }
 
@@ -261,7 +261,7 @@ TEST(ClientConfigTest, BadJsonNamesTheFile) {
   const auto file = dir.path() / "client.json";
   writeText(file, R"({"server": "http://x:1",)");
   const auto e = failure([&] { ClientConfig::load(file); });
-  EXPECT_EQ(e.code(), "config");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Config);
   EXPECT_NE(std::string(e.what()).find(file.string() + ": not valid JSON"), std::string::npos) << e.what();
 }
 
@@ -270,7 +270,7 @@ TEST(ClientConfigTest, WrongTypeNamesTheKey) {
   const auto file = dir.path() / "client.json";
   writeText(file, R"({"token": 12345})");
   const auto e = failure([&] { ClientConfig::load(file); });
-  EXPECT_EQ(e.code(), "config");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Config);
   EXPECT_NE(std::string(e.what()).find("key 'token' must be a string"), std::string::npos) << e.what();
 }
 
@@ -284,20 +284,20 @@ TEST(ClientConfigTest, UnknownKeyIsRefused) {
 
 TEST(ClientConfigTest, MissingFileIsNamed) {
   const auto e = failure([&] { ClientConfig::load("/nonexistent/client.json"); });
-  EXPECT_EQ(e.code(), "config");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Config);
   EXPECT_NE(std::string(e.what()).find("/nonexistent/client.json"), std::string::npos) << e.what();
 }
 
 TEST(ModelCacheTest, StoreAndLoadRoundTrip) {
   test::ScratchDir home;
   ModelCache cache(home.path());
-  const nn::Model model = test::tinyModel("brain", 3);
+  const model::Model model = test::tinyModel("brain", 3);
   EXPECT_FALSE(cache.latestCached("brain"));
-  const auto path = cache.store("brain", 3, nn::encodeModel(model));
+  const auto path = cache.store("brain", 3, model::encodeModel(model));
   EXPECT_EQ(path, home.path() / "models" / "brain" / "generation-3.tsm");
   EXPECT_TRUE(cache.contains("brain", 3));
   EXPECT_EQ(cache.load("brain", 3).weightsSha256(), model.weightsSha256());
-  cache.store("brain", 5, nn::encodeModel(test::tinyModel("brain", 5)));
+  cache.store("brain", 5, model::encodeModel(test::tinyModel("brain", 5)));
   EXPECT_EQ(cache.generations("brain"), (std::vector<int64_t>{3, 5}));
   EXPECT_EQ(cache.latestCached("brain"), 5);
 }
@@ -305,26 +305,26 @@ TEST(ModelCacheTest, StoreAndLoadRoundTrip) {
 TEST(ModelCacheTest, FlippedByteIsDetected) {
   test::ScratchDir home;
   ModelCache cache(home.path());
-  const auto path = cache.store("brain", 3, nn::encodeModel(test::tinyModel()));
+  const auto path = cache.store("brain", 3, model::encodeModel(test::tinyModel()));
   std::string bytes = common::readFile(path);
   bytes[bytes.size() - 3] ^= 0x40;  // inside the last weight value
   common::writeFileAtomically(path, bytes);
   const auto e = failure([&] { cache.load("brain", 3); });
-  EXPECT_EQ(e.code(), "checksum");
+  EXPECT_EQ(e.code(), tessera::ErrorCode::Checksum);
   EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
 }
 
 TEST(ModelCacheTest, RefusesBytesThatAreNotTheGeneration) {
   test::ScratchDir home;
   ModelCache cache(home.path());
-  EXPECT_EQ(failure([&] { cache.store("brain", 3, "not a model"); }).code(), "checksum");
-  EXPECT_EQ(failure([&] { cache.store("brain", 4, nn::encodeModel(test::tinyModel("brain", 3))); }).code(), "checksum");
+  EXPECT_EQ(failure([&] { cache.store("brain", 3, "not a model"); }).code(), tessera::ErrorCode::Checksum);
+  EXPECT_EQ(failure([&] { cache.store("brain", 4, model::encodeModel(test::tinyModel("brain", 3))); }).code(), tessera::ErrorCode::Checksum);
   EXPECT_FALSE(cache.latestCached("brain"));
 }
 
 TEST(ModelCacheTest, MissingGenerationIsNotFound) {
   test::ScratchDir home;
-  EXPECT_EQ(failure([&] { ModelCache(home.path()).load("brain", 1); }).code(), "not_found");
+  EXPECT_EQ(failure([&] { ModelCache(home.path()).load("brain", 1); }).code(), tessera::ErrorCode::NotFound);
 }
 
 TEST(ModelCacheTest, TaskNamesStayInsideTheCache) {
@@ -334,7 +334,7 @@ TEST(ModelCacheTest, TaskNamesStayInsideTheCache) {
     EXPECT_NE(folder.front(), '.') << task;
   }
   EXPECT_EQ(taskFolderName("brain-MR_1.2"), "brain-MR_1.2");
-  EXPECT_EQ(failure([] { taskFolderName(""); }).code(), "config");
+  EXPECT_EQ(failure([] { taskFolderName(""); }).code(), tessera::ErrorCode::Config);
 }
 
 }  // namespace

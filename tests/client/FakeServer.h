@@ -15,7 +15,7 @@
 
 #include "tessera/common/Sha256.h"
 #include "tessera/federation/ModelUpdate.h"
-#include "tessera/nn/Model.h"
+#include "tessera/model/Model.h"
 
 namespace tessera::test {
 
@@ -25,8 +25,8 @@ class FakeServer {
   static constexpr const char* kAdminToken = "admin-token-456";
 
   // Serves `model` as the latest published generation of its task.
-  explicit FakeServer(const nn::Model& model)
-      : task_(model.task.name), generation_(model.generation), modelBytes_(nn::encodeModel(model)),
+  explicit FakeServer(const model::Model& model)
+      : task_(model.task.name), generation_(model.generation), modelBytes_(model::encodeModel(model)),
         weightsSha_(model.weightsSha256()) {
     routes();
     port_ = http_.bind_to_any_port("127.0.0.1");

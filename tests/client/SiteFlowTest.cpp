@@ -6,7 +6,7 @@
 
 #include "FakeServer.h"
 #include "TestModels.h"
-#include "tessera/client/ClientError.h"
+#include "tessera/common/Error.h"
 #include "tessera/client/ModelCache.h"
 #include "tessera/client/SiteState.h"
 #include "tessera/client/SiteTrainer.h"
@@ -35,7 +35,7 @@ class SiteFlowTest : public ::testing::Test {
     return train(config, options, log);
   }
 
-  nn::Model base = test::tinyModel("brain", 3);
+  model::Model base = test::tinyModel("brain", 3);
   test::FakeServer server{base};
   test::ScratchDir home, cases;
   ClientConfig config;
@@ -58,8 +58,8 @@ TEST_F(SiteFlowTest, PullWithABadChecksumCachesNothing) {
   try {
     pull(config, log);
     FAIL() << "expected a checksum error";
-  } catch (const ClientError& e) {
-    EXPECT_EQ(e.code(), "checksum");
+  } catch (const tessera::Error& e) {
+    EXPECT_EQ(e.code(), tessera::ErrorCode::Checksum);
   }
   EXPECT_FALSE(ModelCache(config.home).latestCached("brain"));
 }
@@ -68,8 +68,8 @@ TEST_F(SiteFlowTest, TrainBeforePullSaysToPull) {
   try {
     trainOnce();
     FAIL() << "expected an error";
-  } catch (const ClientError& e) {
-    EXPECT_EQ(e.code(), "not_found");
+  } catch (const tessera::Error& e) {
+    EXPECT_EQ(e.code(), tessera::ErrorCode::NotFound);
     EXPECT_NE(std::string(e.what()).find("tessera client pull"), std::string::npos) << e.what();
   }
 }
@@ -116,8 +116,8 @@ TEST_F(SiteFlowTest, PullTrainPushStatus) {
   try {
     push(config, log);
     FAIL() << "expected the second push to be refused";
-  } catch (const ClientError& e) {
-    EXPECT_EQ(e.code(), "rejected");
+  } catch (const tessera::Error& e) {
+    EXPECT_EQ(e.code(), tessera::ErrorCode::Rejected);
     EXPECT_NE(std::string(e.what()).find("already pushed as update 17"), std::string::npos) << e.what();
   }
 }
@@ -126,7 +126,7 @@ TEST_F(SiteFlowTest, RejectedPushLeavesTheTrainingPushable) {
   pull(config, log);
   trainOnce();
   server.rejectUpdates = true;
-  EXPECT_THROW(push(config, log), ClientError);
+  EXPECT_THROW(push(config, log), tessera::Error);
   EXPECT_TRUE(SiteState(config.home, "brain").readTrained()->pushed.is_null());
   server.rejectUpdates = false;
   EXPECT_EQ(push(config, log)["status"], "queued");
@@ -144,7 +144,7 @@ TEST_F(SiteFlowTest, FedBNKeepsTheSitesNormalisationStatistics) {
   server.strategy = "fedbn";
   pull(config, log);
   trainOnce();
-  const nn::Model first = nn::loadModel(config.home / "sites-state" / "brain" / "trained.tsm");
+  const model::Model first = model::loadModel(config.home / "sites-state" / "brain" / "trained.tsm");
   const TrainResult second = trainOnce();
   EXPECT_EQ(second.strategy, "fedbn");
   EXPECT_TRUE(second.keptLocalNormalization);

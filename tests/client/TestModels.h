@@ -8,20 +8,20 @@
 
 #include <unistd.h>
 
-#include "tessera/nn/CaseFolder.h"
-#include "tessera/nn/Model.h"
+#include "tessera/model/CaseFolder.h"
+#include "tessera/model/Model.h"
 
 namespace tessera::test {
 
-inline nn::Model tinyModel(const std::string& task = "brain", int64_t generation = 3) {
-  nn::NetworkSpec spec;
+inline model::Model tinyModel(const std::string& task = "brain", int64_t generation = 3) {
+  model::NetworkSpec spec;
   spec.dims = 2;
   spec.axis = 2;
   spec.baseFeatures = 2;
   spec.depth = 2;
-  nn::TaskInfo info;
+  model::TaskInfo info;
   info.name = task;
-  nn::Model model = nn::initialModel(spec, nn::Preprocessing{}, info, 7);
+  model::Model model = model::initialModel(spec, model::Preprocessing{}, info, 7);
   model.generation = generation;
   model.parentGeneration = generation - 1;
   return model;
@@ -32,7 +32,7 @@ inline void writeCases(const std::filesystem::path& dir, int count, int64_t slic
   for (int i = 0; i < count; ++i) {
     image::Geometry g;
     g.size = {16, 16, slices};
-    nn::TrainingCase c{image::Volume(g, 0.0f), image::Volume(g, 0.0f)};
+    model::TrainingCase c{image::Volume(g, 0.0f), image::Volume(g, 0.0f)};
     for (int64_t z = 0; z < slices; ++z) {
       for (int64_t y = 4 + i; y < 11 + i; ++y) {
         for (int64_t x = 5; x < 12; ++x) {
@@ -41,7 +41,7 @@ inline void writeCases(const std::filesystem::path& dir, int count, int64_t slic
         }
       }
     }
-    nn::writeCase(dir, "case" + std::to_string(i), c);
+    model::writeCase(dir, "case" + std::to_string(i), c);
   }
 }
 

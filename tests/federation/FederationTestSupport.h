@@ -1,6 +1,6 @@
 #pragma once
 // Helpers shared by the federation tests: a scratch directory, tiny weight sets written as files,
-// and an assertion on UpdateError codes. Expected values are always computed in the tests
+// and an assertion on tessera::Error codes. Expected values are always computed in the tests
 // themselves, never through the code under test.
 
 #include <gtest/gtest.h>
@@ -16,8 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/common/AtomicFile.h"
-#include "tessera/federation/UpdateError.h"
-#include "tessera/nn/Weights.h"
+#include "tessera/common/Error.h"
+#include "tessera/common/WeightRecords.h"
 
 namespace tessera::test {
 
@@ -55,8 +55,8 @@ inline std::string readBytes(const fs::path& path) {
 }
 
 // The three tensors of the tiny "model" every merge test uses; values from `seed`.
-inline nn::WeightSet tinyWeights(float seed, float step = 0.25f) {
-  nn::WeightSet w{{"enc.conv.weight", {2, 3}, {}}, {"enc.norm.weight", {3}, {}}, {"dec.conv.bias", {4}, {}}};
+inline common::WeightSet tinyWeights(float seed, float step = 0.25f) {
+  common::WeightSet w{{"enc.conv.weight", {2, 3}, {}}, {"enc.norm.weight", {3}, {}}, {"dec.conv.bias", {4}, {}}};
   float v = seed;
   for (auto& t : w) {
     t.values.resize(static_cast<size_t>(t.elementCount()));
@@ -69,31 +69,31 @@ inline nn::WeightSet tinyWeights(float seed, float step = 0.25f) {
 }
 
 // Every value of a weight set, in file order, as doubles.
-inline std::vector<double> flatten(const nn::WeightSet& w) {
+inline std::vector<double> flatten(const common::WeightSet& w) {
   std::vector<double> out;
   for (const auto& t : w) out.insert(out.end(), t.values.begin(), t.values.end());
   return out;
 }
 
-inline void expectWeightsNear(const nn::WeightSet& actual, const std::vector<double>& expected, double tolerance,
+inline void expectWeightsNear(const common::WeightSet& actual, const std::vector<double>& expected, double tolerance,
                               const std::string& what) {
   const auto flat = flatten(actual);
   ASSERT_EQ(flat.size(), expected.size()) << what;
   for (size_t i = 0; i < flat.size(); ++i) EXPECT_NEAR(flat[i], expected[i], tolerance) << what << " at value " << i;
 }
 
-// Runs `body`, expects an UpdateError with `code`; returns its message ("" when none was thrown).
+// Runs `body`, expects an tessera::Error with `code`; returns its message ("" when none was thrown).
 inline std::string updateErrorOf(const std::function<void()>& body, const std::string& code) {
   try {
     body();
-  } catch (const federation::UpdateError& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
+  } catch (const tessera::Error& e) {
+    EXPECT_EQ(e.codeName(), code) << e.what();
     return e.what();
   } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected UpdateError(" << code << "), got another exception: " << e.what();
+    ADD_FAILURE() << "expected tessera::Error(" << code << "), got another exception: " << e.what();
     return e.what();
   }
-  ADD_FAILURE() << "expected UpdateError(" << code << "), nothing was thrown";
+  ADD_FAILURE() << "expected tessera::Error(" << code << "), nothing was thrown";
   return "";
 }
 

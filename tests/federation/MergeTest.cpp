@@ -35,12 +35,12 @@ std::vector<double> scaled(double s, const std::vector<double>& b) { return axpy
 class MergeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (int g = 0; g < 3; ++g) writeBytes(genPath(g), nn::encodeWeights(generation(g)));
+    for (int g = 0; g < 3; ++g) writeBytes(genPath(g), common::encodeWeights(generation(g)));
   }
 
   // Weights of generations 0, 1 and 2 (the current one): clearly different from each other, so
   // a delta applied to the wrong base shows.
-  static nn::WeightSet generation(int g) {
+  static common::WeightSet generation(int g) {
     if (g == 0) return tinyWeights(10.0f, -0.5f);
     if (g == 1) return tinyWeights(-3.0f, 0.5f);
     return tinyWeights(2.0f, -0.25f);
@@ -48,7 +48,7 @@ class MergeTest : public ::testing::Test {
   fs::path genPath(int g) const { return dir / ("gen" + std::to_string(g) + ".bin"); }
 
   // Writes `w` as an update file (the server's storage) and returns where its weights lie.
-  UpdateInput update(const nn::WeightSet& w, UpdateKind kind, int64_t base, double samples) {
+  UpdateInput update(const common::WeightSet& w, UpdateKind kind, int64_t base, double samples) {
     const int64_t id = ++updates_;
     ModelUpdate u;
     u.header.task = "brain";
@@ -77,23 +77,23 @@ class MergeTest : public ::testing::Test {
     in.generationWeights = [this](int64_t g) {
       requested.push_back(g);
       if (g < 0 || g > 2) throw std::out_of_range("no generation " + std::to_string(g));
-      return WeightsLocation{genPath(static_cast<int>(g)), 0, 0};
+      return common::WeightsLocation{genPath(static_cast<int>(g)), 0, 0};
     };
     return in;
   }
 
   // Merges, commits the candidate and checks its hash and size against the bytes on disk.
-  std::pair<MergeOutput, nn::WeightSet> merge(const MergeInput& in) {
-    WeightStreamWriter writer(dir.path(), 3);
+  std::pair<MergeOutput, common::WeightSet> merge(const MergeInput& in) {
+    common::WeightFileWriter writer(dir.path(), 3);
     const MergeOutput out = mergeUpdates(in, writer);
     const fs::path path = dir / ("merged" + std::to_string(++merges_) + ".bin");
     writer.file().commit(path);
     const std::string bytes = readBytes(path);
-    EXPECT_EQ(out.weightsSha256, nn::sha256Hex(bytes));
+    EXPECT_EQ(out.weightsSha256, common::sha256Hex(bytes));
     EXPECT_EQ(out.weightsBytes, bytes.size());
     EXPECT_EQ(out.parameters, 13);
     EXPECT_EQ(out.contributions.size(), in.updates.size());
-    return {out, nn::decodeWeights(bytes, "merged")};
+    return {out, common::decodeWeights(bytes, "merged")};
   }
 
   static MergePolicy policy(Strategy s) {
@@ -111,9 +111,9 @@ class MergeTest : public ::testing::Test {
 };
 
 // Deltas of different directions and sizes.
-const nn::WeightSet kDelta1 = tinyWeights(0.1f, 0.05f);
-const nn::WeightSet kDelta2 = tinyWeights(-0.2f, 0.03f);
-const nn::WeightSet kDelta3 = tinyWeights(0.5f, -0.07f);
+const common::WeightSet kDelta1 = tinyWeights(0.1f, 0.05f);
+const common::WeightSet kDelta2 = tinyWeights(-0.2f, 0.03f);
+const common::WeightSet kDelta3 = tinyWeights(0.5f, -0.07f);
 
 }  // namespace
 
@@ -138,7 +138,7 @@ TEST_F(MergeTest, FedAvgAddsTheSampleWeightedMeanOfTheDeltasToTheCurrentWeights)
 }
 
 TEST_F(MergeTest, BareWeightFilesWorkAsUpdates) {
-  writeBytes(dir / "d.bin", nn::encodeWeights(kDelta1));
+  writeBytes(dir / "d.bin", common::encodeWeights(kDelta1));
   UpdateInput u;
   u.id = 1;
   u.weights = {dir / "d.bin", 0, 0};
@@ -185,7 +185,7 @@ TEST_F(MergeTest, DownweightScalesAStaleDeltaByDecayToTheAge) {
 
 TEST_F(MergeTest, FullWeightsUpdateFormsItsDeltaAgainstItsOwnBase) {
   // A site trained from generation 1 and uploaded its full weights W = gen1 + D.
-  const nn::WeightSet trained = [] {
+  const common::WeightSet trained = [] {
     auto w = generation(1);
     for (size_t t = 0; t < w.size(); ++t) {
       for (size_t i = 0; i < w[t].values.size(); ++i) w[t].values[i] += kDelta3[t].values[i];
@@ -219,7 +219,7 @@ TEST_F(MergeTest, FedBNKeepsTheCurrentNormalizationTensors) {
 }
 
 TEST_F(MergeTest, TrimmedMeanIgnoresAnOutlier) {
-  std::vector<nn::WeightSet> deltas;
+  std::vector<common::WeightSet> deltas;
   for (int i = 0; i < 4; ++i) deltas.push_back(tinyWeights(0.01f * static_cast<float>(i) - 0.015f, 0.003f * static_cast<float>(i + 1)));
   deltas.push_back(tinyWeights(1e6f, 1000.0f));  // a poisoned or broken site
   const double samples[5] = {1, 2, 3, 4, 100};
@@ -256,7 +256,7 @@ TEST_F(MergeTest, TrimmedMeanIgnoresAnOutlier) {
 }
 
 TEST_F(MergeTest, DafneAveragesEachUploadIntoTheCurrentModelInTurn) {
-  const nn::WeightSet fullWeights = tinyWeights(4.0f, 0.125f);
+  const common::WeightSet fullWeights = tinyWeights(4.0f, 0.125f);
   MergePolicy p = policy(Strategy::Dafne);
   p.dafneWeight = 0.3;
   const std::vector<UpdateInput> ups = {update(kDelta1, UpdateKind::Delta, 1, 5),         // stale delta
@@ -309,7 +309,7 @@ TEST_F(MergeTest, RefusesWhatCannotBeMerged) {
   updateErrorOf([&] { merge(input(policy(Strategy::FedAvg), {update(kDelta1, UpdateKind::Delta, 3, 1)})); }, "unknown_base");
   auto nan = kDelta1;
   nan[1].values[0] = std::numeric_limits<float>::quiet_NaN();
-  writeBytes(dir / "nan.bin", nn::encodeWeights(nan));
+  writeBytes(dir / "nan.bin", common::encodeWeights(nan));
   UpdateInput bad;
   bad.id = 99;
   bad.weights = {dir / "nan.bin", 0, 0};
@@ -331,16 +331,16 @@ TEST(Normalization, WhichTensorsAreNormalization) {
 }
 
 TEST(Normalization, KeepLocalNormalizationCopiesOnlyMatchingNormTensors) {
-  nn::WeightSet global = tinyWeights(1.0f);
+  common::WeightSet global = tinyWeights(1.0f);
   global.push_back({"norm.bias", {2}, {7, 8}});
   global.push_back({"dec.norm.weight", {2}, {9, 10}});
-  const nn::WeightSet globalBefore = global;
-  nn::WeightSet local = tinyWeights(-5.0f, 2.0f);            // same names, other values
+  const common::WeightSet globalBefore = global;
+  common::WeightSet local = tinyWeights(-5.0f, 2.0f);            // same names, other values
   local.push_back({"norm.bias", {2}, {-7, -8}});
   local.push_back({"dec.norm.weight", {3}, {1, 2, 3}});      // other shape: not taken
   std::swap(local[0], local[2]);                              // order does not matter
   keepLocalNormalization(global, local);
-  const nn::WeightSet localTiny = tinyWeights(-5.0f, 2.0f);
+  const common::WeightSet localTiny = tinyWeights(-5.0f, 2.0f);
   EXPECT_EQ(global[0].values, globalBefore[0].values);         // enc.conv.weight: global
   EXPECT_EQ(global[1].values, localTiny[1].values);            // enc.norm.weight: local
   EXPECT_EQ(global[2].values, globalBefore[2].values);         // dec.conv.bias: global
@@ -358,7 +358,7 @@ TEST(MergeLarge, TensorsSpanningManyChunks) {
   TempDir dir;
   const int64_t big = 150'001;  // not a multiple of any chunk size
   auto model = [&](float seed, float step) {
-    nn::WeightSet w{{"enc.conv.weight", {big}, {}}, {"enc.norm.weight", {7}, {}}, {"head.weight", {3, 5}, {}}};
+    common::WeightSet w{{"enc.conv.weight", {big}, {}}, {"enc.norm.weight", {7}, {}}, {"head.weight", {3, 5}, {}}};
     float v = seed;
     for (auto& t : w) {
       t.values.resize(static_cast<size_t>(t.elementCount()));
@@ -368,7 +368,7 @@ TEST(MergeLarge, TensorsSpanningManyChunks) {
     return w;
   };
   const auto current = model(1.0f, 0.001f);
-  writeBytes(dir / "current.bin", nn::encodeWeights(current));
+  writeBytes(dir / "current.bin", common::encodeWeights(current));
   for (int k : {3, 20}) {
     for (Strategy s : {Strategy::FedAvg, Strategy::TrimmedMean, Strategy::Dafne}) {
       MergeInput in;
@@ -377,13 +377,13 @@ TEST(MergeLarge, TensorsSpanningManyChunks) {
       in.policy.strategy = s;
       in.policy.trimFraction = 0.2;
       in.policy.dafneWeight = 0.5;
-      in.generationWeights = [&](int64_t) { return WeightsLocation{dir / "current.bin", 0, 0}; };
+      in.generationWeights = [&](int64_t) { return common::WeightsLocation{dir / "current.bin", 0, 0}; };
       std::vector<std::vector<double>> deltas;
       for (int i = 0; i < k; ++i) {
         const auto d = model(0.01f * static_cast<float>(i), 0.0001f * static_cast<float>(i + 1));
         deltas.push_back(flatten(d));
         const fs::path path = dir / ("d" + std::to_string(i) + ".bin");
-        writeBytes(path, nn::encodeWeights(d));
+        writeBytes(path, common::encodeWeights(d));
         UpdateInput u;
         u.id = i;
         u.weights = {path, 0, 0};
@@ -391,10 +391,10 @@ TEST(MergeLarge, TensorsSpanningManyChunks) {
         u.samples = 1 + i;
         in.updates.push_back(u);
       }
-      WeightStreamWriter writer(dir.path(), 3);
+      common::WeightFileWriter writer(dir.path(), 3);
       mergeUpdates(in, writer);
       writer.file().commit(dir / "merged.bin");
-      const auto merged = flatten(nn::decodeWeights(readBytes(dir / "merged.bin"), "merged"));
+      const auto merged = flatten(common::decodeWeights(readBytes(dir / "merged.bin"), "merged"));
       const auto cur = flatten(current);
       double totalSamples = 0;
       for (int i = 0; i < k; ++i) totalSamples += 1 + i;

@@ -61,7 +61,7 @@ TEST(ModelUpdate, EncodeDecodeRoundTrip) {
   EXPECT_EQ(version, 1u);
 
   const ModelUpdate back = decodeUpdate(bytes, "rt");
-  const std::string weights = nn::encodeWeights(u.weights);
+  const std::string weights = common::encodeWeights(u.weights);
   EXPECT_EQ(back.header.task, "brain");
   EXPECT_EQ(back.header.baseGeneration, 4);
   EXPECT_EQ(back.header.kind, UpdateKind::Delta);
@@ -69,7 +69,7 @@ TEST(ModelUpdate, EncodeDecodeRoundTrip) {
   EXPECT_EQ(back.header.metrics, u.header.metrics);
   EXPECT_EQ(back.header.parameters, 6 + 3 + 4);
   EXPECT_EQ(back.header.weightsBytes, weights.size());
-  EXPECT_EQ(back.header.weightsSha256, nn::sha256Hex(weights));
+  EXPECT_EQ(back.header.weightsSha256, common::sha256Hex(weights));
   ASSERT_EQ(back.weights.size(), u.weights.size());
   for (size_t i = 0; i < u.weights.size(); ++i) {
     EXPECT_EQ(back.weights[i].name, u.weights[i].name);
@@ -89,7 +89,7 @@ TEST(ModelUpdate, FileInfoLocatesTheWeightsSection) {
   writeBytes(dir / "u.tsu", bytes);
   const auto info = readUpdateFileInfo(dir / "u.tsu", "stored");
   const uint64_t headerLength = u64At(bytes, 12);
-  const std::string weights = nn::encodeWeights(u.weights);
+  const std::string weights = common::encodeWeights(u.weights);
   EXPECT_EQ(info.weightsOffset, 8 + 4 + 8 + headerLength + 8);
   EXPECT_EQ(info.weightsLength, weights.size());
   EXPECT_EQ(info.weightsOffset + info.weightsLength, bytes.size());
@@ -97,7 +97,7 @@ TEST(ModelUpdate, FileInfoLocatesTheWeightsSection) {
   EXPECT_EQ(u64At(bytes, info.weightsOffset - 8), weights.size());
   EXPECT_EQ(info.header.task, "brain");
   EXPECT_EQ(info.header.samples, 12.5);
-  EXPECT_EQ(info.header.weightsSha256, nn::sha256Hex(weights));
+  EXPECT_EQ(info.header.weightsSha256, common::sha256Hex(weights));
   EXPECT_EQ(info.header.parameters, 13);
 }
 
@@ -245,13 +245,13 @@ TEST(ModelUpdate, CorruptWeightsSectionWithMatchingShaIsBadUpdate) {
   std::string bytes = encodeUpdate(u);
   const size_t weightsOffset = 28 + u64At(bytes, 12);
   bytes[weightsOffset] = 'X';  // the TSWT magic; then make the header agree with the corruption
-  const std::string fixed = withHeader(bytes, [&](auto& h) { h["weights_sha256"] = nn::sha256Hex(std::string_view(bytes).substr(weightsOffset)); });
+  const std::string fixed = withHeader(bytes, [&](auto& h) { h["weights_sha256"] = common::sha256Hex(std::string_view(bytes).substr(weightsOffset)); });
   const auto message = decodeError(fixed);
   EXPECT_TRUE(contains(message, "TSWT")) << message;
 }
 
 TEST(ModelUpdate, MakeDeltaUpdateIsTrainedMinusBase) {
-  nn::Model base, trained;
+  model::Model base, trained;
   base.task.name = "liver";
   base.generation = 7;
   base.weights = tinyWeights(1.0f, 0.5f);
@@ -279,16 +279,16 @@ TEST(ModelUpdate, MakeDeltaUpdateIsTrainedMinusBase) {
 }
 
 TEST(ModelUpdate, MakeDeltaUpdateDetectsAnotherNetwork) {
-  nn::Model base;
+  model::Model base;
   base.weights = tinyWeights(1.0f);
-  nn::Model shape = base;
+  model::Model shape = base;
   shape.weights[1].shape = {1, 3};
   auto message = updateErrorOf([&] { makeDeltaUpdate(shape, base, 1); }, "shape_mismatch");
   EXPECT_TRUE(contains(message, "enc.norm.weight")) << message;
-  nn::Model name = base;
+  model::Model name = base;
   name.weights[2].name = "head.bias";
   updateErrorOf([&] { makeDeltaUpdate(name, base, 1); }, "shape_mismatch");
-  nn::Model fewer = base;
+  model::Model fewer = base;
   fewer.weights.pop_back();
   message = updateErrorOf([&] { makeDeltaUpdate(fewer, base, 1); }, "shape_mismatch");
   EXPECT_TRUE(contains(message, "2 tensors")) << message;

@@ -25,10 +25,10 @@ double norm(const std::vector<double>& v) {
 
 class UpdateCheckTest : public ::testing::Test {
  protected:
-  void SetUp() override { writeBytes(basePath(), nn::encodeWeights(base)); }
+  void SetUp() override { writeBytes(basePath(), common::encodeWeights(base)); }
   fs::path basePath() const { return dir / "base.bin"; }
 
-  fs::path writeUpdate(const nn::WeightSet& w, UpdateKind kind = UpdateKind::Delta, const std::string& task = "brain") {
+  fs::path writeUpdate(const common::WeightSet& w, UpdateKind kind = UpdateKind::Delta, const std::string& task = "brain") {
     ModelUpdate u;
     u.header.task = task;
     u.header.baseGeneration = 5;
@@ -45,8 +45,8 @@ class UpdateCheckTest : public ::testing::Test {
   }
 
   TempDir dir;
-  const nn::WeightSet base = tinyWeights(1.0f, 0.5f);     // ‖base‖ ≈ 23.9
-  const nn::WeightSet delta = tinyWeights(-0.3f, 0.05f);  // small against it
+  const common::WeightSet base = tinyWeights(1.0f, 0.5f);     // ‖base‖ ≈ 23.9
+  const common::WeightSet delta = tinyWeights(-0.3f, 0.05f);  // small against it
 };
 
 }  // namespace
@@ -58,11 +58,11 @@ TEST_F(UpdateCheckTest, ReturnsTheDeltaNormAndTheHeader) {
   EXPECT_EQ(result.info.header.task, "brain");
   EXPECT_EQ(result.info.header.baseGeneration, 5);
   EXPECT_EQ(result.info.header.samples, 8);
-  EXPECT_EQ(result.info.weightsLength, nn::encodeWeights(delta).size());
+  EXPECT_EQ(result.info.weightsLength, common::encodeWeights(delta).size());
 }
 
 TEST_F(UpdateCheckTest, FullWeightsNormIsTheDistanceToTheBase) {
-  nn::WeightSet trained = base;
+  common::WeightSet trained = base;
   for (size_t t = 0; t < trained.size(); ++t) {
     for (size_t i = 0; i < trained[t].values.size(); ++i) trained[t].values[i] += delta[t].values[i];
   }
@@ -76,7 +76,7 @@ TEST_F(UpdateCheckTest, FullWeightsNormIsTheDistanceToTheBase) {
 
 TEST_F(UpdateCheckTest, NormAboveThePolicyRatioIsRefused) {
   // Δ = 3·base: ratio 3.
-  nn::WeightSet big = base;
+  common::WeightSet big = base;
   for (auto& t : big) {
     for (auto& v : t.values) v *= 3;
   }

@@ -206,8 +206,8 @@ TEST(EvaluateLabels, RefusesDifferentGrids) {
   flipped.geometry.direction[0] = -1;
   const std::string direction = errorOf([&] { evaluateLabels(pred, flipped); });
   EXPECT_NE(direction.find("direction differs"), std::string::npos) << direction;
-  EXPECT_THROW(diceScore(pred, truth, 1), ImageError);
-  EXPECT_THROW(hausdorff95(pred, truth, 1), ImageError);
+  EXPECT_THROW(diceScore(pred, truth, 1), tessera::Error);
+  EXPECT_THROW(hausdorff95(pred, truth, 1), tessera::Error);
 }
 
 // Not a timing test (those live in bench/): a brain-sized volume with a large label must

@@ -18,7 +18,7 @@ TEST(WithSpacing, KeepsExtentAndOrigin) {
   EXPECT_EQ(h.origin, g.origin);
   EXPECT_EQ(h.direction, g.direction);
   EXPECT_EQ(withSpacing(grid(2, 2, 2), {100, 100, 100}).size, (std::array<int64_t, 3>{1, 1, 1}));
-  EXPECT_THROW(withSpacing(g, {-1, 1, 1}), ImageError);
+  EXPECT_THROW(withSpacing(g, {-1, 1, 1}), tessera::Error);
 }
 
 Volume randomVolume(const Geometry& g) {

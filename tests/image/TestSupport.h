@@ -64,16 +64,16 @@ inline std::string readBytes(const std::filesystem::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// Runs `body` and returns the ImageError message; fails the test if nothing (or something
+// Runs `body` and returns the tessera::Error message; fails the test if nothing (or something
 // else) is thrown.
 template <typename Body>
 std::string errorOf(Body&& body) {
   try {
     body();
-  } catch (const ImageError& e) {
+  } catch (const tessera::Error& e) {
     return e.what();
   }
-  ADD_FAILURE() << "expected an ImageError";
+  ADD_FAILURE() << "expected an tessera::Error";
   return {};
 }
 

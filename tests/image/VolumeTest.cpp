@@ -36,7 +36,7 @@ TEST(Geometry, PointToIndexInvertsIndexToPoint) {
 
 TEST(Geometry, SingularGridIsAnError) {
   Geometry g = grid(2, 2, 2, {1.0, 0.0, 1.0});
-  EXPECT_THROW(g.pointToIndex({0, 0, 0}), ImageError);
+  EXPECT_THROW(g.pointToIndex({0, 0, 0}), tessera::Error);
 }
 
 TEST(Geometry, SameGridToleratesRoundingOnly) {
@@ -132,7 +132,7 @@ TEST(ExtractSlices, RejectsBadAxisAndIndices) {
   EXPECT_NE(errorOf([&] { extractSlices(v, -1, {0}); }).find("axis -1"), std::string::npos);
   EXPECT_NE(errorOf([&] { extractSlices(v, 2, {0, 3}); }).find("slice 3"), std::string::npos);
   EXPECT_NE(errorOf([&] { extractSlices(v, 2, {-1}); }).find("slice -1"), std::string::npos);
-  EXPECT_THROW(extractSlices(v, 2, {}), ImageError);
+  EXPECT_THROW(extractSlices(v, 2, {}), tessera::Error);
 }
 
 }  // namespace

@@ -9,12 +9,12 @@ using namespace tessera;
 
 namespace {
 
-const nn::Model& trainedModel() {
-  static const nn::Model model = [] {
-    nn::Preprocessing prep;
+const model::Model& trainedModel() {
+  static const model::Model model = [] {
+    model::Preprocessing prep;
     prep.targetSpacing = {2.0, 2.0, 0.0};  // the network works at half the phantoms' resolution
-    nn::Model m = nn::initialModel(test::tinySpec(), prep, {}, 3);
-    std::vector<nn::TrainingCase> train;
+    model::Model m = model::initialModel(test::tinySpec(), prep, {}, 3);
+    std::vector<model::TrainingCase> train;
     for (uint64_t s = 1; s <= 3; ++s) train.push_back(test::makePhantom(s, {64, 64, 12}));
     nn::TrainOptions options;
     options.epochs = 30;

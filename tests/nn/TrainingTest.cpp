@@ -3,7 +3,7 @@
 #include "Phantom.h"
 #include "tessera/image/Metrics.h"
 #include "tessera/nn/Inference.h"
-#include "tessera/nn/ModelError.h"
+#include "tessera/common/Error.h"
 #include "tessera/nn/Runtime.h"
 #include "tessera/nn/Training.h"
 
@@ -13,17 +13,17 @@ using tessera::test::tinySpec;
 
 namespace {
 
-nn::Model tinyModel(int dims = 2) {
-  nn::Preprocessing prep;  // phantoms are made at the working resolution
-  return nn::initialModel(tinySpec(dims), prep, {}, 11);
+model::Model tinyModel(int dims = 2) {
+  model::Preprocessing prep;  // phantoms are made at the working resolution
+  return model::initialModel(tinySpec(dims), prep, {}, 11);
 }
 
 }  // namespace
 
 TEST(Training, TwoDimensionalUNetSegmentsUnseenPhantoms) {
-  std::vector<nn::TrainingCase> train;
+  std::vector<model::TrainingCase> train;
   for (uint64_t s = 1; s <= 4; ++s) train.push_back(makePhantom(s));
-  nn::Model model = tinyModel();
+  model::Model model = tinyModel();
   nn::TrainOptions options;
   options.epochs = 25;
   options.batchSize = 8;
@@ -44,9 +44,9 @@ TEST(Training, TwoDimensionalUNetSegmentsUnseenPhantoms) {
 }
 
 TEST(Training, ThreeDimensionalUNetLearnsPhantoms) {
-  std::vector<nn::TrainingCase> train;
+  std::vector<model::TrainingCase> train;
   for (uint64_t s = 1; s <= 3; ++s) train.push_back(makePhantom(s, {32, 32, 16}, {1, 1, 2}));
-  nn::Model model = tinyModel(3);
+  model::Model model = tinyModel(3);
   nn::TrainOptions options;
   options.epochs = 40;
   nn::trainModel(model, train, options);
@@ -59,36 +59,36 @@ TEST(Training, ThreeDimensionalUNetLearnsPhantoms) {
 TEST(Training, SameSeedOnOneThreadGivesBitIdenticalWeights) {
   const int before = nn::threadCount();
   nn::setThreadCount(1);
-  std::vector<nn::TrainingCase> train{makePhantom(1), makePhantom(2)};
+  std::vector<model::TrainingCase> train{makePhantom(1), makePhantom(2)};
   nn::TrainOptions options;
   options.epochs = 2;
   options.seed = 42;
-  nn::Model a = tinyModel(), b = tinyModel(), c = tinyModel();
+  model::Model a = tinyModel(), b = tinyModel(), c = tinyModel();
   nn::trainModel(a, train, options);
   nn::trainModel(b, train, options);
   options.seed = 43;
   nn::trainModel(c, train, options);
   nn::setThreadCount(before);
-  EXPECT_EQ(nn::encodeWeights(a.weights), nn::encodeWeights(b.weights));
-  EXPECT_NE(nn::encodeWeights(a.weights), nn::encodeWeights(c.weights));
+  EXPECT_EQ(common::encodeWeights(a.weights), common::encodeWeights(b.weights));
+  EXPECT_NE(common::encodeWeights(a.weights), common::encodeWeights(c.weights));
 }
 
 TEST(Training, FineTuningStartsFromTheGivenWeights) {
-  std::vector<nn::TrainingCase> train{makePhantom(1)};
-  nn::Model model = tinyModel();
+  std::vector<model::TrainingCase> train{makePhantom(1)};
+  model::Model model = tinyModel();
   const auto initial = model.weightsSha256();
   nn::TrainOptions options;
   options.epochs = 1;
   nn::trainModel(model, train, options);
   EXPECT_NE(model.weightsSha256(), initial);
   // One more short round from the trained weights moves them less than the first step from random.
-  auto distance = [](const nn::WeightSet& x, const nn::WeightSet& y) {
+  auto distance = [](const common::WeightSet& x, const common::WeightSet& y) {
     double d = 0;
     for (size_t i = 0; i < x.size(); ++i)
       for (size_t j = 0; j < x[i].values.size(); ++j) d += std::abs(x[i].values[j] - y[i].values[j]);
     return d;
   };
-  nn::Model tuned = model;
+  model::Model tuned = model;
   options.learningRate = 1e-5;
   nn::trainModel(tuned, train, options);
   EXPECT_GT(distance(tuned.weights, model.weights), 0.0);
@@ -102,13 +102,13 @@ TEST(Training, BadCasesAreNamed) {
   try {
     nn::validateTrainingCases({c, shifted}, tinySpec());
     FAIL();
-  } catch (const nn::ModelError& e) {
+  } catch (const tessera::Error& e) {
     EXPECT_NE(std::string(e.what()).find("training case 2: label map grid"), std::string::npos) << e.what();
   }
   auto badLabel = c;
   badLabel.labels.voxels[3] = 7;
-  EXPECT_THROW(nn::validateTrainingCases({badLabel}, tinySpec()), nn::ModelError);
-  EXPECT_THROW(nn::validateTrainingCases({}, tinySpec()), nn::ModelError);
+  EXPECT_THROW(nn::validateTrainingCases({badLabel}, tinySpec()), tessera::Error);
+  EXPECT_THROW(nn::validateTrainingCases({}, tinySpec()), tessera::Error);
 }
 
 TEST(Training, DefaultModelSlicesAcrossTheCoarsestAxis) {

@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "ServerHarness.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::servertest {
 namespace {
@@ -47,7 +47,7 @@ class ServerApiTest : public ::testing::Test {
 
   TempDir dir_;
   fs::path data_;
-  nn::Model base_;
+  model::Model base_;
   std::string siteToken_, adminToken_;
   std::unique_ptr<ServerProcess> server_;
 };
@@ -102,8 +102,8 @@ TEST_F(ServerApiTest, SiteTokenOnAdminRoutesIsForbidden) {
   const json policyBefore = http().getJson(policyPath, adminToken_);
   ASSERT_EQ(policyBefore["round_size"], 3);
 
-  nn::Model other = makeModel("knee-ct", tinySpec(), 3);
-  EXPECT_TRUE(isError(http().post("/v1/models", nn::encodeModel(other), siteToken_), 403, "forbidden"));
+  model::Model other = makeModel("knee-ct", tinySpec(), 3);
+  EXPECT_TRUE(isError(http().post("/v1/models", model::encodeModel(other), siteToken_), 403, "forbidden"));
   EXPECT_TRUE(isError(http().get("/v1/models/knee-ct", siteToken_), 404, "not_found")) << "a refused seed must not create the model";
 
   EXPECT_TRUE(isError(http().put(policyPath, R"({"round_size": 1})", siteToken_), 403, "forbidden"));
@@ -113,11 +113,11 @@ TEST_F(ServerApiTest, SiteTokenOnAdminRoutesIsForbidden) {
   EXPECT_TRUE(isError(http().get(std::string("/v1/models/") + kTask + "/updates", siteToken_), 403, "forbidden"));
 
   // The admin may do all of it.
-  const Reply seeded = http().post("/v1/models?strategy=dafne", nn::encodeModel(other), adminToken_);
+  const Reply seeded = http().post("/v1/models?strategy=dafne", model::encodeModel(other), adminToken_);
   ASSERT_EQ(seeded.status, 201) << seeded.describe();
   EXPECT_EQ(seeded.asJson()["task"], "knee-ct");
   EXPECT_EQ(seeded.asJson()["strategy"], "dafne");
-  EXPECT_TRUE(isError(http().post("/v1/models", nn::encodeModel(other), adminToken_), 409, "conflict"));
+  EXPECT_TRUE(isError(http().post("/v1/models", model::encodeModel(other), adminToken_), 409, "conflict"));
   const Reply changed = http().put(policyPath, R"({"round_size": 5})", adminToken_);
   ASSERT_EQ(changed.status, 200) << changed.describe();
   EXPECT_EQ(changed.asJson()["round_size"], 5);
@@ -159,13 +159,13 @@ TEST_F(ServerApiTest, TokensMadeByTheAdminCliWork) {
 // ---- update rejections ------------------------------------------------------------------------
 
 TEST_F(ServerApiTest, UpdateFromAnotherNetworkIsShapeMismatch) {
-  nn::NetworkSpec wider = tinySpec();
+  model::NetworkSpec wider = tinySpec();
   wider.baseFeatures = 8;
-  const nn::Model foreign = makeModel(kTask, wider, 5);
+  const model::Model foreign = makeModel(kTask, wider, 5);
   expectRefused(encodeDelta(kTask, 0, randomDelta(foreign.weights, 1)), 422, "shape_mismatch");
-  nn::NetworkSpec deeper = tinySpec();
+  model::NetworkSpec deeper = tinySpec();
   deeper.depth = 3;
-  const nn::Model deep = makeModel(kTask, deeper, 5);
+  const model::Model deep = makeModel(kTask, deeper, 5);
   expectRefused(encodeDelta(kTask, 0, randomDelta(deep.weights, 1)), 422, "shape_mismatch");
 
   // The control: an update of the right network from the same fixture is accepted.
@@ -177,10 +177,10 @@ TEST_F(ServerApiTest, UpdateFromAnotherNetworkIsShapeMismatch) {
 
 TEST_F(ServerApiTest, NonFiniteWeightsAreRefused) {
   // encodeWeights writes whatever floats it is given; the server must look at every value.
-  nn::WeightSet nan = randomDelta(base_.weights, 2);
+  common::WeightSet nan = randomDelta(base_.weights, 2);
   nan.back().values.back() = std::numeric_limits<float>::quiet_NaN();
   expectRefused(encodeDelta(kTask, 0, nan), 422, "non_finite");
-  nn::WeightSet inf = randomDelta(base_.weights, 3);
+  common::WeightSet inf = randomDelta(base_.weights, 3);
   inf.front().values.front() = -std::numeric_limits<float>::infinity();
   expectRefused(encodeDelta(kTask, 0, inf), 422, "non_finite");
 }
@@ -205,7 +205,7 @@ TEST_F(ServerApiTest, UpdateFromAnUnknownGenerationIsUnknownBase) {
 }
 
 TEST_F(ServerApiTest, UpdateFarOutsideTheNormBoundIsRefused) {
-  nn::WeightSet huge = base_.weights;
+  common::WeightSet huge = base_.weights;
   for (auto& t : huge) {
     for (auto& v : t.values) v *= 100.0f;
   }
@@ -226,10 +226,10 @@ TEST_F(ServerApiTest, GarbageAndTruncatedBodiesAreBadUpdates) {
   expectRefused(good + "trailing", 422, "bad_update");
   // Well-formed, but one weight differs from what the header's checksum was made of (damage in
   // transit): the header of one update spliced onto the weights of another.
-  nn::WeightSet changed = randomDelta(base_.weights, 11);
+  common::WeightSet changed = randomDelta(base_.weights, 11);
   changed[0].values[0] += 0.001f;
   const std::string other = encodeDelta(kTask, base_.generation, changed);
-  const size_t weightsBytes = nn::encodeWeights(changed).size();
+  const size_t weightsBytes = common::encodeWeights(changed).size();
   ASSERT_EQ(other.size(), good.size());
   const std::string spliced = good.substr(0, good.size() - weightsBytes) + other.substr(other.size() - weightsBytes);
   ASSERT_NE(spliced, good);
@@ -289,7 +289,7 @@ TEST_F(ServerApiTest, ModelsAreFoundByFiltersCaseInsensitivelyAndByTask) {
   EXPECT_EQ(liver["anatomy"], "LIVER");
   EXPECT_EQ(liver["disease"], "tumor");
   EXPECT_EQ(liver["latest_generation"], 4) << "a seeded model keeps its file's generation";
-  EXPECT_EQ(liver["parameters"], nn::parameterCount(base_.weights));
+  EXPECT_EQ(liver["parameters"], common::parameterCount(base_.weights));
   EXPECT_EQ(liver["strategy"], "dafne");
   EXPECT_EQ(liver["spec"]["base_features"], 4) << liver.dump();
   EXPECT_EQ(http().getJson("/v1/models/knee-mr", siteToken_)["strategy"], "fedbn");
@@ -310,8 +310,8 @@ TEST_F(ServerApiTest, DownloadedModelMatchesItsChecksumAndTheGeneration) {
   const Reply r = http().get(path, siteToken_);
   ASSERT_EQ(r.status, 200) << r.describe();
   EXPECT_EQ(r.header("X-Tessera-Sha256"), common::sha256Hex(r.body));
-  EXPECT_EQ(r.body, nn::encodeModel(base_)) << "the served file is the seeded model, byte for byte";
-  const nn::Model m = nn::decodeModel(r.body, "download");
+  EXPECT_EQ(r.body, model::encodeModel(base_)) << "the served file is the seeded model, byte for byte";
+  const model::Model m = model::decodeModel(r.body, "download");
   EXPECT_EQ(m.generation, 0);
   EXPECT_EQ(m.task.name, kTask);
   EXPECT_EQ(m.weightsSha256(), http().getJson(std::string("/v1/models/") + kTask + "/generations/0", siteToken_)["weights_sha256"]);

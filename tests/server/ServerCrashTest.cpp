@@ -3,7 +3,7 @@
 // Whatever the moment, no accepted update may be lost or merged twice, no generation may be
 // half-written, and the registry must agree with the blobs.
 #include "ServerHarness.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::servertest {
 namespace {
@@ -27,8 +27,8 @@ void expectConsistent(const fs::path& data, const std::vector<int64_t>& accepted
     try {
       const std::string weights = blobs.read(g.weightsSha256);
       EXPECT_EQ(static_cast<int64_t>(weights.size()), g.weightsBytes) << "generation " << g.generation;
-    } catch (const server::StorageError& e) {
-      ADD_FAILURE() << "generation " << g.generation << ": " << e.code() << ": " << e.what();
+    } catch (const tessera::Error& e) {
+      ADD_FAILURE() << "generation " << g.generation << ": " << e.codeName() << ": " << e.what();
     }
     if (g.generation > 0) {
       EXPECT_EQ(g.parent, g.generation - 1) << "generations form one unbroken line";
@@ -61,12 +61,12 @@ void expectConsistent(const fs::path& data, const std::vector<int64_t>& accepted
 TEST(ServerCrashTest, KilledDuringMergesLosesNothingAndHalfWritesNothing) {
   TempDir dir;
   const fs::path data = dir.path() / "data";
-  nn::NetworkSpec spec;
+  model::NetworkSpec spec;
   spec.dims = 2;
   spec.baseFeatures = 32;
   spec.depth = 5;
-  nn::Model base = makeModel(kTask, spec, 21, 0, "CT", "LIVER", "tumor");
-  const int64_t parameters = nn::parameterCount(base.weights);
+  model::Model base = makeModel(kTask, spec, 21, 0, "CT", "LIVER", "tumor");
+  const int64_t parameters = common::parameterCount(base.weights);
   ASSERT_GT(parameters, 5'000'000) << "the model must be big enough for a merge to take a while";
   seed(data, base, "fedavg");
   std::vector<std::string> tokens;
@@ -75,7 +75,7 @@ TEST(ServerCrashTest, KilledDuringMergesLosesNothingAndHalfWritesNothing) {
   setPolicy(data, kTask, {{"round_size", 4}, {"round_seconds", 3600}});
 
   std::vector<int64_t> accepted;
-  nn::WeightSet current = base.weights;  // what the latest generation must hold
+  common::WeightSet current = base.weights;  // what the latest generation must hold
   int64_t generation = 0;
   int killedBeforePublish = 0;
   int halfWritten = 0;  // kills that left a partial file in blobs/tmp: the candidate mid-write
@@ -94,17 +94,17 @@ TEST(ServerCrashTest, KilledDuringMergesLosesNothingAndHalfWritesNothing) {
     // Four sites' deltas on the latest generation; expected result: base + Σ (nᵢ/Σn) Δᵢ.
     std::vector<std::string> bodies;
     std::vector<double> samples;
-    nn::WeightSet expected = current;
+    common::WeightSet expected = current;
     double total = 0;
     for (int i = 0; i < 4; ++i) total += 1 + i;
     for (int i = 0; i < 4; ++i) {
-      const nn::WeightSet delta = randomDelta(current, 1000 * round + i, 0.001f);
+      const common::WeightSet delta = randomDelta(current, 1000 * round + i, 0.001f);
       samples.push_back(1 + i);
       bodies.push_back(encodeDelta(kTask, generation, delta, samples.back()));
     }
     {
       // Same order of operations as the server: Σ in double, plus current, then to float.
-      std::vector<nn::WeightSet> deltas;
+      std::vector<common::WeightSet> deltas;
       for (const auto& b : bodies) deltas.push_back(federation::decodeUpdate(b, "own update").weights);
       for (size_t t = 0; t < expected.size(); ++t) {
         for (size_t k = 0; k < expected[t].values.size(); ++k) {
@@ -171,7 +171,7 @@ TEST(ServerCrashTest, KilledDuringMergesLosesNothingAndHalfWritesNothing) {
     // The published weights are the round's mean, computed once.
     server::Registry registry(data);
     server::BlobStore blobs(data);
-    const nn::Model published = server::loadGeneration(registry, blobs, kTask, generation + 1);
+    const model::Model published = server::loadGeneration(registry, blobs, kTask, generation + 1);
     EXPECT_LT(maxAbsDifference(published.weights, expected), 1e-5);
     current = expected;
     ++generation;

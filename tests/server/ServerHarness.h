@@ -30,12 +30,12 @@
 
 #include "tessera/common/Sha256.h"
 #include "tessera/federation/ModelUpdate.h"
-#include "tessera/nn/CaseFolder.h"
-#include "tessera/nn/Model.h"
+#include "tessera/model/CaseFolder.h"
+#include "tessera/model/Model.h"
 #include "tessera/server/AdminTasks.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/Registry.h"
-#include "tessera/simulation/ChildProcess.h"
+#include "tessera/common/ChildProcess.h"
 
 namespace tessera::servertest {
 
@@ -89,8 +89,8 @@ class TempDir {
 
 // ---- models and updates ---------------------------------------------------------------------
 
-inline nn::NetworkSpec tinySpec() {
-  nn::NetworkSpec spec;
+inline model::NetworkSpec tinySpec() {
+  model::NetworkSpec spec;
   spec.dims = 2;
   spec.axis = 2;
   spec.baseFeatures = 4;
@@ -98,31 +98,31 @@ inline nn::NetworkSpec tinySpec() {
   return spec;
 }
 
-inline nn::Model makeModel(const std::string& task, const nn::NetworkSpec& spec = tinySpec(), uint64_t seed = 7,
+inline model::Model makeModel(const std::string& task, const model::NetworkSpec& spec = tinySpec(), uint64_t seed = 7,
                            int64_t generation = 0, const std::string& modality = "MR", const std::string& anatomy = "BRAIN",
                            const std::string& disease = "none") {
-  nn::TaskInfo info;
+  model::TaskInfo info;
   info.name = task;
   info.modality = modality;
   info.anatomy = anatomy;
   info.disease = disease;
-  nn::Model model = nn::initialModel(spec, nn::Preprocessing{}, info, seed);
+  model::Model model = model::initialModel(spec, model::Preprocessing{}, info, seed);
   model.generation = generation;
   return model;
 }
 
 // Small random values shaped like `like` (a plausible fine-tuning step).
-inline nn::WeightSet randomDelta(const nn::WeightSet& like, uint64_t seed, float scale = 0.01f) {
+inline common::WeightSet randomDelta(const common::WeightSet& like, uint64_t seed, float scale = 0.01f) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> u(-scale, scale);
-  nn::WeightSet d = like;
+  common::WeightSet d = like;
   for (auto& t : d) {
     for (auto& v : t.values) v = u(rng);
   }
   return d;
 }
 
-inline std::string encodeDelta(const std::string& task, int64_t baseGeneration, const nn::WeightSet& delta,
+inline std::string encodeDelta(const std::string& task, int64_t baseGeneration, const common::WeightSet& delta,
                                double samples = 10) {
   federation::ModelUpdate u;
   u.header.task = task;
@@ -135,7 +135,7 @@ inline std::string encodeDelta(const std::string& task, int64_t baseGeneration, 
 }
 
 // Largest |a − b| over every value; infinity when the tensors do not line up.
-inline double maxAbsDifference(const nn::WeightSet& a, const nn::WeightSet& b) {
+inline double maxAbsDifference(const common::WeightSet& a, const common::WeightSet& b) {
   if (a.size() != b.size()) return INFINITY;
   double worst = 0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -155,7 +155,7 @@ inline std::string addSite(const fs::path& data, const std::string& name, const 
   return registry.addSite(name, role).second;
 }
 
-inline json seed(const fs::path& data, const nn::Model& model, const std::string& strategy = "fedavg") {
+inline json seed(const fs::path& data, const model::Model& model, const std::string& strategy = "fedavg") {
   server::Registry registry(data);
   server::BlobStore blobs(data);
   return server::seedModel(registry, blobs, model, strategy);
@@ -345,7 +345,7 @@ class ServerProcess {
     std::vector<std::string> args{tesseraBinary(), "server", "--data", data.string(), "--listen", "127.0.0.1:0",
                                   "--port-file", portFile_.string()};
     args.insert(args.end(), extraArgs.begin(), extraArgs.end());
-    process_ = std::make_unique<simulation::ChildProcess>(args, log_);
+    process_ = std::make_unique<common::ChildProcess>(args, log_);
     const bool up = waitFor(
         [&] {
           if (!process_->running()) return true;
@@ -360,7 +360,7 @@ class ServerProcess {
         60, 0.01);
     if (!up || port_ <= 0) {
       throw std::runtime_error("tessera server did not start (" + std::string(up ? "exited" : "timed out") + "); log:\n" +
-                               simulation::tailOfFile(log_, 30));
+                               common::tailOfFile(log_, 30));
     }
   }
   ~ServerProcess() {
@@ -372,7 +372,7 @@ class ServerProcess {
   int port() const { return port_; }
   Http http() const { return Http(port_); }
   const fs::path& logFile() const { return log_; }
-  std::string logTail(int lines = 40) const { return simulation::tailOfFile(log_, lines); }
+  std::string logTail(int lines = 40) const { return common::tailOfFile(log_, lines); }
   pid_t pid() const { return process_->pid(); }
 
   // SIGKILL: no destructor, no flush, exactly a crash.
@@ -388,7 +388,7 @@ class ServerProcess {
 
  private:
   fs::path data_, portFile_, log_;
-  std::unique_ptr<simulation::ChildProcess> process_;
+  std::unique_ptr<common::ChildProcess> process_;
   int port_ = -1;
 };
 
@@ -422,11 +422,11 @@ inline std::optional<json> waitForGeneration(const Http& http, const std::string
   return found;
 }
 
-inline nn::Model downloadModel(const Http& http, const std::string& task, int64_t generation, const std::string& token) {
+inline model::Model downloadModel(const Http& http, const std::string& task, int64_t generation, const std::string& token) {
   const Reply r = http.get("/v1/models/" + task + "/generations/" + std::to_string(generation) + "/model", token);
   if (r.status != 200) throw std::runtime_error("download failed: " + r.describe());
   if (common::sha256Hex(r.body) != r.header("X-Tessera-Sha256")) throw std::runtime_error("download: X-Tessera-Sha256 mismatch");
-  return nn::decodeModel(r.body, "downloaded generation " + std::to_string(generation));
+  return model::decodeModel(r.body, "downloaded generation " + std::to_string(generation));
 }
 
 }  // namespace tessera::servertest

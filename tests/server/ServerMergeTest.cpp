@@ -11,9 +11,9 @@ namespace {
 const std::string kTask = "brain-mr";
 
 // base + Σ cᵢ·deltaᵢ, accumulated in double like the server.
-nn::WeightSet combine(const nn::WeightSet& base, const std::vector<std::pair<double, const nn::WeightSet*>>& terms,
+common::WeightSet combine(const common::WeightSet& base, const std::vector<std::pair<double, const common::WeightSet*>>& terms,
                       double baseFactor = 1.0) {
-  nn::WeightSet out = base;
+  common::WeightSet out = base;
   for (size_t t = 0; t < out.size(); ++t) {
     for (size_t k = 0; k < out[t].values.size(); ++k) {
       double v = baseFactor * double(base[t].values[k]);
@@ -33,7 +33,7 @@ std::vector<int64_t> ids(const json& list) {
 class ServerMergeTest : public ::testing::Test {
  protected:
   // Seeds the model, registers `sites` sites and an admin, applies `policy`, starts the server.
-  void start(const nn::Model& base, const std::string& strategy, int sites, const json& policy = json::object()) {
+  void start(const model::Model& base, const std::string& strategy, int sites, const json& policy = json::object()) {
     data_ = dir_.path() / "data";
     base_ = base;
     seed(data_, base_, strategy);
@@ -55,7 +55,7 @@ class ServerMergeTest : public ::testing::Test {
 
   TempDir dir_;
   fs::path data_;
-  nn::Model base_;
+  model::Model base_;
   std::vector<std::string> siteTokens_;
   std::string adminToken_;
   std::unique_ptr<ServerProcess> server_;
@@ -64,7 +64,7 @@ class ServerMergeTest : public ::testing::Test {
 TEST_F(ServerMergeTest, FedAvgMergesARoundOfThreeIntoTheSampleWeightedMean) {
   start(makeModel(kTask), "fedavg", 3, {{"round_size", 3}, {"round_seconds", 3600}});
   const std::vector<double> samples{10, 30, 60};
-  std::vector<nn::WeightSet> deltas;
+  std::vector<common::WeightSet> deltas;
   std::vector<int64_t> pushed;
   for (int i = 0; i < 3; ++i) {
     deltas.push_back(randomDelta(base_.weights, 100 + i, 0.02f));
@@ -112,16 +112,16 @@ TEST_F(ServerMergeTest, FedAvgMergesARoundOfThreeIntoTheSampleWeightedMean) {
 
   // The weights: base + Σ (nᵢ / Σn) Δᵢ.
   const double total = samples[0] + samples[1] + samples[2];
-  const nn::WeightSet expected = combine(base_.weights, {{samples[0] / total, &deltas[0]},
+  const common::WeightSet expected = combine(base_.weights, {{samples[0] / total, &deltas[0]},
                                                          {samples[1] / total, &deltas[1]},
                                                          {samples[2] / total, &deltas[2]}});
-  const nn::Model merged = downloadModel(http(), kTask, 1, siteTokens_[2]);
+  const model::Model merged = downloadModel(http(), kTask, 1, siteTokens_[2]);
   EXPECT_EQ(merged.generation, 1);
   EXPECT_EQ(merged.parentGeneration, 0);
   EXPECT_EQ(merged.weightsSha256(), (*g)["weights_sha256"]);
   EXPECT_LT(maxAbsDifference(merged.weights, expected), 1e-5);
   // Not the plain mean: the sample weights matter.
-  const nn::WeightSet plainMean = combine(base_.weights, {{1.0 / 3, &deltas[0]}, {1.0 / 3, &deltas[1]}, {1.0 / 3, &deltas[2]}});
+  const common::WeightSet plainMean = combine(base_.weights, {{1.0 / 3, &deltas[0]}, {1.0 / 3, &deltas[1]}, {1.0 / 3, &deltas[2]}});
   EXPECT_GT(maxAbsDifference(merged.weights, plainMean), 1e-4);
   EXPECT_EQ(http().getJson("/v1/models/" + kTask, siteTokens_[0])["latest_generation"], 1);
 }
@@ -129,8 +129,8 @@ TEST_F(ServerMergeTest, FedAvgMergesARoundOfThreeIntoTheSampleWeightedMean) {
 TEST_F(ServerMergeTest, DafneMergesEachUploadOnArrival) {
   start(makeModel(kTask), "dafne", 2);
   EXPECT_EQ(http().getJson("/v1/models/" + kTask + "/policy", adminToken_)["strategy"], "dafne");
-  const nn::WeightSet d1 = randomDelta(base_.weights, 201, 0.05f);
-  const nn::WeightSet d2 = randomDelta(base_.weights, 202, 0.05f);
+  const common::WeightSet d1 = randomDelta(base_.weights, 201, 0.05f);
+  const common::WeightSet d2 = randomDelta(base_.weights, 202, 0.05f);
 
   const int64_t u1 = push(0, encodeDelta(kTask, 0, d1, 5));
   const auto g1 = waitForGeneration(http(), kTask, siteTokens_[0], 1);
@@ -148,12 +148,12 @@ TEST_F(ServerMergeTest, DafneMergesEachUploadOnArrival) {
   EXPECT_EQ(ids((*g2)["merged_updates"]), std::vector<int64_t>{u2});
 
   // merged = 0.5·current + 0.5·uploaded, whatever the sample counts.
-  const nn::WeightSet expected1 = combine(base_.weights, {{0.5, &d1}});
-  const nn::Model m1 = downloadModel(http(), kTask, 1, siteTokens_[1]);
+  const common::WeightSet expected1 = combine(base_.weights, {{0.5, &d1}});
+  const model::Model m1 = downloadModel(http(), kTask, 1, siteTokens_[1]);
   EXPECT_LT(maxAbsDifference(m1.weights, expected1), 1e-5);
-  nn::WeightSet uploaded2 = combine(base_.weights, {{1.0, &d2}});
-  const nn::WeightSet expected2 = combine(m1.weights, {{0.5, &uploaded2}}, 0.5);
-  const nn::Model m2 = downloadModel(http(), kTask, 2, siteTokens_[1]);
+  common::WeightSet uploaded2 = combine(base_.weights, {{1.0, &d2}});
+  const common::WeightSet expected2 = combine(m1.weights, {{0.5, &uploaded2}}, 0.5);
+  const model::Model m2 = downloadModel(http(), kTask, 2, siteTokens_[1]);
   EXPECT_LT(maxAbsDifference(m2.weights, expected2), 1e-5);
 
   const Reply metrics = http().get("/metrics");
@@ -162,8 +162,8 @@ TEST_F(ServerMergeTest, DafneMergesEachUploadOnArrival) {
 
 // A model whose head ignores its input: background logit −5, foreground +5, so it labels every
 // voxel foreground and scores a modest but non-zero Dice on the validation squares.
-nn::Model allForegroundModel() {
-  nn::Model m = makeModel(kTask);
+model::Model allForegroundModel() {
+  model::Model m = makeModel(kTask);
   bool weight = false, bias = false;
   for (auto& t : m.weights) {
     if (t.name == "head.weight") {
@@ -183,7 +183,7 @@ void writeValidationCases(const fs::path& dir, int count) {
   for (int i = 0; i < count; ++i) {
     image::Geometry g;
     g.size = {16, 16, 4};
-    nn::TrainingCase c{image::Volume(g, 0.0f), image::Volume(g, 0.0f)};
+    model::TrainingCase c{image::Volume(g, 0.0f), image::Volume(g, 0.0f)};
     for (int64_t z = 0; z < 4; ++z) {
       for (int64_t y = 4 + i; y < 11 + i; ++y) {
         for (int64_t x = 5; x < 12; ++x) {
@@ -192,7 +192,7 @@ void writeValidationCases(const fs::path& dir, int count) {
         }
       }
     }
-    nn::writeCase(dir, "case" + std::to_string(i), c);
+    model::writeCase(dir, "case" + std::to_string(i), c);
   }
 }
 
@@ -213,7 +213,7 @@ TEST_F(ServerMergeTest, ValidationGateHoldsBackADestructiveCandidate) {
   ASSERT_EQ(policy["round_size"], 1);
 
   // Flip the head's bias: within the norm bound, but the model now labels nothing.
-  nn::WeightSet flip = base_.weights;
+  common::WeightSet flip = base_.weights;
   for (auto& t : flip) {
     std::fill(t.values.begin(), t.values.end(), 0.0f);
     if (t.name == "head.bias") t.values = {10.0f, -10.0f};
@@ -249,7 +249,7 @@ TEST_F(ServerMergeTest, ValidationGateHoldsBackADestructiveCandidate) {
   EXPECT_NE(metrics.body.find("\ntessera_candidates_rejected_total 1\n"), std::string::npos) << metrics.body;
 
   // The control: a harmless update passes the same gate and is published with its scores.
-  nn::WeightSet harmless = randomDelta(base_.weights, 301, 0.001f);
+  common::WeightSet harmless = randomDelta(base_.weights, 301, 0.001f);
   for (auto& t : harmless) {
     if (t.name.rfind("head.", 0) == 0) std::fill(t.values.begin(), t.values.end(), 0.0f);
   }
@@ -265,7 +265,7 @@ TEST_F(ServerMergeTest, SixteenConcurrentUploadsAreAllMergedIntoOneRound) {
   constexpr int kSites = 16;
   start(makeModel(kTask), "fedavg", kSites, {{"round_size", kSites}, {"round_seconds", 3600}});
   std::vector<std::string> bodies;
-  std::vector<nn::WeightSet> deltas;
+  std::vector<common::WeightSet> deltas;
   for (int i = 0; i < kSites; ++i) {
     deltas.push_back(randomDelta(base_.weights, 400 + i, 0.01f));
     bodies.push_back(encodeDelta(kTask, 0, deltas.back(), 1 + i));
@@ -309,9 +309,9 @@ TEST_F(ServerMergeTest, SixteenConcurrentUploadsAreAllMergedIntoOneRound) {
   // Nothing lost or counted twice: the weights are the sample-weighted mean of all 16.
   double total = 0;
   for (int i = 0; i < kSites; ++i) total += 1 + i;
-  std::vector<std::pair<double, const nn::WeightSet*>> terms;
+  std::vector<std::pair<double, const common::WeightSet*>> terms;
   for (int i = 0; i < kSites; ++i) terms.emplace_back((1 + i) / total, &deltas[i]);
-  const nn::Model m1 = downloadModel(http(), kTask, 1, siteTokens_[3]);
+  const model::Model m1 = downloadModel(http(), kTask, 1, siteTokens_[3]);
   EXPECT_LT(maxAbsDifference(m1.weights, combine(base_.weights, terms)), 1e-5);
 }
 

@@ -54,7 +54,7 @@ class RawConnection {
 
 class ServerRobustnessTest : public ::testing::Test {
  protected:
-  void start(const nn::NetworkSpec& spec) {
+  void start(const model::NetworkSpec& spec) {
     data_ = dir_.path() / "data";
     base_ = makeModel(kTask, spec);
     seed(data_, base_);
@@ -71,13 +71,13 @@ class ServerRobustnessTest : public ::testing::Test {
 
   TempDir dir_;
   fs::path data_;
-  nn::Model base_;
+  model::Model base_;
   std::string siteToken_, adminToken_;
   std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(ServerRobustnessTest, ClientHangingUpMidDownloadDoesNotKillTheServer) {
-  nn::NetworkSpec spec = tinySpec();
+  model::NetworkSpec spec = tinySpec();
   spec.baseFeatures = 32;
   spec.depth = 5;  // ~31 MB of weights: far more than the socket buffers hold
   start(spec);
@@ -92,7 +92,7 @@ TEST_F(ServerRobustnessTest, ClientHangingUpMidDownloadDoesNotKillTheServer) {
   }
   expectAlive();
   // And it still serves the whole file to a client that stays.
-  const nn::Model m = downloadModel(http(), kTask, 0, siteToken_);
+  const model::Model m = downloadModel(http(), kTask, 0, siteToken_);
   EXPECT_EQ(maxAbsDifference(m.weights, base_.weights), 0.0);
 }
 

@@ -18,7 +18,7 @@
 #include "tessera/common/Sha256.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/Registry.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server {
 namespace {
@@ -28,12 +28,12 @@ using nlohmann::json;
 
 // ---- helpers --------------------------------------------------------------------------------
 
-// Runs `f` and returns the StorageError code it threw ("" if it threw nothing).
+// Runs `f` and returns the tessera::Error code it threw ("" if it threw nothing).
 std::string errorCode(const std::function<void()>& f) {
   try {
     f();
-  } catch (const StorageError& e) {
-    return e.code();
+  } catch (const tessera::Error& e) {
+    return std::string(e.codeName());
   }
   return "";
 }
@@ -633,8 +633,8 @@ TEST_F(StorageTest, OpeningFailuresNameThePath) {
   try {
     Registry registry(notADirectory);
     FAIL() << "opened a registry inside a regular file";
-  } catch (const StorageError& e) {
-    EXPECT_EQ(e.code(), "io");
+  } catch (const tessera::Error& e) {
+    EXPECT_EQ(e.code(), tessera::ErrorCode::Io);
     EXPECT_NE(std::string(e.what()).find(notADirectory.string()), std::string::npos) << e.what();
   }
 }

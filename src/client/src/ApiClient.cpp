@@ -6,7 +6,7 @@
 
 #include <httplib.h>
 
-#include "tessera/client/ClientError.h"
+#include "tessera/common/Error.h"
 #include "tessera/common/Sha256.h"
 
 namespace tessera::client {
@@ -112,7 +112,7 @@ struct ApiClient::Impl {
     static const std::regex pattern(R"(^(https?)://([^/?#]+)(/[^?#]*)?$)", std::regex::icase);
     std::smatch m;
     if (!std::regex_match(config.server, m, pattern)) {
-      throw ClientError("config", "server URL '" + config.server + "' must look like http://HOST[:PORT] or https://HOST[:PORT]");
+      throw Error(ErrorCode::Config, "server URL '" + config.server + "' must look like http://HOST[:PORT] or https://HOST[:PORT]");
     }
     std::string scheme = m[1].str();
     std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -120,12 +120,12 @@ struct ApiClient::Impl {
     while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
 #ifndef CPPHTTPLIB_OPENSSL_SUPPORT
     if (scheme == "https") {
-      throw ClientError("config", "server URL '" + config.server +
+      throw Error(ErrorCode::Config, "server URL '" + config.server +
                                       "' is https:// but this tessera was built with a cpp-httplib without OpenSSL support");
     }
 #endif
     http = std::make_unique<httplib::Client>(scheme + "://" + m[2].str());
-    if (!http->is_valid()) throw ClientError("config", "server URL '" + config.server + "' is not usable: bad host or port");
+    if (!http->is_valid()) throw Error(ErrorCode::Config, "server URL '" + config.server + "' is not usable: bad host or port");
     http->set_connection_timeout(kConnectSeconds);
     http->set_read_timeout(kTransferSeconds);
     http->set_write_timeout(kTransferSeconds);
@@ -137,7 +137,7 @@ struct ApiClient::Impl {
       if (!config.caCert.empty()) {
         std::error_code ec;
         if (!std::filesystem::is_regular_file(config.caCert, ec)) {
-          throw ClientError("config", "ca_cert '" + config.caCert + "' is not a readable file");
+          throw Error(ErrorCode::Config, "ca_cert '" + config.caCert + "' is not a readable file");
         }
         http->set_ca_cert_path(config.caCert);
       }
@@ -148,7 +148,7 @@ struct ApiClient::Impl {
   Reply send(const std::string& method, const std::string& path, const std::string& body = {},
              const std::string& contentType = {}, const std::string& rejectedLead = {}) {
     if (token.empty() && path.rfind("/v1/", 0) == 0) {
-      throw ClientError("config", "no token for the server at " + url +
+      throw Error(ErrorCode::Config, "no token for the server at " + url +
                                       ": pass --token, set TESSERA_TOKEN or add \"token\" to the client config");
     }
     const std::string target = prefix + path;
@@ -156,7 +156,7 @@ struct ApiClient::Impl {
                              : method == "PUT" ? http->Put(target, body, contentType)
                                                : http->Post(target, body, contentType);
     if (!result) {
-      throw ClientError("unreachable", "cannot reach the Tessera server at " + url + ": " + describe(result.error()));
+      throw Error(ErrorCode::Unreachable, "cannot reach the Tessera server at " + url + ": " + describe(result.error()));
     }
     const httplib::Response& response = result.value();
     if (response.status >= 200 && response.status < 300) return {response.body, response.headers};
@@ -169,24 +169,24 @@ struct ApiClient::Impl {
     const std::string status = "(" + std::to_string(response.status) + ")";
     switch (response.status) {
       case 401:
-        throw ClientError("unauthorized", "the server refused the token " + status + ": " + reason.message);
+        throw Error(ErrorCode::Unauthorized, "the server refused the token " + status + ": " + reason.message);
       case 403:
-        throw ClientError("forbidden", "the server does not allow this token to " + request + " " + status + ": " +
+        throw Error(ErrorCode::Forbidden, "the server does not allow this token to " + request + " " + status + ": " +
                                            reason.message);
       case 404:
-        throw ClientError("not_found", "not found on the server: " + request + " " + status + ": " + reason.message);
+        throw Error(ErrorCode::NotFound, "not found on the server: " + request + " " + status + ": " + reason.message);
       case 400:
       case 409:
       case 413:
       case 422: {
         const std::string lead = rejectedLead.empty() ? "the server rejected " + request + " " + status : rejectedLead;
-        throw ClientError("rejected", lead + ": " + reason.text());
+        throw Error(ErrorCode::Rejected, lead + ": " + reason.text());
       }
       default:
         if (response.status >= 500) {
-          throw ClientError("server", "the server at " + url + " failed on " + request + " " + status + ": " + reason.text());
+          throw Error(ErrorCode::Server, "the server at " + url + " failed on " + request + " " + status + ": " + reason.text());
         }
-        throw ClientError("server", "the server at " + url + " answered " + request + " with unexpected status " +
+        throw Error(ErrorCode::Server, "the server at " + url + " answered " + request + " with unexpected status " +
                                         std::to_string(response.status) + ": " + reason.text());
     }
   }
@@ -197,7 +197,7 @@ struct ApiClient::Impl {
     try {
       return nlohmann::json::parse(reply.body);
     } catch (const nlohmann::json::parse_error& e) {
-      throw ClientError("server", "the server at " + url + " answered " + method + " " + path +
+      throw Error(ErrorCode::Server, "the server at " + url + " answered " + method + " " + path +
                                       " with something that is not JSON: " + e.what());
     }
   }
@@ -245,13 +245,13 @@ std::string ApiClient::downloadModel(const std::string& task, int64_t generation
   const auto header = reply.headers.find("X-Tessera-Sha256");
   const std::string where = "model of " + task + " generation " + std::to_string(generation) + " from " + impl_->url;
   if (header == reply.headers.end()) {
-    throw ClientError("checksum", where + ": the server sent no X-Tessera-Sha256 header, so the download cannot be verified");
+    throw Error(ErrorCode::Checksum, where + ": the server sent no X-Tessera-Sha256 header, so the download cannot be verified");
   }
   std::string expected = header->second;
   std::transform(expected.begin(), expected.end(), expected.begin(), [](unsigned char c) { return std::tolower(c); });
   const std::string actual = common::sha256Hex(reply.body);
   if (actual != expected) {
-    throw ClientError("checksum", where + ": the " + std::to_string(reply.body.size()) + " bytes received hash to " +
+    throw Error(ErrorCode::Checksum, where + ": the " + std::to_string(reply.body.size()) + " bytes received hash to " +
                                       actual + " but the server announced " + expected +
                                       " (corrupted or truncated transfer; pull again)");
   }

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tessera/client/ClientError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::client {
 
@@ -34,16 +34,16 @@ std::string besideFile(const fs::path& file, const std::string& value) {
 
 ConfigLayer readConfigFile(const fs::path& file) {
   std::ifstream in(file);
-  if (!in) throw ClientError("config", file.string() + ": cannot open the client config file");
+  if (!in) throw Error(ErrorCode::Config, file.string() + ": cannot open the client config file");
   std::stringstream text;
   text << in.rdbuf();
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text.str());
   } catch (const nlohmann::json::parse_error& e) {
-    throw ClientError("config", file.string() + ": not valid JSON: " + e.what());
+    throw Error(ErrorCode::Config, file.string() + ": not valid JSON: " + e.what());
   }
-  if (!j.is_object()) throw ClientError("config", file.string() + ": must hold a JSON object, got " + j.type_name());
+  if (!j.is_object()) throw Error(ErrorCode::Config, file.string() + ": must hold a JSON object, got " + j.type_name());
 
   ConfigLayer layer;
   for (const auto& [key, value] : j.items()) {
@@ -55,11 +55,11 @@ ConfigLayer readConfigFile(const fs::path& file) {
     else if (key == "ca_cert") field = &layer.caCert;
     else {
       // A typo such as "tokn" would otherwise silently fall back to another layer's token.
-      throw ClientError("config", file.string() + ": unknown key '" + key +
+      throw Error(ErrorCode::Config, file.string() + ": unknown key '" + key +
                                       "' (known: server, token, task, home, ca_cert)");
     }
     if (!value.is_string()) {
-      throw ClientError("config", file.string() + ": key '" + key + "' must be a string, got " + value.type_name());
+      throw Error(ErrorCode::Config, file.string() + ": key '" + key + "' must be a string, got " + value.type_name());
     }
     *field = value.get<std::string>();
   }
@@ -82,7 +82,7 @@ fs::path defaultHome() {
   if (const passwd* pw = getpwuid(getuid()); pw != nullptr && pw->pw_dir != nullptr) {
     return fs::path(pw->pw_dir) / ".tessera";
   }
-  throw ClientError("config", "cannot find a home folder for the site state: set TESSERA_HOME or pass --home");
+  throw Error(ErrorCode::Config, "cannot find a home folder for the site state: set TESSERA_HOME or pass --home");
 }
 
 ClientConfig mergeConfig(const ConfigLayer& flags, const ConfigLayer& file, const ConfigLayer& environment) {

@@ -4,16 +4,16 @@
 #include <cctype>
 #include <regex>
 
-#include "tessera/client/ClientError.h"
+#include "tessera/common/Error.h"
 #include "tessera/common/AtomicFile.h"
-#include "tessera/nn/ModelError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::client {
 
 namespace fs = std::filesystem;
 
 std::string taskFolderName(const std::string& task) {
-  if (task.empty()) throw ClientError("config", "no task: pass --task NAME or set \"task\" in the client config");
+  if (task.empty()) throw Error(ErrorCode::Config, "no task: pass --task NAME or set \"task\" in the client config");
   static const char* hex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : task) {
@@ -45,41 +45,41 @@ bool ModelCache::contains(const std::string& task, int64_t generation) const {
 fs::path ModelCache::store(const std::string& task, int64_t generation, const std::string& tsmBytes) {
   const fs::path path = pathFor(task, generation);
   try {
-    const nn::Model model = nn::decodeModel(tsmBytes, "generation " + std::to_string(generation) + " of " + task);
+    const model::Model model = model::decodeModel(tsmBytes, "generation " + std::to_string(generation) + " of " + task);
     if (model.generation != generation) {
-      throw ClientError("checksum", "the server's file for " + task + " generation " + std::to_string(generation) +
+      throw Error(ErrorCode::Checksum, "the server's file for " + task + " generation " + std::to_string(generation) +
                                         " says it is generation " + std::to_string(model.generation));
     }
-  } catch (const nn::ModelError& e) {
-    throw ClientError("checksum", std::string("downloaded model is not usable: ") + e.what());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Checksum, std::string("downloaded model is not usable: ") + e.what());
   }
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
-  if (ec) throw ClientError("config", path.parent_path().string() + ": cannot create the model cache folder: " + ec.message());
+  if (ec) throw Error(ErrorCode::Config, path.parent_path().string() + ": cannot create the model cache folder: " + ec.message());
   try {
     common::writeFileAtomically(path, tsmBytes);
-  } catch (const common::FileError& e) {
-    throw ClientError("config", e.what());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Config, e.what());
   }
   return path;
 }
 
-nn::Model ModelCache::load(const std::string& task, int64_t generation) const {
+model::Model ModelCache::load(const std::string& task, int64_t generation) const {
   const fs::path path = pathFor(task, generation);
   if (!contains(task, generation)) {
-    throw ClientError("not_found", path.string() + ": generation " + std::to_string(generation) + " of " + task +
+    throw Error(ErrorCode::NotFound, path.string() + ": generation " + std::to_string(generation) + " of " + task +
                                        " is not in the local cache; run `tessera client pull`");
   }
   std::string bytes;
   try {
     bytes = common::readFile(path);
   } catch (const std::exception& e) {
-    throw ClientError("config", path.string() + ": cannot read the cached model: " + e.what());
+    throw Error(ErrorCode::Config, path.string() + ": cannot read the cached model: " + e.what());
   }
   try {
-    return nn::decodeModel(bytes, path.string());
-  } catch (const nn::ModelError& e) {
-    throw ClientError("checksum", std::string(e.what()) + " (the cached model is damaged: delete " + path.string() +
+    return model::decodeModel(bytes, path.string());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Checksum, std::string(e.what()) + " (the cached model is damaged: delete " + path.string() +
                                       " and run `tessera client pull` again)");
   }
 }
@@ -111,8 +111,8 @@ void ModelCache::storeSummary(const std::string& task, const nlohmann::json& sum
   fs::create_directories(path.parent_path(), ec);
   try {
     common::writeFileAtomically(path, summary.dump(2) + "\n");
-  } catch (const common::FileError& e) {
-    throw ClientError("config", e.what());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Config, e.what());
   }
 }
 

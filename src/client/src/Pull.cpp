@@ -1,7 +1,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/client/ApiClient.h"
-#include "tessera/client/ClientError.h"
+#include "tessera/common/Error.h"
 #include "tessera/client/ModelCache.h"
 #include "tessera/client/SiteTrainer.h"
 
@@ -13,7 +13,7 @@ PullResult pull(const ClientConfig& config, std::ostream& log) {
   ApiClient api(config);
   const nlohmann::json latest = api.latestGeneration(config.task);
   if (!latest.contains("generation") || !latest["generation"].is_number_integer()) {
-    throw ClientError("server", "the server at " + api.serverUrl() + " described the latest generation of " +
+    throw Error(ErrorCode::Server, "the server at " + api.serverUrl() + " described the latest generation of " +
                                     config.task + " without an integer 'generation': " + latest.dump());
   }
   PullResult result;
@@ -26,7 +26,7 @@ PullResult pull(const ClientConfig& config, std::ostream& log) {
     try {
       cache.load(config.task, result.generation);
       return result;
-    } catch (const ClientError& e) {
+    } catch (const Error& e) {
       log << "tessera: warning: " << e.what() << "; downloading it again\n";
     }
   }
@@ -35,12 +35,12 @@ PullResult pull(const ClientConfig& config, std::ostream& log) {
   cache.store(config.task, result.generation, bytes);
   // The transfer hash only proves the bytes arrived as sent; this proves they are the generation
   // the server's record describes.
-  const nn::Model model = cache.load(config.task, result.generation);
+  const model::Model model = cache.load(config.task, result.generation);
   const std::string announced = latest.value("weights_sha256", "");
   if (!announced.empty() && announced != model.weightsSha256()) {
     std::error_code ec;
     std::filesystem::remove(result.path, ec);
-    throw ClientError("checksum", "generation " + std::to_string(result.generation) + " of " + config.task +
+    throw Error(ErrorCode::Checksum, "generation " + std::to_string(result.generation) + " of " + config.task +
                                       ": weights hash " + model.weightsSha256() + " differs from the server's record " +
                                       announced);
   }

@@ -4,12 +4,12 @@
 
 #include "UsageEvents.h"
 #include "tessera/client/ApiClient.h"
-#include "tessera/client/ClientError.h"
+#include "tessera/common/Error.h"
 #include "tessera/client/ModelCache.h"
 #include "tessera/client/SiteState.h"
 #include "tessera/client/SiteTrainer.h"
 #include "tessera/federation/ModelUpdate.h"
-#include "tessera/federation/UpdateError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::client {
 
@@ -23,23 +23,23 @@ nlohmann::json push(const ClientConfig& config, std::ostream& log) {
   SiteState state(config.home, config.task);
   const auto record = state.readTrained();
   if (!record) {
-    throw ClientError("not_found", state.trainedInfoPath().string() +
+    throw Error(ErrorCode::NotFound, state.trainedInfoPath().string() +
                                        ": nothing to push; run `tessera client train --cases DIR` first");
   }
   if (!record->pushed.is_null()) {
     // Counting one training twice would give this site double weight in the merge.
-    throw ClientError("rejected", state.trainedInfoPath().string() + ": this training was already pushed as update " +
+    throw Error(ErrorCode::Rejected, state.trainedInfoPath().string() + ": this training was already pushed as update " +
                                       idText(record->pushed.value("update", nlohmann::json())) +
                                       "; train again before pushing");
   }
-  const nn::Model trained = state.loadTrained(*record);
-  const nn::Model base = ModelCache(config.home).load(config.task, record->baseGeneration);
+  const model::Model trained = state.loadTrained(*record);
+  const model::Model base = ModelCache(config.home).load(config.task, record->baseGeneration);
 
   federation::ModelUpdate update;
   try {
     update = federation::makeDeltaUpdate(trained, base, record->samples, record->metrics);
-  } catch (const federation::UpdateError& e) {
-    throw ClientError("config", state.trainedModelPath().string() + " does not fit its base generation " +
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Config, state.trainedModelPath().string() + " does not fit its base generation " +
                                     std::to_string(record->baseGeneration) + ": " + e.what());
   }
   update.header.task = config.task;

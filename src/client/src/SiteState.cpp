@@ -2,10 +2,10 @@
 
 #include <ctime>
 
-#include "tessera/client/ClientError.h"
+#include "tessera/common/Error.h"
 #include "tessera/client/ModelCache.h"
 #include "tessera/common/AtomicFile.h"
-#include "tessera/nn/ModelError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::client {
 
@@ -51,7 +51,7 @@ TrainedRecord trainedRecordFromJson(const nlohmann::json& j, const std::string& 
     field = "pushed";
     r.pushed = j.value(field, nlohmann::json());
   } catch (const nlohmann::json::exception& e) {
-    throw ClientError("config", source + ": field '" + field + "' is missing or of the wrong type: " + e.what());
+    throw Error(ErrorCode::Config, source + ": field '" + field + "' is missing or of the wrong type: " + e.what());
   }
   return r;
 }
@@ -67,23 +67,23 @@ std::optional<TrainedRecord> SiteState::readTrained() const {
   try {
     j = nlohmann::json::parse(common::readFile(path));
   } catch (const std::exception& e) {
-    throw ClientError("config", path.string() + ": unreadable (" + e.what() + "); train again to replace it");
+    throw Error(ErrorCode::Config, path.string() + ": unreadable (" + e.what() + "); train again to replace it");
   }
   return trainedRecordFromJson(j, path.string());
 }
 
-void SiteState::writeTrained(const nn::Model& model, TrainedRecord record) {
+void SiteState::writeTrained(const model::Model& model, TrainedRecord record) {
   std::error_code ec;
   fs::create_directories(folder_, ec);
-  if (ec) throw ClientError("config", folder_.string() + ": cannot create the site state folder: " + ec.message());
+  if (ec) throw Error(ErrorCode::Config, folder_.string() + ": cannot create the site state folder: " + ec.message());
   // Without a record the model is never pushed, so a crash before the record is written cannot
   // pair the new weights with the old record's base generation.
   fs::remove(trainedInfoPath(), ec);
   record.weightsSha256 = model.weightsSha256();
   try {
-    nn::saveModel(model, trainedModelPath());
-  } catch (const nn::ModelError& e) {
-    throw ClientError("config", e.what());
+    model::saveModel(model, trainedModelPath());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Config, e.what());
   }
   writeRecord(record);
 }
@@ -91,32 +91,32 @@ void SiteState::writeTrained(const nn::Model& model, TrainedRecord record) {
 void SiteState::writeRecord(const TrainedRecord& record) {
   try {
     common::writeFileAtomically(trainedInfoPath(), toJson(record).dump(2) + "\n");
-  } catch (const common::FileError& e) {
-    throw ClientError("config", e.what());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Config, e.what());
   }
 }
 
-nn::Model SiteState::loadTrained(const TrainedRecord& record) const {
+model::Model SiteState::loadTrained(const TrainedRecord& record) const {
   const fs::path path = trainedModelPath();
-  nn::Model model;
+  model::Model model;
   try {
-    model = nn::loadModel(path);
-  } catch (const nn::ModelError& e) {
-    throw ClientError("checksum", std::string(e.what()) + " (train again to replace it)");
+    model = model::loadModel(path);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Checksum, std::string(e.what()) + " (train again to replace it)");
   }
   if (!record.weightsSha256.empty() && model.weightsSha256() != record.weightsSha256) {
-    throw ClientError("checksum", path.string() + ": weights do not match " + trainedInfoPath().string() +
+    throw Error(ErrorCode::Checksum, path.string() + ": weights do not match " + trainedInfoPath().string() +
                                       " (an interrupted train?); train again");
   }
   return model;
 }
 
-std::optional<nn::Model> SiteState::previousTrained() const {
+std::optional<model::Model> SiteState::previousTrained() const {
   std::error_code ec;
   if (!fs::is_regular_file(trainedModelPath(), ec)) return std::nullopt;
   try {
-    return nn::loadModel(trainedModelPath());
-  } catch (const nn::ModelError&) {
+    return model::loadModel(trainedModelPath());
+  } catch (const Error&) {
     return std::nullopt;
   }
 }

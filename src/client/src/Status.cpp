@@ -1,7 +1,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/client/ApiClient.h"
-#include "tessera/client/ClientError.h"
+#include "tessera/common/Error.h"
 #include "tessera/client/ModelCache.h"
 #include "tessera/client/SiteState.h"
 #include "tessera/client/SiteTrainer.h"
@@ -21,14 +21,14 @@ std::optional<nlohmann::json> ask(nlohmann::json& server, Ask&& question) {
     auto answer = question();
     server["reachable"] = true;
     return answer;
-  } catch (const ClientError& e) {
+  } catch (const Error& e) {
     if (!server.contains("error")) {
       server["error"] = e.what();
-      server["error_code"] = e.code();
+      server["error_code"] = std::string(e.codeName());
     }
     // Any answer, a refusal included, proves the server is there; "config" proves nothing.
-    if (e.code() == "unreachable") server["reachable"] = false;
-    else if (e.code() != "config") server["reachable"] = true;
+    if (e.code() == ErrorCode::Unreachable) server["reachable"] = false;
+    else if (e.code() != ErrorCode::Config) server["reachable"] = true;
     return std::nullopt;
   }
 }
@@ -41,9 +41,9 @@ nlohmann::json status(const ClientConfig& config) {
   std::unique_ptr<ApiClient> api;
   try {
     api = std::make_unique<ApiClient>(config);
-  } catch (const ClientError& e) {
+  } catch (const Error& e) {
     server["error"] = e.what();
-    server["error_code"] = e.code();
+    server["error_code"] = std::string(e.codeName());
   }
   if (api) {
     if (auto me = ask(server, [&] { return api->whoami(); })) {
@@ -88,7 +88,7 @@ nlohmann::json status(const ClientConfig& config) {
         }
         answer["trained"] = trained;
       }
-    } catch (const ClientError& e) {
+    } catch (const Error& e) {
       answer["trained"] = {{"error", e.what()}};
     }
   }

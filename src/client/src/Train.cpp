@@ -4,13 +4,13 @@
 
 #include "UsageEvents.h"
 #include "tessera/client/ApiClient.h"
-#include "tessera/client/ClientError.h"
+#include "tessera/common/Error.h"
 #include "tessera/client/ModelCache.h"
 #include "tessera/client/SiteState.h"
 #include "tessera/client/SiteTrainer.h"
 #include "tessera/federation/Merge.h"
-#include "tessera/nn/CaseFolder.h"
-#include "tessera/nn/ModelError.h"
+#include "tessera/model/CaseFolder.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::client {
 
@@ -21,7 +21,7 @@ std::string strategyOf(const ClientConfig& config, const ModelCache& cache, std:
   try {
     ApiClient api(config);
     return api.model(config.task).value("strategy", "");
-  } catch (const ClientError& e) {
+  } catch (const Error& e) {
     const auto saved = cache.summary(config.task);
     const std::string strategy = saved ? saved->value("strategy", "") : "";
     log << "tessera: warning: cannot ask the server for the merge strategy (" << e.what() << "); "
@@ -30,28 +30,28 @@ std::string strategyOf(const ClientConfig& config, const ModelCache& cache, std:
   }
 }
 
-bool sameNetwork(const nn::Model& a, const nn::Model& b) {
-  if (nn::toJson(a.spec) != nn::toJson(b.spec) || a.weights.size() != b.weights.size()) return false;
+bool sameNetwork(const model::Model& a, const model::Model& b) {
+  if (model::toJson(a.spec) != model::toJson(b.spec) || a.weights.size() != b.weights.size()) return false;
   for (size_t i = 0; i < a.weights.size(); ++i) {
     if (a.weights[i].name != b.weights[i].name || a.weights[i].shape != b.weights[i].shape) return false;
   }
   return true;
 }
 
-std::vector<nn::TrainingCase> readCases(const std::filesystem::path& dir, const nn::NetworkSpec& spec) {
-  std::vector<nn::NamedCase> named = nn::readCaseFolder(dir);
+std::vector<model::TrainingCase> readCases(const std::filesystem::path& dir, const model::NetworkSpec& spec) {
+  std::vector<model::NamedCase> named = model::readCaseFolder(dir);
   if (named.empty()) {
-    throw ClientError("config", (dir / "images").string() + ": no cases (expected images/NAME.nii.gz with labels/NAME.nii.gz)");
+    throw Error(ErrorCode::Config, (dir / "images").string() + ": no cases (expected images/NAME.nii.gz with labels/NAME.nii.gz)");
   }
-  std::vector<nn::TrainingCase> cases;
+  std::vector<model::TrainingCase> cases;
   for (auto& c : named) {
     try {
       nn::validateTrainingCases({c.data}, spec);
-    } catch (const nn::ModelError& e) {
+    } catch (const Error& e) {
       // validateTrainingCases names the case by index; the site knows it by file name.
       const std::string what = e.what();
       const auto colon = what.find(':');
-      throw nn::ModelError((dir / "labels" / c.name).string() + (colon == std::string::npos ? ": " + what : what.substr(colon)));
+      throw Error(ErrorCode::BadModel, (dir / "labels" / c.name).string() + (colon == std::string::npos ? ": " + what : what.substr(colon)));
     }
     cases.push_back(std::move(c.data));
   }
@@ -60,7 +60,7 @@ std::vector<nn::TrainingCase> readCases(const std::filesystem::path& dir, const 
 
 }  // namespace
 
-double countSamples(const std::vector<nn::TrainingCase>& cases, const nn::NetworkSpec& spec) {
+double countSamples(const std::vector<model::TrainingCase>& cases, const model::NetworkSpec& spec) {
   if (spec.dims != 2) return static_cast<double>(cases.size());
   double slices = 0;
   for (const auto& c : cases) slices += static_cast<double>(c.image.geometry.size[spec.axis]);
@@ -72,11 +72,11 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
   SiteState state(config.home, config.task);
   const auto baseGeneration = cache.latestCached(config.task);
   if (!baseGeneration) {
-    throw ClientError("not_found", cache.folder(config.task).string() + ": no generation of " + config.task +
+    throw Error(ErrorCode::NotFound, cache.folder(config.task).string() + ": no generation of " + config.task +
                                        " has been pulled; run `tessera client pull` first");
   }
-  nn::Model model = cache.load(config.task, *baseGeneration);
-  const std::vector<nn::TrainingCase> cases = readCases(options.casesDir, model.spec);
+  model::Model model = cache.load(config.task, *baseGeneration);
+  const std::vector<model::TrainingCase> cases = readCases(options.casesDir, model.spec);
 
   TrainResult result;
   result.baseGeneration = *baseGeneration;
@@ -86,7 +86,7 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
     if (const auto previous = state.readTrained(); previous && previous->pushed.is_null()) {
       log << "tessera: warning: replacing the trained model of " << previous->trainedAt << " that was never pushed\n";
     }
-  } catch (const ClientError&) {
+  } catch (const Error&) {
     // An unreadable record is what training again is meant to replace.
   }
   result.strategy = strategyOf(config, cache, log);

@@ -1,4 +1,5 @@
 #include "tessera/common/Sha256.h"
+#include "tessera/common/Error.h"
 
 #include <openssl/evp.h>
 
@@ -56,7 +57,7 @@ std::string sha256Hex(std::string_view bytes) {
 
 std::string sha256OfFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError(path.string() + ": cannot open to hash it");
+  if (!in) throw Error(ErrorCode::Io, path.string() + ": cannot open to hash it");
   Sha256 h;
   std::vector<char> buffer(1 << 20);
   while (in) {

@@ -5,7 +5,7 @@
 #include <memory>
 #include <numeric>
 
-#include "tessera/federation/UpdateError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::federation {
 
@@ -21,20 +21,20 @@ constexpr int64_t kChunkBudget = int64_t{1} << 18;
 
 struct Participant {
   const UpdateInput* input = nullptr;
-  std::unique_ptr<WeightStreamReader> weights;
-  std::unique_ptr<WeightStreamReader> base;  // only when its base generation's weights are needed
+  std::unique_ptr<common::WeightRecordReader> weights;
+  std::unique_ptr<common::WeightRecordReader> base;  // only when its base generation's weights are needed
   double scale = 1;                          // staleness factor applied to its delta
   std::vector<float> chunk;
   std::vector<float> baseChunk;
 };
 
-void expectSameTensor(const TensorInfo& reference, WeightStreamReader& reader) {
+void expectSameTensor(const common::TensorInfo& reference, common::WeightRecordReader& reader) {
   if (!reader.next()) {
-    throw UpdateError("shape_mismatch", reader.source() + ": ends before tensor '" + reference.name + "'");
+    throw Error(ErrorCode::ShapeMismatch, reader.source() + ": ends before tensor '" + reference.name + "'");
   }
   const auto& t = reader.tensor();
   if (t.name != reference.name || t.shape != reference.shape) {
-    throw UpdateError("shape_mismatch", reader.source() + ": tensor '" + t.name + "' does not match the model's '" +
+    throw Error(ErrorCode::ShapeMismatch, reader.source() + ": tensor '" + t.name + "' does not match the model's '" +
                                             reference.name + "'");
   }
 }
@@ -45,7 +45,7 @@ bool isNormalizationTensor(const std::string& name) {
   return name.find(".norm.") != std::string::npos || name.rfind("norm.", 0) == 0;
 }
 
-void keepLocalNormalization(nn::WeightSet& global, const nn::WeightSet& local) {
+void keepLocalNormalization(common::WeightSet& global, const common::WeightSet& local) {
   for (auto& g : global) {
     if (!isNormalizationTensor(g.name)) continue;
     for (const auto& l : local) {
@@ -57,57 +57,112 @@ void keepLocalNormalization(nn::WeightSet& global, const nn::WeightSet& local) {
   }
 }
 
-MergeOutput mergeUpdates(const MergeInput& input, WeightStreamWriter& out) {
-  const MergePolicy& policy = input.policy;
-  if (input.updates.empty()) throw std::invalid_argument("mergeUpdates: no updates to merge");
-  const bool dafne = policy.strategy == Strategy::Dafne;
+namespace {
 
-  WeightStreamReader current(input.current, "generation " + std::to_string(input.currentGeneration));
+// Opens every update (and, where needed, its base generation) for streaming, with its
+// staleness scale; throws for updates that cannot be merged with the current generation.
+std::vector<Participant> openParticipants(const MergeInput& input, const common::WeightRecordReader& current) {
+  const MergePolicy& policy = input.policy;
+  const bool dafne = policy.strategy == Strategy::Dafne;
   std::vector<Participant> parts(input.updates.size());
-  double totalSamples = 0;
   for (size_t i = 0; i < input.updates.size(); ++i) {
     const auto& u = input.updates[i];
     auto& p = parts[i];
     p.input = &u;
     const std::string name = "update " + std::to_string(u.id);
-    p.weights = std::make_unique<WeightStreamReader>(u.weights, name);
+    p.weights = std::make_unique<common::WeightRecordReader>(u.weights, name);
     if (p.weights->tensorCount() != current.tensorCount()) {
-      throw UpdateError("shape_mismatch", name + ": holds " + std::to_string(p.weights->tensorCount()) +
-                                              " tensors, the model " + std::to_string(current.tensorCount()));
+      throw Error(ErrorCode::ShapeMismatch, name + ": holds " + std::to_string(p.weights->tensorCount()) +
+                                                " tensors, the model " + std::to_string(current.tensorCount()));
     }
     const int64_t age = input.currentGeneration - u.baseGeneration;
-    if (age < 0) throw UpdateError("unknown_base", name + ": base generation " + std::to_string(u.baseGeneration) + " is in the future");
+    if (age < 0) throw Error(ErrorCode::UnknownBase, name + ": base generation " + std::to_string(u.baseGeneration) + " is in the future");
     if (policy.staleness == StalenessMode::Downweight && !dafne) p.scale = std::pow(policy.stalenessDecay, static_cast<double>(age));
     // A full-weights upload needs its base to form the delta; Dafne needs a delta's base to form
     // the site's full weights. Either way the base is the update's own generation, not the current.
     const bool needsBase = (u.kind == UpdateKind::Weights) != dafne;
     if (needsBase) {
       if (!input.generationWeights) throw std::invalid_argument("mergeUpdates: no access to earlier generations");
-      p.base = std::make_unique<WeightStreamReader>(input.generationWeights(u.baseGeneration),
-                                                    "generation " + std::to_string(u.baseGeneration));
+      p.base = std::make_unique<common::WeightRecordReader>(input.generationWeights(u.baseGeneration),
+                                                            "generation " + std::to_string(u.baseGeneration));
     }
-    totalSamples += u.samples;
   }
+  return parts;
+}
+
+// How much of each update ends up in the merged weights (reported with the generation).
+std::vector<double> contributions(const MergePolicy& policy, const std::vector<Participant>& parts, double totalSamples) {
+  std::vector<double> c(parts.size());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (policy.strategy == Strategy::Dafne) {
+      c[i] = (1 - policy.dafneWeight) * std::pow(policy.dafneWeight, static_cast<double>(parts.size() - 1 - i));
+    } else if (policy.strategy == Strategy::TrimmedMean) {
+      c[i] = parts[i].scale / static_cast<double>(parts.size());
+    } else {
+      c[i] = parts[i].input->samples * parts[i].scale / totalSamples;
+    }
+  }
+  return c;
+}
+
+// Deltas (a full-weights upload minus its own base) are applied to the current weights.
+double delta(const Participant& p, int64_t j) { return p.base ? double(p.chunk[j]) - p.baseChunk[j] : double(p.chunk[j]); }
+
+// One chunk of `n` values: `cur` holds the current weights, each participant's chunk its
+// upload; the result goes to `acc`.
+void combineDafne(const MergePolicy& policy, const std::vector<Participant>& parts, const float* cur, int64_t n, double* acc) {
+  // Dafne's server: each arriving model is averaged into the current one, whatever its base.
+  const double w = policy.dafneWeight;
+  for (int64_t j = 0; j < n; ++j) acc[j] = cur[j];
+  for (const auto& p : parts) {
+    for (int64_t j = 0; j < n; ++j) {
+      const double uploaded = p.input->kind == UpdateKind::Weights ? p.chunk[j] : double(p.baseChunk[j]) + p.chunk[j];
+      acc[j] = w * acc[j] + (1 - w) * uploaded;
+    }
+  }
+}
+
+void combineTrimmedMean(const MergePolicy& policy, const std::vector<Participant>& parts, const float* cur, int64_t n,
+                        double* acc, std::vector<float>& column) {
+  const size_t k = parts.size();
+  const size_t trim = static_cast<size_t>(std::floor(policy.trimFraction * static_cast<double>(k)));
+  for (int64_t j = 0; j < n; ++j) {
+    for (size_t i = 0; i < k; ++i) column[i] = static_cast<float>(parts[i].scale * delta(parts[i], j));
+    std::sort(column.begin(), column.end());
+    double sum = 0;
+    for (size_t i = trim; i < k - trim; ++i) sum += column[i];
+    acc[j] = cur[j] + sum / static_cast<double>(k - 2 * trim);
+  }
+}
+
+// FedAvg and FedBN (whose normalisation tensors never reach a combine function).
+void combineWeightedMean(const std::vector<Participant>& parts, double totalSamples, const float* cur, int64_t n, double* acc) {
+  for (int64_t j = 0; j < n; ++j) acc[j] = 0;
+  for (const auto& p : parts) {
+    const double c = p.input->samples * p.scale / totalSamples;
+    for (int64_t j = 0; j < n; ++j) acc[j] += c * delta(p, j);
+  }
+  for (int64_t j = 0; j < n; ++j) acc[j] += cur[j];
+}
+
+}  // namespace
+
+MergeOutput mergeUpdates(const MergeInput& input, common::WeightRecordWriter& out) {
+  const MergePolicy& policy = input.policy;
+  if (input.updates.empty()) throw std::invalid_argument("mergeUpdates: no updates to merge");
+  common::WeightRecordReader current(input.current, "generation " + std::to_string(input.currentGeneration));
+  std::vector<Participant> parts = openParticipants(input, current);
+  double totalSamples = 0;
+  for (const auto& u : input.updates) totalSamples += u.samples;
   if (!(totalSamples > 0)) throw std::invalid_argument("mergeUpdates: updates carry no samples");
 
   MergeOutput result;
-  result.contributions.resize(parts.size());
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (dafne) {
-      result.contributions[i] = (1 - policy.dafneWeight) * std::pow(policy.dafneWeight, static_cast<double>(parts.size() - 1 - i));
-    } else if (policy.strategy == Strategy::TrimmedMean) {
-      result.contributions[i] = parts[i].scale / static_cast<double>(parts.size());
-    } else {
-      result.contributions[i] = parts[i].input->samples * parts[i].scale / totalSamples;
-    }
-  }
+  result.contributions = contributions(policy, parts, totalSamples);
 
-  const size_t k = parts.size();
   int64_t streams = 0;
   for (const auto& p : parts) streams += p.base ? 2 : 1;
   const int64_t kChunk = std::clamp(kChunkBudget / streams, kMinChunk, kMaxChunk);
-  const size_t trim = policy.strategy == Strategy::TrimmedMean ? static_cast<size_t>(std::floor(policy.trimFraction * k)) : 0;
-  std::vector<float> cur(kChunk), merged(kChunk), column(k);
+  std::vector<float> cur(kChunk), merged(kChunk), column(parts.size());
   std::vector<double> acc(kChunk);
   for (auto& p : parts) {
     p.chunk.resize(kChunk);
@@ -115,7 +170,7 @@ MergeOutput mergeUpdates(const MergeInput& input, WeightStreamWriter& out) {
   }
 
   while (current.next()) {
-    const TensorInfo info = current.tensor();
+    const common::TensorInfo info = current.tensor();
     for (auto& p : parts) {
       expectSameTensor(info, *p.weights);
       if (p.base) expectSameTensor(info, *p.base);
@@ -134,44 +189,17 @@ MergeOutput mergeUpdates(const MergeInput& input, WeightStreamWriter& out) {
         out.write(cur.data(), n);
         continue;
       }
-      if (dafne) {
-        // Dafne's server: each arriving model is averaged into the current one, whatever its base.
-        const double w = policy.dafneWeight;
-        for (int64_t j = 0; j < n; ++j) acc[j] = cur[j];
-        for (auto& p : parts) {
-          for (int64_t j = 0; j < n; ++j) {
-            const double uploaded = p.input->kind == UpdateKind::Weights ? p.chunk[j] : double(p.baseChunk[j]) + p.chunk[j];
-            acc[j] = w * acc[j] + (1 - w) * uploaded;
-          }
-        }
-      } else {
-        // Deltas (a full-weights upload minus its own base) applied to the current weights.
-        auto delta = [](const Participant& p, int64_t j) {
-          return p.base ? double(p.chunk[j]) - p.baseChunk[j] : double(p.chunk[j]);
-        };
-        if (policy.strategy == Strategy::TrimmedMean) {
-          for (int64_t j = 0; j < n; ++j) {
-            for (size_t i = 0; i < k; ++i) column[i] = static_cast<float>(parts[i].scale * delta(parts[i], j));
-            std::sort(column.begin(), column.end());
-            double sum = 0;
-            for (size_t i = trim; i < k - trim; ++i) sum += column[i];
-            acc[j] = cur[j] + sum / static_cast<double>(k - 2 * trim);
-          }
-        } else {
-          for (int64_t j = 0; j < n; ++j) acc[j] = 0;
-          for (auto& p : parts) {
-            const double c = p.input->samples * p.scale / totalSamples;
-            for (int64_t j = 0; j < n; ++j) acc[j] += c * delta(p, j);
-          }
-          for (int64_t j = 0; j < n; ++j) acc[j] += cur[j];
-        }
+      switch (policy.strategy) {
+        case Strategy::Dafne: combineDafne(policy, parts, cur.data(), n, acc.data()); break;
+        case Strategy::TrimmedMean: combineTrimmedMean(policy, parts, cur.data(), n, acc.data(), column); break;
+        default: combineWeightedMean(parts, totalSamples, cur.data(), n, acc.data()); break;
       }
       for (int64_t j = 0; j < n; ++j) merged[j] = static_cast<float>(acc[j]);
       out.write(merged.data(), n);
     }
   }
   for (auto& p : parts) {
-    if (p.weights->next()) throw UpdateError("shape_mismatch", p.weights->source() + ": holds more tensors than the model");
+    if (p.weights->next()) throw Error(ErrorCode::ShapeMismatch, p.weights->source() + ": holds more tensors than the model");
   }
   result.weightsSha256 = out.finishHash();
   result.weightsBytes = out.bytesWritten();

@@ -4,22 +4,22 @@
 #include <vector>
 
 #include "tessera/common/Sha256.h"
-#include "tessera/federation/UpdateError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::federation {
 
 UpdateCheckResult checkUpdateFile(const std::filesystem::path& updateFile, const std::string& expectedTask,
-                                  const WeightsLocation& baseWeights, const MergePolicy& policy) {
+                                  const common::WeightsLocation& baseWeights, const MergePolicy& policy) {
   UpdateCheckResult result;
   result.info = readUpdateFileInfo(updateFile, "update");
   const auto& h = result.info.header;
   if (h.task != expectedTask) {
-    throw UpdateError("task_mismatch", "update is for task '" + h.task + "', it was sent to model '" + expectedTask + "'");
+    throw Error(ErrorCode::TaskMismatch, "update is for task '" + h.task + "', it was sent to model '" + expectedTask + "'");
   }
-  WeightStreamReader update({updateFile, result.info.weightsOffset, result.info.weightsLength}, "update");
-  WeightStreamReader base(baseWeights, "generation " + std::to_string(h.baseGeneration));
+  common::WeightRecordReader update({updateFile, result.info.weightsOffset, result.info.weightsLength}, "update");
+  common::WeightRecordReader base(baseWeights, "generation " + std::to_string(h.baseGeneration));
   if (update.tensorCount() != base.tensorCount()) {
-    throw UpdateError("shape_mismatch", "update holds " + std::to_string(update.tensorCount()) + " tensors, generation " +
+    throw Error(ErrorCode::ShapeMismatch, "update holds " + std::to_string(update.tensorCount()) + " tensors, generation " +
                                             std::to_string(h.baseGeneration) + " has " + std::to_string(base.tensorCount()));
   }
   constexpr int64_t kChunk = int64_t{1} << 16;
@@ -27,7 +27,7 @@ UpdateCheckResult checkUpdateFile(const std::filesystem::path& updateFile, const
   double deltaSq = 0, baseSq = 0;
   int64_t parameters = 0;
   while (base.next()) {
-    if (!update.next()) throw UpdateError("shape_mismatch", "update ends before tensor '" + base.tensor().name + "'");
+    if (!update.next()) throw Error(ErrorCode::ShapeMismatch, "update ends before tensor '" + base.tensor().name + "'");
     const auto& bt = base.tensor();
     const auto& ut = update.tensor();
     if (ut.name != bt.name || ut.shape != bt.shape) {
@@ -36,7 +36,7 @@ UpdateCheckResult checkUpdateFile(const std::filesystem::path& updateFile, const
         for (size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
         return out;
       };
-      throw UpdateError("shape_mismatch", "update tensor '" + ut.name + "' [" + dims(ut.shape) + "] does not match the model's '" +
+      throw Error(ErrorCode::ShapeMismatch, "update tensor '" + ut.name + "' [" + dims(ut.shape) + "] does not match the model's '" +
                                               bt.name + "' [" + dims(bt.shape) + "]");
     }
     parameters += bt.elements;
@@ -51,14 +51,14 @@ UpdateCheckResult checkUpdateFile(const std::filesystem::path& updateFile, const
       }
     }
   }
-  if (update.next()) throw UpdateError("shape_mismatch", "update holds more tensors than the model");
-  if (parameters != h.parameters) throw UpdateError("bad_update", "update header field 'parameters' does not match its weights");
+  if (update.next()) throw Error(ErrorCode::ShapeMismatch, "update holds more tensors than the model");
+  if (parameters != h.parameters) throw Error(ErrorCode::BadUpdate, "update header field 'parameters' does not match its weights");
   // The checksum guards against corruption in transit; it is checked after the structure so that
   // a truncated or foreign body gets the more useful message.
   {
     common::Sha256 hash;
     std::FILE* f = std::fopen(updateFile.c_str(), "rb");
-    if (!f) throw UpdateError("io", "cannot reopen the update");
+    if (!f) throw Error(ErrorCode::Io, "cannot reopen the update");
     std::fseek(f, static_cast<long>(result.info.weightsOffset), SEEK_SET);
     std::vector<char> buf(1 << 20);
     uint64_t left = result.info.weightsLength;
@@ -69,7 +69,7 @@ UpdateCheckResult checkUpdateFile(const std::filesystem::path& updateFile, const
       left -= n;
     }
     std::fclose(f);
-    if (hash.finishHex() != h.weightsSha256) throw UpdateError("bad_update", "update weights SHA-256 does not match its header");
+    if (hash.finishHex() != h.weightsSha256) throw Error(ErrorCode::BadUpdate, "update weights SHA-256 does not match its header");
   }
   result.deltaNorm = std::sqrt(deltaSq);
   result.baseNorm = std::sqrt(baseSq);
@@ -78,7 +78,7 @@ UpdateCheckResult checkUpdateFile(const std::filesystem::path& updateFile, const
     std::snprintf(text, sizeof text, "update norm %.4g is %.3g times the model's norm %.4g; the policy allows at most %.3g",
                   result.deltaNorm, result.deltaNorm / std::max(result.baseNorm, 1e-12), result.baseNorm,
                   policy.maxDeltaNormRatio);
-    throw UpdateError("norm_too_large", text);
+    throw Error(ErrorCode::NormTooLarge, text);
   }
   return result;
 }

@@ -2,9 +2,7 @@
 
 #include <cstdio>
 
-#include "tessera/image/Metrics.h"
-#include "tessera/nn/CaseFolder.h"
-#include "tessera/nn/Inference.h"
+#include "tessera/model/CaseFolder.h"
 
 namespace tessera::federation {
 
@@ -12,26 +10,8 @@ ValidationSet ValidationSet::load(const std::filesystem::path& directory) {
   ValidationSet set;
   std::error_code ec;
   if (!std::filesystem::is_directory(directory / "images", ec)) return set;
-  for (auto& c : nn::readCaseFolder(directory)) set.cases.push_back(std::move(c.data));
+  for (auto& c : model::readCaseFolder(directory)) set.cases.push_back(std::move(c.data));
   return set;
-}
-
-double foregroundDice(const image::Volume& prediction, const image::Volume& truth, const nn::TaskInfo& task) {
-  double sum = 0;
-  int labels = 0;
-  for (const auto& [label, name] : task.labels) {
-    if (label < 1) continue;
-    sum += image::diceScore(prediction, truth, label);
-    ++labels;
-  }
-  return labels ? sum / labels : 0.0;
-}
-
-double meanDice(const nn::Model& model, const ValidationSet& set) {
-  if (set.cases.empty()) throw std::invalid_argument("meanDice: the validation set is empty");
-  double total = 0;
-  for (const auto& c : set.cases) total += foregroundDice(nn::segment(model, c.image), c.labels, model.task);
-  return total / static_cast<double>(set.cases.size());
 }
 
 GateDecision decide(std::optional<double> diceBefore, std::optional<double> diceAfter, int cases, double tolerance) {

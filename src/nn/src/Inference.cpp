@@ -1,11 +1,13 @@
 #include "tessera/nn/Inference.h"
 
+#include "ModelTypes.h"
+
 #include <algorithm>
 
 #include "InferenceNetwork.h"
 #include "VolumeTensors.h"
 #include "tessera/image/Resample.h"
-#include "tessera/nn/ModelError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::nn {
 
@@ -73,12 +75,12 @@ torch::Tensor probabilities3D(detail::InferenceNetwork& net, const torch::Tensor
 }  // namespace
 
 image::Volume segment(const Model& model, const image::Volume& input, const InferenceOptions& options) {
-  if (input.voxels.empty()) throw ModelError("segment: the image is empty");
-  if (options.batchSize < 1) throw ModelError("segment: batch size must be at least 1");
+  if (input.voxels.empty()) throw Error(ErrorCode::BadModel, "segment: the image is empty");
+  if (options.batchSize < 1) throw Error(ErrorCode::BadModel, "segment: batch size must be at least 1");
   detail::InferenceNetwork net(model.spec, model.weights, options.foldBatchNorm);
   c10::InferenceMode inference;
 
-  const image::Volume pre = preprocessImage(input, model.preprocessing);
+  const image::Volume pre = model::preprocessImage(input, model.preprocessing);
   const auto zyx = detail::toTensor(pre);
   const auto probs = model.spec.dims == 2 ? probabilities2D(net, zyx, model.spec, options.batchSize)
                                           : probabilities3D(net, zyx, model.spec, options.batchSize);
@@ -106,6 +108,13 @@ image::Volume segment(const Model& model, const image::Volume& input, const Infe
     }
   }
   return out;
+}
+
+double meanDice(const Model& model, const std::vector<TrainingCase>& cases) {
+  if (cases.empty()) throw Error(ErrorCode::BadRequest, "meanDice: the validation set is empty");
+  double total = 0;
+  for (const auto& c : cases) total += model::foregroundDice(segment(model, c.image), c.labels, model.task);
+  return total / static_cast<double>(cases.size());
 }
 
 }  // namespace tessera::nn

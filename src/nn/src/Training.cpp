@@ -1,5 +1,7 @@
 #include "tessera/nn/Training.h"
 
+#include "ModelTypes.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -8,25 +10,25 @@
 
 #include "UNet.h"
 #include "VolumeTensors.h"
-#include "tessera/nn/ModelError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::nn {
 
 using detail::UNet;
 
 void validateTrainingCases(const std::vector<TrainingCase>& cases, const NetworkSpec& spec) {
-  if (cases.empty()) throw ModelError("training: no image/label pairs given");
+  if (cases.empty()) throw Error(ErrorCode::BadModel, "training: no image/label pairs given");
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
     const std::string which = "training case " + std::to_string(i + 1);
-    if (c.image.voxels.empty()) throw ModelError(which + ": the image is empty");
+    if (c.image.voxels.empty()) throw Error(ErrorCode::BadModel, which + ": the image is empty");
     if (!c.image.geometry.sameGrid(c.labels.geometry)) {
-      throw ModelError(which + ": label map grid " + c.labels.geometry.describe() +
+      throw Error(ErrorCode::BadModel, which + ": label map grid " + c.labels.geometry.describe() +
                        " differs from image grid " + c.image.geometry.describe());
     }
     for (float v : c.labels.voxels) {
       if (v < 0 || v >= static_cast<float>(spec.classes) || v != std::round(v)) {
-        throw ModelError(which + ": label value " + std::to_string(v) + " is not an integer in 0.." +
+        throw Error(ErrorCode::BadModel, which + ": label value " + std::to_string(v) + " is not an integer in 0.." +
                          std::to_string(spec.classes - 1));
       }
     }
@@ -45,8 +47,8 @@ PreparedData prepare(const Model& model, const std::vector<TrainingCase>& cases)
   PreparedData data;
   const auto& spec = model.spec;
   for (const auto& c : cases) {
-    auto img = detail::toTensor(preprocessImage(c.image, model.preprocessing));
-    auto lab = detail::toTensor(preprocessLabels(c.labels, model.preprocessing)).round().to(torch::kInt64);
+    auto img = detail::toTensor(model::preprocessImage(c.image, model.preprocessing));
+    auto lab = detail::toTensor(model::preprocessLabels(c.labels, model.preprocessing)).round().to(torch::kInt64);
     if (spec.dims == 2) {
       img = detail::slicesAcross(img, spec.axis);
       lab = detail::slicesAcross(lab, spec.axis);
@@ -186,8 +188,8 @@ class PatchBatches : public BatchSource {
 void trainModel(Model& model, const std::vector<TrainingCase>& cases, const TrainOptions& options) {
   model.spec.validate();
   validateTrainingCases(cases, model.spec);
-  if (options.epochs < 1) throw ModelError("training: epochs must be at least 1");
-  if (options.batchSize < 1) throw ModelError("training: batch size must be at least 1");
+  if (options.epochs < 1) throw Error(ErrorCode::BadModel, "training: epochs must be at least 1");
+  if (options.batchSize < 1) throw Error(ErrorCode::BadModel, "training: batch size must be at least 1");
 
   torch::manual_seed(options.seed);
   std::mt19937_64 rng(options.seed);
@@ -237,7 +239,7 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
 }
 
 Model defaultModelFor(const std::vector<TrainingCase>& cases, const TaskInfo& task, uint64_t seed) {
-  if (cases.empty()) throw ModelError("training: no image/label pairs given");
+  if (cases.empty()) throw Error(ErrorCode::BadModel, "training: no image/label pairs given");
   const auto& g = cases.front().image.geometry;
   // Slices are taken across the coarsest axis (the acquisition's slice direction); ties favour z.
   int axis = 2;
@@ -266,7 +268,7 @@ Model defaultModelFor(const std::vector<TrainingCase>& cases, const TaskInfo& ta
   for (int l = 0; l <= maxLabel; ++l) {
     if (!t.labels.count(l)) t.labels[l] = l == 0 ? "background" : "label " + std::to_string(l);
   }
-  return initialModel(spec, prep, t, seed);
+  return model::initialModel(spec, prep, t, seed);
 }
 
 }  // namespace tessera::nn

@@ -1,7 +1,6 @@
 #include "UNet.h"
 
-#include "NetworkFactory.h"
-#include "tessera/nn/ModelError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::nn::detail {
 
@@ -180,14 +179,14 @@ void loadWeights(UNet& net, const WeightSet& weights) {
   torch::NoGradGuard noGrad;
   auto targets = namedState(net);
   if (targets.size() != weights.size()) {
-    throw ModelError("weights hold " + std::to_string(weights.size()) + " tensors, the network has " +
+    throw Error(ErrorCode::BadModel, "weights hold " + std::to_string(weights.size()) + " tensors, the network has " +
                      std::to_string(targets.size()));
   }
   for (size_t i = 0; i < targets.size(); ++i) {
     auto& [name, tensor] = targets[i];
     const auto& w = weights[i];
     if (w.name != name || std::vector<int64_t>(tensor.sizes().begin(), tensor.sizes().end()) != w.shape) {
-      throw ModelError("weight tensor '" + w.name + "' does not match network tensor '" + name + "'");
+      throw Error(ErrorCode::BadModel, "weight tensor '" + w.name + "' does not match network tensor '" + name + "'");
     }
     auto source = torch::from_blob(const_cast<float*>(w.values.data()), tensor.sizes(), torch::kFloat32);
     tensor.copy_(source.to(tensor.dtype()));
@@ -200,19 +199,11 @@ UNet buildNetwork(const NetworkSpec& spec, const WeightSet& weights) {
   return net;
 }
 
-WeightSet initialWeights(const NetworkSpec& spec, uint64_t seed) {
-  torch::manual_seed(seed);
-  UNet net(spec);
-  return extractWeights(net);
-}
-
-std::vector<WeightShape> weightLayout(const NetworkSpec& spec) {
-  // Building the network on the meta device would avoid the allocation, but LibTorch 1.13's
-  // module constructors initialise in place; the cost is small next to reading the file.
+std::vector<std::pair<std::string, std::vector<int64_t>>> moduleLayout(const NetworkSpec& spec) {
   torch::NoGradGuard noGrad;
   UNet net(spec);
-  std::vector<WeightShape> out;
-  for (const auto& [name, tensor] : namedState(net)) out.push_back({name, {tensor.sizes().begin(), tensor.sizes().end()}});
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  for (const auto& [name, tensor] : namedState(net)) out.emplace_back(name, std::vector<int64_t>(tensor.sizes().begin(), tensor.sizes().end()));
   return out;
 }
 

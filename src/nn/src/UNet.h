@@ -4,8 +4,7 @@
 
 #include <torch/torch.h>
 
-#include "tessera/nn/NetworkSpec.h"
-#include "tessera/nn/Weights.h"
+#include "ModelTypes.h"
 
 namespace tessera::nn::detail {
 
@@ -57,5 +56,7 @@ UNet buildNetwork(const NetworkSpec& spec, const WeightSet& weights);
 // The network's parameters and buffers as a WeightSet, in state order.
 WeightSet extractWeights(UNet& net);
 void loadWeights(UNet& net, const WeightSet& weights);
+// Names and shapes of the LibTorch module's state, for checking model::weightLayout against it.
+std::vector<std::pair<std::string, std::vector<int64_t>>> moduleLayout(const NetworkSpec& spec);
 
 }  // namespace tessera::nn::detail

@@ -5,7 +5,7 @@
 
 #include "tessera/common/AtomicFile.h"
 #include "tessera/common/Sha256.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server {
 
@@ -20,7 +20,7 @@ fs::path shardOf(const fs::path& blobs, const std::string& sha) { return blobs /
 void ensureShard(const fs::path& blobs, const fs::path& shard) {
   std::error_code ec;
   const bool created = fs::create_directory(shard, ec);
-  if (ec) throw StorageError("io", shard.string() + ": cannot create blob directory: " + ec.message());
+  if (ec) throw Error(ErrorCode::Io, shard.string() + ": cannot create blob directory: " + ec.message());
   if (created) common::fsyncDirectory(blobs);
 }
 
@@ -33,7 +33,7 @@ bool isSha256Hex(const std::string& text) {
 BlobStore::BlobStore(fs::path root) : root_(std::move(root)) {
   std::error_code ec;
   fs::create_directories(temporaryDirectory(), ec);
-  if (ec) throw StorageError("io", temporaryDirectory().string() + ": cannot create: " + ec.message());
+  if (ec) throw Error(ErrorCode::Io, temporaryDirectory().string() + ": cannot create: " + ec.message());
 }
 
 // ---- Writer ---------------------------------------------------------------------------------
@@ -41,8 +41,8 @@ BlobStore::BlobStore(fs::path root) : root_(std::move(root)) {
 BlobStore::Writer::Writer(fs::path blobsDirectory) : blobs_(std::move(blobsDirectory)) {
   try {
     file_ = std::make_unique<common::AtomicFileWriter>(blobs_ / "tmp");
-  } catch (const common::FileError& e) {
-    throw StorageError("io", e.what());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Io, e.what());
   }
   hash_ = std::make_unique<common::Sha256>();
 }
@@ -52,18 +52,18 @@ BlobStore::Writer& BlobStore::Writer::operator=(Writer&&) noexcept = default;
 BlobStore::Writer::~Writer() = default;
 
 void BlobStore::Writer::write(std::string_view bytes) {
-  if (!file_) throw StorageError("io", "blob writer: write after commit");
+  if (!file_) throw Error(ErrorCode::Io, "blob writer: write after commit");
   try {
     file_->write(bytes);
-  } catch (const common::FileError& e) {
-    throw StorageError("io", e.what());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Io, e.what());
   }
   hash_->update(bytes);
   size_ += bytes.size();
 }
 
 std::string BlobStore::Writer::commit() {
-  if (!file_) throw StorageError("io", "blob writer: committed twice");
+  if (!file_) throw Error(ErrorCode::Io, "blob writer: committed twice");
   // Whatever happens below, this writer is finished; the temporary file goes with file_.
   const auto file = std::move(file_);
   const std::string sha = hash_->finishHex();
@@ -77,8 +77,8 @@ std::string BlobStore::Writer::commit() {
     const auto existing = fs::file_size(target, ec);
     if (!ec && existing == size_) return sha;
     file->commit(target);
-  } catch (const common::FileError& e) {
-    throw StorageError("io", e.what());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Io, e.what());
   }
   return sha;
 }
@@ -95,7 +95,7 @@ std::string BlobStore::put(std::string_view bytes) {
 
 fs::path BlobStore::pathOf(const std::string& sha) const {
   if (!isSha256Hex(sha)) {
-    throw StorageError("bad_request", "blob name '" + sha.substr(0, 80) + "' is not a SHA-256 (64 lower-case hex digits)");
+    throw Error(ErrorCode::BadRequest, "blob name '" + sha.substr(0, 80) + "' is not a SHA-256 (64 lower-case hex digits)");
   }
   return shardOf(root_ / "blobs", sha) / sha;
 }
@@ -108,15 +108,15 @@ bool BlobStore::contains(const std::string& sha) const {
 std::string BlobStore::read(const std::string& sha) const {
   const fs::path path = pathOf(sha);
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw StorageError("not_found", "blob " + sha + " is not stored (" + path.string() + ")");
+  if (!fs::is_regular_file(path, ec)) throw Error(ErrorCode::NotFound, "blob " + sha + " is not stored (" + path.string() + ")");
   std::string bytes;
   try {
     bytes = common::readFile(path);
-  } catch (const common::FileError& e) {
-    throw StorageError("io", e.what());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Io, e.what());
   }
   if (common::sha256Hex(bytes) != sha) {
-    throw StorageError("corrupt", path.string() + ": content does not match its SHA-256 name");
+    throw Error(ErrorCode::Corrupt, path.string() + ": content does not match its SHA-256 name");
   }
   return bytes;
 }
@@ -125,13 +125,13 @@ void BlobStore::removeTemporaryFiles() {
   const fs::path tmp = temporaryDirectory();
   std::error_code ec;
   fs::directory_iterator it(tmp, ec);
-  if (ec) throw StorageError("io", tmp.string() + ": cannot list: " + ec.message());
+  if (ec) throw Error(ErrorCode::Io, tmp.string() + ": cannot list: " + ec.message());
   // Listed first, removed after: deleting entries under a live iterator is unspecified.
   std::vector<fs::path> leftovers;
   for (const auto& entry : it) leftovers.push_back(entry.path());
   for (const auto& path : leftovers) {
     fs::remove_all(path, ec);
-    if (ec) throw StorageError("io", path.string() + ": cannot remove leftover: " + ec.message());
+    if (ec) throw Error(ErrorCode::Io, path.string() + ": cannot remove leftover: " + ec.message());
   }
 }
 

@@ -7,7 +7,7 @@
 #include "Rows.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/Registry.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server {
 
@@ -53,7 +53,7 @@ void checkGenerations(db::Connection& c, const BlobStore& blobs, Problems& out) 
     while (q.step()) {
       try {
         all.push_back(rows::readGeneration(q));
-      } catch (const StorageError& e) {
+      } catch (const Error& e) {
         out.push_back(e.what());
       }
     }

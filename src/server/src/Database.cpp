@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server::db {
 
@@ -12,18 +12,18 @@ namespace {
 
 // The API's error code for a failed step: constraint violations are the caller's fault or a
 // race with another request, everything else is the storage's.
-std::string codeFor(int extendedRc) {
+ErrorCode codeFor(int extendedRc) {
   switch (extendedRc) {
     case SQLITE_CONSTRAINT_UNIQUE:
     case SQLITE_CONSTRAINT_PRIMARYKEY:
-      return "conflict";
+      return ErrorCode::Conflict;
     case SQLITE_CONSTRAINT_FOREIGNKEY:
-      return "not_found";
+      return ErrorCode::NotFound;
     case SQLITE_CONSTRAINT_CHECK:
     case SQLITE_CONSTRAINT_NOTNULL:
-      return "bad_request";
+      return ErrorCode::BadRequest;
     default:
-      return "io";
+      return ErrorCode::Io;
   }
 }
 
@@ -99,7 +99,7 @@ nlohmann::json Statement::json(int column) const {
   const std::string raw = text(column);
   auto parsed = nlohmann::json::parse(raw, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
-    throw StorageError("corrupt", std::string("registry ") + purpose_ + ": column '" +
+    throw Error(ErrorCode::Corrupt, std::string("registry ") + purpose_ + ": column '" +
                                       sqlite3_column_name(stmt_, column) + "' holds invalid JSON: " + raw.substr(0, 80));
   }
   return parsed;
@@ -107,7 +107,7 @@ nlohmann::json Statement::json(int column) const {
 
 void Statement::fail(const char* stage, int rc) const {
   // With extended result codes on, sqlite3_step returns e.g. SQLITE_CONSTRAINT_UNIQUE directly.
-  throw StorageError(codeFor(rc), std::string("registry ") + stage + " '" + purpose_ +
+  throw Error(codeFor(rc), std::string("registry ") + stage + " '" + purpose_ +
                                       "' failed: " + sqlite3_errmsg(connection_.handle()));
 }
 
@@ -119,7 +119,7 @@ Connection::Connection(const fs::path& file) : path_(file) {
   if (rc != SQLITE_OK) {
     const std::string message = handle_ ? sqlite3_errmsg(handle_) : "out of memory";
     sqlite3_close(handle_);
-    throw StorageError("io", path_.string() + ": " + message);
+    throw Error(ErrorCode::Io, path_.string() + ": " + message);
   }
   sqlite3_extended_result_codes(handle_, 1);
   sqlite3_busy_timeout(handle_, 5000);
@@ -129,15 +129,15 @@ Connection::Connection(const fs::path& file) : path_(file) {
       Statement wal(*this, "switching to WAL journaling", "PRAGMA journal_mode=WAL");
       // The answer is the mode now in force; a filesystem without shared memory says "delete".
       if (!wal.step() || wal.text(0) != "wal") {
-        throw StorageError("io", "cannot use WAL journaling (journal mode is '" + wal.text(0) + "')");
+        throw Error(ErrorCode::Io, "cannot use WAL journaling (journal mode is '" + wal.text(0) + "')");
       }
     }
     exec("requiring full fsync on commit", "PRAGMA synchronous=FULL");
     exec("enabling foreign keys", "PRAGMA foreign_keys=ON");
-  } catch (const StorageError& e) {
+  } catch (const Error& e) {
     sqlite3_close(handle_);
     handle_ = nullptr;
-    throw StorageError("io", path_.string() + ": " + e.what());
+    throw Error(ErrorCode::Io, path_.string() + ": " + e.what());
   }
 }
 
@@ -152,7 +152,7 @@ void Connection::exec(const char* purpose, const char* sql) {
   if (rc != SQLITE_OK) {
     const std::string message = error ? error : sqlite3_errmsg(handle_);
     sqlite3_free(error);
-    throw StorageError(codeFor(rc), std::string("registry ") + purpose + " failed: " + message);
+    throw Error(codeFor(rc), std::string("registry ") + purpose + " failed: " + message);
   }
 }
 

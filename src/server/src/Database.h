@@ -1,7 +1,7 @@
 #pragma once
 // A thin RAII layer over the SQLite C API for the registry: one connection, prepared statements
 // with bound parameters, transactions that roll back on any exception. Every SQLite failure
-// becomes a StorageError whose message says what the registry was doing.
+// becomes a Error whose message says what the registry was doing.
 // Not thread-safe by itself: Registry serialises all use behind its mutex.
 
 #include <sqlite3.h>
@@ -51,7 +51,7 @@ class Statement {
   std::string text(int column) const;  // NULL reads as ""
   std::optional<int64_t> optionalInteger(int column) const;
   std::optional<double> optionalReal(int column) const;
-  // NULL reads as JSON null; text that does not parse is StorageError("corrupt").
+  // NULL reads as JSON null; text that does not parse is Error("corrupt").
   nlohmann::json json(int column) const;
 
  private:
@@ -66,7 +66,7 @@ class Statement {
 class Connection {
  public:
   // Opens or creates `file` with WAL, synchronous=FULL, foreign keys and a 5 s busy timeout.
-  // StorageError("io", "<file>: <sqlite message>") when that fails.
+  // Error(ErrorCode::Io, "<file>: <sqlite message>") when that fails.
   explicit Connection(const std::filesystem::path& file);
   ~Connection();
   Connection(const Connection&) = delete;

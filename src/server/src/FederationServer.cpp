@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "HttpError.h"
+#include "tessera/common/Error.h"
 #include "JsonViews.h"
 #include "MergeLoop.h"
 #include "ServerMetrics.h"
@@ -17,12 +17,12 @@
 #include "tessera/common/Sha256.h"
 #include "tessera/federation/MergePolicy.h"
 #include "tessera/federation/UpdateCheck.h"
-#include "tessera/federation/UpdateError.h"
-#include "tessera/nn/ModelError.h"
+#include "tessera/common/Error.h"
+#include "tessera/common/Error.h"
 #include "tessera/server/AdminTasks.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/Registry.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server {
 
@@ -49,11 +49,11 @@ void sendError(httplib::Response& res, int status, const std::string& code, cons
 }
 
 json parseJsonBody(const httplib::Request& req) {
-  if (req.body.size() > kMaxJsonBody) throw HttpError(413, "too_large", "JSON body over 8 MiB");
+  if (req.body.size() > kMaxJsonBody) throw Error(ErrorCode::TooLarge, "JSON body over 8 MiB");
   try {
     return json::parse(req.body);
   } catch (const json::exception& e) {
-    throw HttpError(400, "bad_request", std::string("body is not valid JSON: ") + e.what());
+    throw Error(ErrorCode::BadRequest, std::string("body is not valid JSON: ") + e.what());
   }
 }
 
@@ -64,7 +64,7 @@ int64_t parseGeneration(const std::string& text) {
     if (used == text.size() && g >= 0) return g;
   } catch (const std::exception&) {
   }
-  throw HttpError(400, "bad_request", "generation '" + text + "' is not a non-negative integer");
+  throw Error(ErrorCode::BadRequest, "generation '" + text + "' is not a non-negative integer");
 }
 
 }  // namespace
@@ -86,7 +86,8 @@ struct FederationServer::Impl {
     registry = std::make_unique<Registry>(options.dataDir);
     blobs = std::make_unique<BlobStore>(options.dataDir);
     blobs->removeTemporaryFiles();
-    mergeLoop = std::make_unique<MergeLoop>(*registry, *blobs, options.dataDir, metrics, options.log, options.pollSeconds);
+    mergeLoop = std::make_unique<MergeLoop>(*registry, *blobs, options.dataDir, metrics, options.log, options.pollSeconds,
+                                            options.scorer);
   }
 
   void log(const std::string& line) const {
@@ -95,31 +96,31 @@ struct FederationServer::Impl {
 
   Site authenticate(const httplib::Request& req) const {
     const std::string header = req.get_header_value("Authorization");
-    if (header.empty()) throw HttpError(401, "unauthorized", "missing 'Authorization: Bearer <token>' header");
-    if (header.rfind("Bearer ", 0) != 0) throw HttpError(401, "unauthorized", "Authorization header is not a bearer token");
+    if (header.empty()) throw Error(ErrorCode::Unauthorized, "missing 'Authorization: Bearer <token>' header");
+    if (header.rfind("Bearer ", 0) != 0) throw Error(ErrorCode::Unauthorized, "Authorization header is not a bearer token");
     const auto site = registry->siteForToken(header.substr(7));
-    if (!site) throw HttpError(401, "unauthorized", "unknown or revoked token");
+    if (!site) throw Error(ErrorCode::Unauthorized, "unknown or revoked token");
     return *site;
   }
 
   Site require(const httplib::Request& req, const std::string& role) const {
     Site site = authenticate(req);
     if (!role.empty() && site.role != role) {
-      throw HttpError(403, "forbidden", "this needs the '" + role + "' role; token of '" + site.name + "' has role '" + site.role + "'");
+      throw Error(ErrorCode::Forbidden, "this needs the '" + role + "' role; token of '" + site.name + "' has role '" + site.role + "'");
     }
     return site;
   }
 
   ModelRecord modelOr404(const std::string& task) const {
     auto m = registry->model(task);
-    if (!m) throw HttpError(404, "not_found", "no model for task '" + task + "'");
+    if (!m) throw Error(ErrorCode::NotFound, "no model for task '" + task + "'");
     return *m;
   }
 
   GenerationRecord generationOr404(const ModelRecord& m, const std::string& which) const {
     std::optional<GenerationRecord> g =
         which == "latest" ? registry->latestGeneration(m.id) : registry->generation(m.id, parseGeneration(which));
-    if (!g) throw HttpError(404, "not_found", "model '" + m.task + "' has no generation " + which);
+    if (!g) throw Error(ErrorCode::NotFound, "model '" + m.task + "' has no generation " + which);
     return *g;
   }
 
@@ -130,17 +131,11 @@ struct FederationServer::Impl {
     try {
       body();
       return;
-    } catch (const HttpError& e) {
-      sendError(res, e.status(), e.code(), e.what());
-    } catch (const federation::UpdateError& e) {
-      const int status = e.code() == "too_large" ? 413 : e.code() == "io" ? 500 : 422;
-      sendError(res, status, e.code(), e.what());
-      ++metrics.updatesRejected;
-    } catch (const StorageError& e) {
-      const int status = e.code() == "not_found" ? 404 : e.code() == "conflict" ? 409 : e.code() == "bad_request" ? 400 : 500;
-      sendError(res, status, e.code(), e.what());
-    } catch (const nn::ModelError& e) {
-      sendError(res, 400, "bad_model", e.what());
+    } catch (const Error& e) {
+      // Update refusals (422) are counted apart: they are sites' mistakes, not the server's.
+      if (e.httpStatus() == 422) ++metrics.updatesRejected;
+      if (e.httpStatus() >= 500) log(std::string("error ") + std::string(e.codeName()) + ": " + e.what());
+      sendError(res, e.httpStatus(), std::string(e.codeName()), e.what());
     } catch (const std::invalid_argument& e) {
       sendError(res, 400, "bad_request", e.what());
     } catch (const std::exception& e) {
@@ -151,6 +146,15 @@ struct FederationServer::Impl {
   }
 
   void routes();
+  void errorRoutes(httplib::Server& svr);
+  void healthRoutes(httplib::Server& svr);
+  void modelRoutes(httplib::Server& svr);
+  void generationRoutes(httplib::Server& svr);
+  void policyRoutes(httplib::Server& svr);
+  void updateRoutes(httplib::Server& svr);
+  void usageRoutes(httplib::Server& svr);
+  void receiveEvents(const httplib::Request& req, httplib::Response& res);
+  void drainRefusedBody(const httplib::Request& req, const httplib::ContentReader& reader);
   void receiveUpdate(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
                      const std::string& task);
   void sendModelFile(httplib::Response& res, const ModelRecord& m, const GenerationRecord& g);
@@ -164,7 +168,7 @@ void FederationServer::Impl::receiveUpdate(const httplib::Request& req, httplib:
   const auto policy = federation::policyFromJson(model.policy);
   const std::string declared = req.get_header_value("Content-Length");
   const auto overLimit = [&] {
-    return HttpError(413, "too_large", (declared.empty() ? "update" : "update of " + declared + " bytes") +
+    return Error(ErrorCode::TooLarge, (declared.empty() ? "update" : "update of " + declared + " bytes") +
                                            " is over the limit of " + std::to_string(policy.maxUpdateBytes) + " bytes");
   };
   const uint64_t drainLimit = policy.maxUpdateBytes + std::min(kDrainBytes, UINT64_MAX - policy.maxUpdateBytes);
@@ -190,12 +194,12 @@ void FederationServer::Impl::receiveUpdate(const httplib::Request& req, httplib:
   const auto info = federation::readUpdateFileInfo(file.temporaryPath(), "update");
   const auto base = registry->generation(model.id, info.header.baseGeneration);
   if (!base) {
-    throw federation::UpdateError("unknown_base", "update starts from generation " + std::to_string(info.header.baseGeneration) +
+    throw Error(ErrorCode::UnknownBase, "update starts from generation " + std::to_string(info.header.baseGeneration) +
                                                       ", which model '" + task + "' does not have");
   }
   const auto latest = registry->latestGeneration(model.id);
   if (latest && latest->generation - base->generation > policy.maxStaleness) {
-    throw federation::UpdateError("stale_base", "update starts from generation " + std::to_string(base->generation) + ", " +
+    throw Error(ErrorCode::StaleBase, "update starts from generation " + std::to_string(base->generation) + ", " +
                                                     std::to_string(latest->generation - base->generation) +
                                                     " behind the latest; the policy accepts at most " +
                                                     std::to_string(policy.maxStaleness) + " (pull and train again)");
@@ -227,14 +231,14 @@ void FederationServer::Impl::receiveUpdate(const httplib::Request& req, httplib:
 }
 
 void FederationServer::Impl::sendModelFile(httplib::Response& res, const ModelRecord& m, const GenerationRecord& g) {
-  nn::Model meta;
-  meta.spec = nn::networkSpecFromJson(m.header.at("spec"));
-  meta.preprocessing = nn::preprocessingFromJson(m.header.at("preprocessing"));
-  meta.task = nn::taskInfoFromJson(m.header.at("task"));
+  model::Model meta;
+  meta.spec = model::networkSpecFromJson(m.header.at("spec"));
+  meta.preprocessing = model::preprocessingFromJson(m.header.at("preprocessing"));
+  meta.task = model::taskInfoFromJson(m.header.at("task"));
   meta.generation = g.generation;
   meta.parentGeneration = g.parent;
   auto prefix = std::make_shared<std::string>(
-      nn::encodeModelPrefix(meta, g.parameters, static_cast<uint64_t>(g.weightsBytes), g.weightsSha256));
+      model::encodeModelPrefix(meta, g.parameters, static_cast<uint64_t>(g.weightsBytes), g.weightsSha256));
   const fs::path blob = blobs->pathOf(g.weightsSha256);
   const std::string key = m.task + "/" + std::to_string(g.generation);
   std::string fileSha;
@@ -246,7 +250,7 @@ void FederationServer::Impl::sendModelFile(httplib::Response& res, const ModelRe
     common::Sha256 h;
     h.update(*prefix);
     std::FILE* f = std::fopen(blob.c_str(), "rb");
-    if (!f) throw StorageError("io", blob.string() + ": weights blob missing");
+    if (!f) throw Error(ErrorCode::Io, blob.string() + ": weights blob missing");
     std::vector<char> buf(1 << 20);
     size_t n;
     while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) h.update(std::string_view(buf.data(), n));
@@ -261,7 +265,7 @@ void FederationServer::Impl::sendModelFile(httplib::Response& res, const ModelRe
   auto file = std::shared_ptr<std::FILE>(std::fopen(blob.c_str(), "rb"), [](std::FILE* f) {
     if (f) std::fclose(f);
   });
-  if (!file) throw StorageError("io", blob.string() + ": weights blob missing");
+  if (!file) throw Error(ErrorCode::Io, blob.string() + ": weights blob missing");
   res.set_content_provider(total, "application/octet-stream",
                            [prefix, file](size_t offset, size_t length, httplib::DataSink& sink) {
                              if (offset < prefix->size()) {
@@ -295,8 +299,51 @@ std::string FederationServer::Impl::prometheus() const {
   return out;
 }
 
-void FederationServer::Impl::routes() {
-  auto& svr = *http;
+void FederationServer::Impl::receiveEvents(const httplib::Request& req, httplib::Response& res) {
+  const Site s = require(req, "site");
+  const json body = parseJsonBody(req);
+  if (!body.is_object() || !body.contains("events") || !body["events"].is_array()) {
+    throw Error(ErrorCode::BadRequest, "body must be {\"events\": [...]}");
+  }
+  static const std::vector<std::string> kTypes{"predict", "correct", "train", "push"};
+  std::vector<UsageEvent> events;
+  for (const auto& e : body["events"]) {
+    UsageEvent ev;
+    try {
+      ev.type = e.at("type").get<std::string>();
+      ev.task = e.value("task", "");
+      if (e.contains("seconds") && !e["seconds"].is_null()) ev.seconds = e["seconds"].get<double>();
+      if (e.contains("dice") && !e["dice"].is_null()) ev.dice = e["dice"].get<double>();
+    } catch (const json::exception& x) {
+      throw Error(ErrorCode::BadRequest, std::string("event ") + e.dump() + ": " + x.what());
+    }
+    if (std::find(kTypes.begin(), kTypes.end(), ev.type) == kTypes.end()) {
+      throw Error(ErrorCode::BadRequest, "event type '" + ev.type + "' is not one of predict, correct, train, push");
+    }
+    events.push_back(ev);
+  }
+  registry->addEvents(s.id, events);
+  sendJson(res, 202, {{"accepted", events.size()}});
+}
+
+// Refused before the body was read (token, role, task, declared size): drop the body, if it is
+// not hopelessly large, so that the client reads the answer instead of a reset.
+void FederationServer::Impl::drainRefusedBody(const httplib::Request& req, const httplib::ContentReader& reader) {
+  const std::string declared = req.get_header_value("Content-Length");
+  const bool chunked = req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+  const bool drainable = chunked || (!declared.empty() && declared.size() < 19 &&
+                                     declared.find_first_not_of("0123456789") == std::string::npos &&
+                                     std::stoull(declared) <= kDrainBytes);
+  if (!drainable) return;
+  uint64_t dropped = 0;
+  reader([&](const char*, size_t length) {
+    dropped += length;
+    return dropped <= kDrainBytes;
+  });
+}
+
+// What httplib answers by itself (unknown route, body over the limit, a throw) as JSON errors.
+void FederationServer::Impl::errorRoutes(httplib::Server& svr) {
   svr.set_payload_max_length(kMaxBodyBytes);
   svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     // Only statuses set by httplib itself arrive here without a JSON body (404 route, 413 …).
@@ -309,6 +356,10 @@ void FederationServer::Impl::routes() {
     sendError(res, 500, "internal", "unexpected server error");
   });
 
+}
+
+// /healthz, /metrics and /v1/whoami: probes and identity.
+void FederationServer::Impl::healthRoutes(httplib::Server& svr) {
   svr.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     guard(res, [&] {
       sendJson(res, 200, {{"status", "ok"}, {"models", registry->models({}).size()}, {"queued_updates", registry->queuedCount()}});
@@ -323,6 +374,10 @@ void FederationServer::Impl::routes() {
       sendJson(res, 200, {{"name", s.name}, {"role", s.role}});
     });
   });
+}
+
+// /v1/models: list, seed, one model.
+void FederationServer::Impl::modelRoutes(httplib::Server& svr) {
   svr.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     guard(res, [&] {
       require(req, "");
@@ -336,7 +391,7 @@ void FederationServer::Impl::routes() {
   svr.Post("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     guard(res, [&] {
       require(req, "admin");
-      const nn::Model model = nn::decodeModel(req.body, "uploaded model");
+      const model::Model model = model::decodeModel(req.body, "uploaded model");
       const std::string strategy = req.has_param("strategy") ? req.get_param_value("strategy") : "fedavg";
       const json seeded = seedModel(*registry, *blobs, model, strategy);
       log("model '" + model.task.name + "' seeded at generation " + std::to_string(model.generation));
@@ -351,6 +406,10 @@ void FederationServer::Impl::routes() {
       sendJson(res, 200, modelSummaryJson(m, registry->latestGeneration(m.id)));
     });
   });
+}
+
+// /v1/models/T/generations: history, one generation, its model file.
+void FederationServer::Impl::generationRoutes(httplib::Server& svr) {
   svr.Get(R"(/v1/models/([^/]+)/generations)", [this](const httplib::Request& req, httplib::Response& res) {
     guard(res, [&] {
       require(req, "");
@@ -378,6 +437,10 @@ void FederationServer::Impl::routes() {
       sendModelFile(res, m, generationOr404(m, req.matches[2]));
     });
   });
+}
+
+// /v1/models/T/policy (admin).
+void FederationServer::Impl::policyRoutes(httplib::Server& svr) {
   svr.Get(R"(/v1/models/([^/]+)/policy)", [this](const httplib::Request& req, httplib::Response& res) {
     guard(res, [&] {
       require(req, "admin");
@@ -393,6 +456,10 @@ void FederationServer::Impl::routes() {
       sendJson(res, 200, policy);
     });
   });
+}
+
+// /v1/models/T/updates and /v1/updates/N: uploads and their status.
+void FederationServer::Impl::updateRoutes(httplib::Server& svr) {
   svr.Post(R"(/v1/models/([^/]+)/updates)",
            [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
              bool bodyRead = false;
@@ -406,20 +473,7 @@ void FederationServer::Impl::routes() {
                    return reader(std::move(header), std::move(receiver));
                  });
              guard(res, [&] { receiveUpdate(req, res, tracked, req.matches[1]); });
-             // Refused before the body was read (token, role, task, declared size): drop the
-             // body, if it is not hopelessly large, so that the client reads the answer.
-             const std::string declared = req.get_header_value("Content-Length");
-             const bool chunked = req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
-             const bool drainable =
-                 chunked || (!declared.empty() && declared.size() < 19 &&
-                             declared.find_first_not_of("0123456789") == std::string::npos && std::stoull(declared) <= kDrainBytes);
-             if (!bodyRead && res.status >= 400 && drainable) {
-               uint64_t dropped = 0;
-               reader([&](const char*, size_t length) {
-                 dropped += length;
-                 return dropped <= kDrainBytes;
-               });
-             }
+             if (!bodyRead && res.status >= 400) drainRefusedBody(req, reader);
            });
   svr.Get(R"(/v1/models/([^/]+)/updates)", [this](const httplib::Request& req, httplib::Response& res) {
     guard(res, [&] {
@@ -437,39 +491,18 @@ void FederationServer::Impl::routes() {
       const std::string digits = req.matches[1];
       const auto u = digits.size() <= 18 ? registry->update(std::stoll(digits)) : std::nullopt;
       if (!u || (s.role != "admin" && u->siteId != s.id)) {
-        throw HttpError(404, "not_found", "no update " + std::string(req.matches[1]) + " of yours");
+        throw Error(ErrorCode::NotFound, "no update " + std::string(req.matches[1]) + " of yours");
       }
       const auto m = registry->modelById(u->modelId);
       sendJson(res, 200, updateJson(m ? m->task : "", *u));
     });
   });
+}
+
+// /v1/events and /v1/stats: usage reported by sites.
+void FederationServer::Impl::usageRoutes(httplib::Server& svr) {
   svr.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
-    guard(res, [&] {
-      const Site s = require(req, "site");
-      const json body = parseJsonBody(req);
-      if (!body.is_object() || !body.contains("events") || !body["events"].is_array()) {
-        throw HttpError(400, "bad_request", "body must be {\"events\": [...]}");
-      }
-      static const std::vector<std::string> kTypes{"predict", "correct", "train", "push"};
-      std::vector<UsageEvent> events;
-      for (const auto& e : body["events"]) {
-        UsageEvent ev;
-        try {
-          ev.type = e.at("type").get<std::string>();
-          ev.task = e.value("task", "");
-          if (e.contains("seconds") && !e["seconds"].is_null()) ev.seconds = e["seconds"].get<double>();
-          if (e.contains("dice") && !e["dice"].is_null()) ev.dice = e["dice"].get<double>();
-        } catch (const json::exception& x) {
-          throw HttpError(400, "bad_request", std::string("event ") + e.dump() + ": " + x.what());
-        }
-        if (std::find(kTypes.begin(), kTypes.end(), ev.type) == kTypes.end()) {
-          throw HttpError(400, "bad_request", "event type '" + ev.type + "' is not one of predict, correct, train, push");
-        }
-        events.push_back(ev);
-      }
-      registry->addEvents(s.id, events);
-      sendJson(res, 202, {{"accepted", events.size()}});
-    });
+    guard(res, [&] { receiveEvents(req, res); });
   });
   svr.Get("/v1/stats", [this](const httplib::Request& req, httplib::Response& res) {
     guard(res, [&] {
@@ -477,6 +510,17 @@ void FederationServer::Impl::routes() {
       sendJson(res, 200, registry->usageStats());
     });
   });
+}
+
+void FederationServer::Impl::routes() {
+  auto& svr = *http;
+  errorRoutes(svr);
+  healthRoutes(svr);
+  modelRoutes(svr);
+  generationRoutes(svr);
+  policyRoutes(svr);
+  updateRoutes(svr);
+  usageRoutes(svr);
 }
 
 FederationServer::FederationServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -6,7 +6,7 @@
 #include "tessera/federation/Merge.h"
 #include "tessera/federation/ValidationGate.h"
 #include "tessera/server/AdminTasks.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server {
 
@@ -28,8 +28,8 @@ std::string formatDice(std::optional<double> d) {
 }  // namespace
 
 MergeLoop::MergeLoop(Registry& registry, BlobStore& blobs, fs::path dataDir, ServerMetrics& metrics,
-                     std::function<void(const std::string&)> log, double pollSeconds)
-    : registry_(registry), blobs_(blobs), dataDir_(std::move(dataDir)), metrics_(metrics), log_(std::move(log)),
+                     std::function<void(const std::string&)> log, double pollSeconds, ValidationScorer scorer)
+    : registry_(registry), blobs_(blobs), dataDir_(std::move(dataDir)), metrics_(metrics), scorer_(std::move(scorer)), log_(std::move(log)),
       pollSeconds_(pollSeconds) {}
 
 MergeLoop::~MergeLoop() { stop(); }
@@ -83,7 +83,7 @@ int MergeLoop::mergeModel(const ModelRecord& model) {
     auto queued = registry_.queuedUpdates(model.id);
     if (queued.empty()) return built;
     const auto current = registry_.latestGeneration(model.id);
-    if (!current) throw StorageError("corrupt", "model '" + model.task + "' has no generation");
+    if (!current) throw Error(ErrorCode::Corrupt, "model '" + model.task + "' has no generation");
     std::vector<UpdateRecord> round;
     if (policy.strategy == federation::Strategy::Dafne) {
       round.push_back(queued.front());  // Dafne merges each upload on arrival, one at a time
@@ -101,6 +101,7 @@ int MergeLoop::mergeModel(const ModelRecord& model) {
 
 std::optional<double> MergeLoop::validationDice(const ModelRecord& model, const GenerationRecord& g,
                                                 const std::string& weightsSha) {
+  if (!scorer_) return std::nullopt;
   const fs::path dir = validationDirectory(dataDir_, model.task);
   std::error_code ec;
   if (!fs::is_directory(dir / "images", ec)) return std::nullopt;
@@ -109,11 +110,11 @@ std::optional<double> MergeLoop::validationDice(const ModelRecord& model, const 
   if (auto it = diceCache_.find(key); it != diceCache_.end()) return it->second;
   const auto set = federation::ValidationSet::load(dir);
   if (set.cases.empty()) return std::nullopt;
-  nn::Model m = loadGeneration(registry_, blobs_, model.task, g.generation);
+  model::Model m = loadGeneration(registry_, blobs_, model.task, g.generation);
   if (weightsSha != g.weightsSha256) {
-    m.weights = nn::decodeWeights(blobs_.read(weightsSha), "candidate " + weightsSha.substr(0, 12));
+    m.weights = common::decodeWeights(blobs_.read(weightsSha), "candidate " + weightsSha.substr(0, 12));
   }
-  const double dice = federation::meanDice(m, set);
+  const double dice = scorer_(m, set.cases);
   diceCache_[key] = dice;
   return dice;
 }
@@ -128,8 +129,8 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
   input.policy = policy;
   input.generationWeights = [&](int64_t generation) {
     const auto g = registry_.generation(model.id, generation);
-    if (!g) throw StorageError("not_found", "generation " + std::to_string(generation) + " is gone");
-    return federation::WeightsLocation{blobs_.pathOf(g->weightsSha256), 0, 0};
+    if (!g) throw Error(ErrorCode::NotFound, "generation " + std::to_string(generation) + " is gone");
+    return common::WeightsLocation{blobs_.pathOf(g->weightsSha256), 0, 0};
   };
   std::vector<int64_t> ids;
   for (const auto& u : updates) {
@@ -144,8 +145,8 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
   }
 
   const fs::path tmpDir = blobs_.pathOf(current.weightsSha256).parent_path().parent_path() / "tmp";
-  federation::WeightStreamWriter writer(tmpDir, 0 + [&] {
-    federation::WeightStreamReader r(input.current, "current");
+  common::WeightFileWriter writer(tmpDir, 0 + [&] {
+    common::WeightRecordReader r(input.current, "current");
     return r.tensorCount();
   }());
   const auto merged = federation::mergeUpdates(input, writer);

@@ -13,6 +13,7 @@
 
 #include "ServerMetrics.h"
 #include "tessera/server/BlobStore.h"
+#include "tessera/server/FederationServer.h"
 #include "tessera/server/Registry.h"
 
 namespace tessera::server {
@@ -20,7 +21,7 @@ namespace tessera::server {
 class MergeLoop {
  public:
   MergeLoop(Registry& registry, BlobStore& blobs, std::filesystem::path dataDir, ServerMetrics& metrics,
-            std::function<void(const std::string&)> log, double pollSeconds);
+            std::function<void(const std::string&)> log, double pollSeconds, ValidationScorer scorer);
   ~MergeLoop();
 
   void start();
@@ -38,6 +39,7 @@ class MergeLoop {
   BlobStore& blobs_;
   std::filesystem::path dataDir_;
   ServerMetrics& metrics_;
+  ValidationScorer scorer_;
   std::function<void(const std::string&)> log_;
   double pollSeconds_;
   std::mutex mutex_;

@@ -7,7 +7,7 @@
 #include "Rows.h"
 #include "Schema.h"
 #include "TokenHash.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server {
 
@@ -16,13 +16,13 @@ namespace fs = std::filesystem;
 Registry::Registry(const fs::path& dataDir) {
   std::error_code ec;
   fs::create_directories(dataDir, ec);
-  if (ec) throw StorageError("io", dataDir.string() + ": cannot create the data directory: " + ec.message());
+  if (ec) throw Error(ErrorCode::Io, dataDir.string() + ": cannot create the data directory: " + ec.message());
   const fs::path file = dataDir / "registry.sqlite3";
   db_ = std::make_unique<db::Connection>(file);
   try {
     db::migrate(*db_);
-  } catch (const StorageError& e) {
-    throw StorageError(e.code(), file.string() + ": " + e.what());
+  } catch (const Error& e) {
+    throw Error(e.code(), file.string() + ": " + e.what());
   }
 }
 
@@ -30,10 +30,10 @@ Registry::~Registry() = default;
 
 std::pair<Site, std::string> Registry::addSite(const std::string& name, const std::string& role) {
   if (!isValidSiteName(name)) {
-    throw StorageError("bad_request", "site name '" + name.substr(0, 80) + "' must be 1-64 letters, digits, '.', '_' or '-'");
+    throw Error(ErrorCode::BadRequest, "site name '" + name.substr(0, 80) + "' must be 1-64 letters, digits, '.', '_' or '-'");
   }
   if (role != "site" && role != "admin") {
-    throw StorageError("bad_request", "role '" + role.substr(0, 80) + "' is neither 'site' nor 'admin'");
+    throw Error(ErrorCode::BadRequest, "role '" + role.substr(0, 80) + "' is neither 'site' nor 'admin'");
   }
   const std::string token = newSiteToken();
   Site site{0, name, role, rows::now()};
@@ -41,8 +41,8 @@ std::pair<Site, std::string> Registry::addSite(const std::string& name, const st
   try {
     db::Statement q(*db_, "adding a site", "INSERT INTO sites(name, role, token_sha256, created_at) VALUES(?,?,?,?)");
     q.bind(1, name).bind(2, role).bind(3, tokenHash(token)).bind(4, site.createdAt).run();
-  } catch (const StorageError& e) {
-    if (e.code() == "conflict") throw StorageError("conflict", "a site named '" + name + "' already exists");
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::Conflict) throw Error(ErrorCode::Conflict, "a site named '" + name + "' already exists");
     throw;
   }
   site.id = db_->lastInsertId();
@@ -54,7 +54,7 @@ std::string Registry::rotateToken(const std::string& name) {
   std::lock_guard lock(mutex_);
   db::Statement q(*db_, "replacing a site token", "UPDATE sites SET token_sha256 = ? WHERE name = ?");
   q.bind(1, tokenHash(token)).bind(2, name).run();
-  if (db_->changes() != 1) throw StorageError("not_found", "no site named '" + name.substr(0, 80) + "'");
+  if (db_->changes() != 1) throw Error(ErrorCode::NotFound, "no site named '" + name.substr(0, 80) + "'");
   return token;
 }
 

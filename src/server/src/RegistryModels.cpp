@@ -7,7 +7,7 @@
 #include "Rows.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/Registry.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server {
 
@@ -17,7 +17,7 @@ namespace {
 
 void requireSha(const std::string& sha, const char* field) {
   if (!isSha256Hex(sha)) {
-    throw StorageError("bad_request", std::string(field) + " '" + sha.substr(0, 80) + "' is not a SHA-256 (64 lower-case hex digits)");
+    throw Error(ErrorCode::BadRequest, std::string(field) + " '" + sha.substr(0, 80) + "' is not a SHA-256 (64 lower-case hex digits)");
   }
 }
 
@@ -25,12 +25,12 @@ void requireSha(const std::string& sha, const char* field) {
 std::vector<int64_t> roundUpdates(const std::vector<int64_t>& recorded, const std::vector<int64_t>& updateIds,
                                   const char* field) {
   if (!recorded.empty() && recorded != updateIds) {
-    throw StorageError("bad_request", std::string(field) + " " + json(recorded).dump() +
+    throw Error(ErrorCode::BadRequest, std::string(field) + " " + json(recorded).dump() +
                                           " differs from the updates being marked " + json(updateIds).dump());
   }
   std::set<int64_t> seen;
   for (const int64_t id : updateIds) {
-    if (!seen.insert(id).second) throw StorageError("bad_request", "update " + std::to_string(id) + " is listed twice");
+    if (!seen.insert(id).second) throw Error(ErrorCode::BadRequest, "update " + std::to_string(id) + " is listed twice");
   }
   return updateIds;
 }
@@ -38,7 +38,7 @@ std::vector<int64_t> roundUpdates(const std::vector<int64_t>& recorded, const st
 void requireModel(db::Connection& c, int64_t modelId) {
   db::Statement q(c, "checking a model exists", "SELECT 1 FROM models WHERE id = ?");
   q.bind(1, modelId);
-  if (!q.step()) throw StorageError("not_found", "no model with id " + std::to_string(modelId));
+  if (!q.step()) throw Error(ErrorCode::NotFound, "no model with id " + std::to_string(modelId));
 }
 
 void insertGeneration(db::Connection& c, const GenerationRecord& g, int64_t modelId, const std::vector<int64_t>& merged) {
@@ -50,9 +50,9 @@ void insertGeneration(db::Connection& c, const GenerationRecord& g, int64_t mode
     q.bind(1, modelId).bind(2, g.generation).bind(3, g.parent).bind(4, g.weightsSha256).bind(5, g.weightsBytes);
     q.bind(6, g.parameters).bind(7, g.strategy).bindJson(8, json(merged)).bindJson(9, g.validation);
     q.bind(10, g.createdAt > 0 ? g.createdAt : rows::now()).run();
-  } catch (const StorageError& e) {
-    if (e.code() != "conflict") throw;
-    throw StorageError("conflict", "model " + std::to_string(modelId) + " already has generation " + std::to_string(g.generation));
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::Conflict) throw;
+    throw Error(ErrorCode::Conflict, "model " + std::to_string(modelId) + " already has generation " + std::to_string(g.generation));
   }
 }
 
@@ -65,12 +65,12 @@ void settleUpdates(db::Connection& c, int64_t modelId, const std::vector<int64_t
     if (c.changes() == 1) continue;
     db::Statement why(c, "explaining a refused update", "SELECT status, model_id FROM updates WHERE id = ?");
     why.bind(1, id);
-    if (!why.step()) throw StorageError("conflict", "update " + std::to_string(id) + " does not exist");
+    if (!why.step()) throw Error(ErrorCode::Conflict, "update " + std::to_string(id) + " does not exist");
     if (why.integer(1) != modelId) {
-      throw StorageError("conflict", "update " + std::to_string(id) + " belongs to model " + std::to_string(why.integer(1)) +
+      throw Error(ErrorCode::Conflict, "update " + std::to_string(id) + " belongs to model " + std::to_string(why.integer(1)) +
                                          ", not " + std::to_string(modelId));
     }
-    throw StorageError("conflict", "update " + std::to_string(id) + " is " + why.text(0) + ", not queued");
+    throw Error(ErrorCode::Conflict, "update " + std::to_string(id) + " is " + why.text(0) + ", not queued");
   }
 }
 
@@ -79,7 +79,7 @@ void settleUpdates(db::Connection& c, int64_t modelId, const std::vector<int64_t
 ModelRecord Registry::addModel(const std::string& task, const std::string& modality, const std::string& anatomy,
                                const std::string& disease, const json& header, const json& policy,
                                const GenerationRecord& first) {
-  if (task.empty()) throw StorageError("bad_request", "a model needs a task name");
+  if (task.empty()) throw Error(ErrorCode::BadRequest, "a model needs a task name");
   ModelRecord m{0, task, modality, anatomy, disease, header, policy, rows::now(), first.generation};
   std::lock_guard lock(mutex_);
   db_->transaction([&] {
@@ -90,8 +90,8 @@ ModelRecord Registry::addModel(const std::string& task, const std::string& modal
       q.bind(1, task).bind(2, modality).bind(3, anatomy).bind(4, disease);
       q.bind(5, header.dump(-1, ' ', false, json::error_handler_t::replace));
       q.bind(6, policy.dump(-1, ' ', false, json::error_handler_t::replace)).bind(7, m.createdAt).run();
-    } catch (const StorageError& e) {
-      if (e.code() == "conflict") throw StorageError("conflict", "a model for task '" + task + "' already exists");
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::Conflict) throw Error(ErrorCode::Conflict, "a model for task '" + task + "' already exists");
       throw;
     }
     m.id = db_->lastInsertId();
@@ -132,11 +132,11 @@ std::vector<ModelRecord> Registry::models(const ModelFilter& f) const {
 }
 
 void Registry::setPolicy(int64_t modelId, const json& policy) {
-  if (!policy.is_object()) throw StorageError("bad_request", "a policy must be a JSON object, not " + policy.dump().substr(0, 80));
+  if (!policy.is_object()) throw Error(ErrorCode::BadRequest, "a policy must be a JSON object, not " + policy.dump().substr(0, 80));
   std::lock_guard lock(mutex_);
   db::Statement q(*db_, "changing a policy", "UPDATE models SET policy_json = ? WHERE id = ?");
   q.bindJson(1, policy).bind(2, modelId).run();
-  if (db_->changes() != 1) throw StorageError("not_found", "no model with id " + std::to_string(modelId));
+  if (db_->changes() != 1) throw Error(ErrorCode::NotFound, "no model with id " + std::to_string(modelId));
 }
 
 std::optional<GenerationRecord> Registry::generation(int64_t modelId, int64_t generation) const {

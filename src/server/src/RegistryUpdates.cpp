@@ -6,14 +6,14 @@
 #include "Rows.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/Registry.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server {
 
 namespace {
 
 void validate(const NewUpdate& u) {
-  auto bad = [](const std::string& why) { throw StorageError("bad_request", "update " + why); };
+  auto bad = [](const std::string& why) { throw Error(ErrorCode::BadRequest, "update " + why); };
   if (u.kind != "delta" && u.kind != "weights") bad("kind '" + u.kind.substr(0, 80) + "' is neither 'delta' nor 'weights'");
   if (!std::isfinite(u.samples) || u.samples < 0) bad("samples " + std::to_string(u.samples) + " is not a count >= 0");
   if (!isSha256Hex(u.blobSha256)) bad("blob_sha256 '" + u.blobSha256.substr(0, 80) + "' is not a SHA-256");
@@ -35,9 +35,9 @@ int64_t Registry::addUpdate(const NewUpdate& u) {
     q.bind(1, u.modelId).bind(2, u.siteId).bind(3, u.baseGeneration).bind(4, u.kind).bind(5, u.samples);
     q.bindJson(6, u.metrics.is_null() ? nlohmann::json::object() : u.metrics).bind(7, u.blobSha256);
     q.bind(8, u.weightsOffset).bind(9, u.weightsBytes).bind(10, u.deltaNorm).bind(11, rows::now()).run();
-  } catch (const StorageError& e) {
-    if (e.code() != "not_found") throw;
-    throw StorageError("not_found", "update for model " + std::to_string(u.modelId) + " from site " +
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::NotFound) throw;
+    throw Error(ErrorCode::NotFound, "update for model " + std::to_string(u.modelId) + " from site " +
                                         std::to_string(u.siteId) + ": no such model or site");
   }
   return db_->lastInsertId();
@@ -53,7 +53,7 @@ std::optional<UpdateRecord> Registry::update(int64_t id) const {
 
 std::vector<UpdateRecord> Registry::updates(int64_t modelId, const std::string& status) const {
   if (!status.empty() && status != "queued" && status != "merged" && status != "discarded") {
-    throw StorageError("bad_request", "status '" + status.substr(0, 80) + "' is not one of queued, merged, discarded");
+    throw Error(ErrorCode::BadRequest, "status '" + status.substr(0, 80) + "' is not one of queued, merged, discarded");
   }
   std::lock_guard lock(mutex_);
   db::Statement q(*db_, "listing updates",

@@ -4,7 +4,7 @@
 #include "Database.h"
 #include "Rows.h"
 #include "tessera/server/Registry.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server {
 
@@ -14,10 +14,10 @@ namespace {
 
 void validate(const UsageEvent& e) {
   if (e.type != "predict" && e.type != "correct" && e.type != "train" && e.type != "push") {
-    throw StorageError("bad_request", "event type '" + e.type.substr(0, 80) + "' is not one of predict, correct, train, push");
+    throw Error(ErrorCode::BadRequest, "event type '" + e.type.substr(0, 80) + "' is not one of predict, correct, train, push");
   }
-  if (e.seconds && !std::isfinite(*e.seconds)) throw StorageError("bad_request", "event seconds is not finite");
-  if (e.dice && !std::isfinite(*e.dice)) throw StorageError("bad_request", "event dice is not finite");
+  if (e.seconds && !std::isfinite(*e.seconds)) throw Error(ErrorCode::BadRequest, "event seconds is not finite");
+  if (e.dice && !std::isfinite(*e.dice)) throw Error(ErrorCode::BadRequest, "event dice is not finite");
 }
 
 json optionalNumber(const db::Statement& q, int column) {
@@ -38,9 +38,9 @@ void Registry::addEvents(int64_t siteId, const std::vector<UsageEvent>& events) 
         q.reset().bind(1, siteId).bind(2, e.task).bind(3, e.type).bind(4, e.seconds).bind(5, e.dice).bind(6, at).run();
       }
     });
-  } catch (const StorageError& e) {
-    if (e.code() != "not_found") throw;
-    throw StorageError("not_found", "events from site " + std::to_string(siteId) + ": no such site");
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::NotFound) throw;
+    throw Error(ErrorCode::NotFound, "events from site " + std::to_string(siteId) + ": no such site");
   }
 }
 

@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server::rows {
 
@@ -103,7 +103,7 @@ std::vector<int64_t> idList(const nlohmann::json& value, const std::string& wher
     }
     if (ids.size() == value.size()) return ids;
   }
-  throw StorageError("corrupt", "registry " + where + " is not a list of update ids: " + value.dump().substr(0, 80));
+  throw Error(ErrorCode::Corrupt, "registry " + where + " is not a list of update ids: " + value.dump().substr(0, 80));
 }
 
 }  // namespace tessera::server::rows

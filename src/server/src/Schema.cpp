@@ -3,7 +3,7 @@
 #include <string>
 
 #include "Database.h"
-#include "tessera/server/StorageError.h"
+#include "tessera/common/Error.h"
 
 namespace tessera::server::db {
 
@@ -89,7 +89,7 @@ void migrate(Connection& connection) {
   connection.transaction([&] {
     const int version = userVersion(connection);
     if (version > kSchemaVersion) {
-      throw StorageError("io", "registry schema version " + std::to_string(version) +
+      throw Error(ErrorCode::Io, "registry schema version " + std::to_string(version) +
                                    " is newer than this program understands (" + std::to_string(kSchemaVersion) + ")");
     }
     // Idempotent, so a version-1 file passes through unchanged.

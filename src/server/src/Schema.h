@@ -7,7 +7,7 @@ class Connection;
 
 inline constexpr int kSchemaVersion = 1;
 
-// Creates missing tables in one transaction. StorageError("io") if the file was written by a
+// Creates missing tables in one transaction. Error("io") if the file was written by a
 // newer schema than this program knows: guessing at it could destroy data.
 void migrate(Connection& connection);
 

@@ -14,19 +14,23 @@
 #include "tessera/federation/Merge.h"
 #include "tessera/federation/MergePolicy.h"
 #include "tessera/federation/ValidationGate.h"
-#include "tessera/nn/CaseFolder.h"
+#include "tessera/model/CaseFolder.h"
 #include "tessera/nn/Inference.h"
 #include "tessera/nn/Runtime.h"
 #include "tessera/plot/LinePlot.h"
 #include "tessera/server/AdminTasks.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/Registry.h"
-#include "tessera/simulation/ChildProcess.h"
+#include "tessera/common/ChildProcess.h"
 
 namespace tessera::simulation {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using common::ChildProcess;
+using common::currentExecutable;
+using common::runProcess;
+using common::tailOfFile;
 
 namespace {
 
@@ -44,13 +48,13 @@ std::string fixed(double v, int digits = 4) {
 
 // Dice of `model` on every site's held-out slices; with FedBN each site evaluates the global
 // model with its own normalisation statistics, as it would use it.
-std::vector<double> scoreSites(const nn::Model& model, const FederationData& data,
-                               const std::vector<const nn::WeightSet*>& localNorm) {
+std::vector<double> scoreSites(const model::Model& model, const FederationData& data,
+                               const std::vector<const common::WeightSet*>& localNorm) {
   std::vector<double> dice;
   for (size_t s = 0; s < data.sites.size(); ++s) {
-    nn::Model m = model;
+    model::Model m = model;
     if (s < localNorm.size() && localNorm[s]) federation::keepLocalNormalization(m.weights, *localNorm[s]);
-    dice.push_back(federation::foregroundDice(nn::segment(m, data.sites[s].test.image), data.sites[s].test.labels, m.task));
+    dice.push_back(model::foregroundDice(nn::segment(m, data.sites[s].test.image), data.sites[s].test.labels, m.task));
   }
   return dice;
 }
@@ -62,21 +66,21 @@ double mean(const std::vector<double>& v) {
 }
 
 // Every site trains alone on the same schedule (same epochs, same slices) without federation.
-json localOnlyBaseline(const SimulationOptions& o, const FederationData& data, const nn::Model& root) {
+json localOnlyBaseline(const SimulationOptions& o, const FederationData& data, const model::Model& root) {
   json sites = json::array();
   for (size_t s = 0; s < data.sites.size(); ++s) {
     const auto started = std::chrono::steady_clock::now();
-    nn::Model model = root;
+    model::Model model = root;
     std::vector<double> perRound{scoreSites(model, data, {})[s]};
     for (int r = 0; r < o.generations; ++r) {
-      std::vector<nn::TrainingCase> cases(data.sites[s].rounds.begin(), data.sites[s].rounds.begin() + r + 1);
+      std::vector<model::TrainingCase> cases(data.sites[s].rounds.begin(), data.sites[s].rounds.begin() + r + 1);
       nn::TrainOptions t;
       t.epochs = o.epochsPerRound;
       t.learningRate = o.learningRate;
       t.seed = o.seed * 7919 + static_cast<uint64_t>(s) * 131 + static_cast<uint64_t>(r);
       nn::trainModel(model, cases, t);
       const auto& site = data.sites[s];
-      perRound.push_back(federation::foregroundDice(nn::segment(model, site.test.image), site.test.labels, model.task));
+      perRound.push_back(model::foregroundDice(nn::segment(model, site.test.image), site.test.labels, model.task));
     }
     if (o.say) {
       o.say("  local-only " + data.sites[s].name + ": Dice " + fixed(perRound.back()) + " after " +
@@ -119,101 +123,96 @@ int candidatesSoFar(client::ApiClient& api) {
   return static_cast<int>(api.generations(kTask).at("generations").size());
 }
 
-json runStrategy(const SimulationOptions& o, const std::string& strategy, const FederationData& data,
-                 const nn::Model& root, const fs::path& validationCases) {
-  const auto started = std::chrono::steady_clock::now();
-  const fs::path dir = o.out / strategy;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  const int n = static_cast<int>(data.sites.size());
+// One strategy's federation run: its own server data folder, server process and site homes.
+class StrategyRun {
+ public:
+  StrategyRun(const SimulationOptions& o, const std::string& strategy, const FederationData& data)
+      : o_(o), strategy_(strategy), data_(data), dir_(o.out / strategy), n_(static_cast<int>(data.sites.size())) {}
 
-  // Operator set-up on the server's data folder, before the server runs.
-  std::string adminToken;
-  std::vector<std::string> siteTokens;
-  {
-    server::Registry registry(dir / "server");
-    server::BlobStore blobs(dir / "server");
-    adminToken = registry.addSite("operator", "admin").second;
-    for (const auto& site : data.sites) siteTokens.push_back(registry.addSite(site.name, "site").second);
-    server::seedModel(registry, blobs, root, strategy);
-    server::setValidationCases(dir / "server", kTask, validationCases);
-    if (strategy != "dafne") server::updatePolicy(registry, kTask, {{"round_size", n}, {"round_seconds", 3600}});
-  }
-  ServerProcess srv = startServer(dir);
-  if (o.say) o.say("[" + strategy + "] server on " + srv.url + " (log " + srv.log.string() + ")");
-
-  client::ClientConfig adminConfig;
-  adminConfig.server = srv.url;
-  adminConfig.token = adminToken;
-  adminConfig.task = kTask;
-  client::ApiClient api(adminConfig);
-
-  std::vector<fs::path> homes;
-  for (int s = 0; s < n; ++s) {
-    const fs::path home = dir / "sites" / data.sites[s].name;
-    fs::create_directories(home / "cases");
-    common::writeFileAtomically(home / "client.json",
-                                json{{"server", srv.url}, {"token", siteTokens[s]}, {"task", kTask}}.dump(2) + "\n");
-    homes.push_back(home);
+  json run(const model::Model& root, const fs::path& validationCases) {
+    const auto started = std::chrono::steady_clock::now();
+    setUp(root, validationCases);
+    evaluate(0, root.generation, 0);
+    for (int r = 0; r < o_.generations; ++r) {
+      const auto roundStart = std::chrono::steady_clock::now();
+      const int64_t generation = runRound(r);
+      evaluate(r + 1, generation, secondsSince(roundStart));
+    }
+    const json stats = api_->stats();
+    const json lineage = api_->generations(kTask);
+    server_.process->signal(SIGTERM);
+    server_.process->wait();
+    return {{"strategy", strategy_}, {"rounds", rounds_}, {"seconds", secondsSince(started)},
+            {"server_data", (dir_ / "server").string()}, {"usage", stats}, {"lineage", lineage.at("generations")}};
   }
 
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
-  const int threadsPerSite = std::max(1, cores / n);
-  const bool fedbn = strategy == "fedbn";
-  json rounds = json::array();
-  auto evaluate = [&](int round, int64_t generation, double seconds) {
-    const nn::Model global = nn::decodeModel(api.downloadModel(kTask, generation), "generation " + std::to_string(generation));
-    std::vector<nn::Model> locals;
-    std::vector<const nn::WeightSet*> localNorm(n, nullptr);
-    if (fedbn && round > 0) {
-      for (int s = 0; s < n; ++s) {
-        if (auto trained = client::SiteState(homes[s], kTask).previousTrained()) locals.push_back(std::move(*trained));
-        else locals.push_back(global);
-      }
-      for (int s = 0; s < n; ++s) localNorm[s] = &locals[s].weights;
+ private:
+  // Operator set-up on the server's data folder before the server runs, the server process, and
+  // one client home per site.
+  void setUp(const model::Model& root, const fs::path& validationCases) {
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::string adminToken;
+    std::vector<std::string> siteTokens;
+    {
+      server::Registry registry(dir_ / "server");
+      server::BlobStore blobs(dir_ / "server");
+      adminToken = registry.addSite("operator", "admin").second;
+      for (const auto& site : data_.sites) siteTokens.push_back(registry.addSite(site.name, "site").second);
+      server::seedModel(registry, blobs, root, strategy_);
+      server::setValidationCases(dir_ / "server", kTask, validationCases);
+      if (strategy_ != "dafne") server::updatePolicy(registry, kTask, {{"round_size", n_}, {"round_seconds", 3600}});
     }
-    const auto dice = scoreSites(global, data, localNorm);
-    rounds.push_back({{"round", round}, {"generation", generation}, {"dice", dice}, {"mean", mean(dice)},
-                      {"seconds", seconds}});
-    if (o.say) {
-      std::string line = "[" + strategy + "] round " + std::to_string(round) + " → generation " +
-                         std::to_string(generation) + ": mean Dice " + fixed(mean(dice)) + " (";
-      for (int s = 0; s < n; ++s) line += (s ? ", " : "") + data.sites[s].name + " " + fixed(dice[s]);
-      o.say(line + ")");
-    }
-  };
-  evaluate(0, root.generation, 0);
+    server_ = startServer(dir_);
+    if (o_.say) o_.say("[" + strategy_ + "] server on " + server_.url + " (log " + server_.log.string() + ")");
 
-  const std::string exe = currentExecutable().string();
-  for (int r = 0; r < o.generations; ++r) {
-    const auto roundStart = std::chrono::steady_clock::now();
-    const int before = candidatesSoFar(api);
+    client::ClientConfig adminConfig;
+    adminConfig.server = server_.url;
+    adminConfig.token = adminToken;
+    adminConfig.task = kTask;
+    api_ = std::make_unique<client::ApiClient>(adminConfig);
+
+    for (int s = 0; s < n_; ++s) {
+      const fs::path home = dir_ / "sites" / data_.sites[s].name;
+      fs::create_directories(home / "cases");
+      common::writeFileAtomically(home / "client.json",
+                                  json{{"server", server_.url}, {"token", siteTokens[s]}, {"task", kTask}}.dump(2) + "\n");
+      homes_.push_back(home);
+    }
+  }
+
+  // Every site gains its round's case, then pulls, trains and pushes as its own processes; waits
+  // for the merge the round triggers and returns the newest generation.
+  int64_t runRound(int r) {
+    const int before = candidatesSoFar(*api_);
+    const int cores = std::max(1u, std::thread::hardware_concurrency());
+    const int threadsPerSite = std::max(1, cores / n_);
+    const std::string exe = currentExecutable().string();
     std::vector<std::thread> workers;
-    std::vector<std::string> failures(n);
-    for (int s = 0; s < n; ++s) {
+    std::vector<std::string> failures(n_);
+    for (int s = 0; s < n_; ++s) {
       char name[32];
       std::snprintf(name, sizeof name, "round-%02d", r + 1);
-      nn::writeCase(homes[s] / "cases", name, data.sites[s].rounds[r]);
+      model::writeCase(homes_[s] / "cases", name, data_.sites[s].rounds[r]);
       workers.emplace_back([&, s] {
-        const fs::path log = homes[s] / "site.log";
-        const std::vector<std::string> common{"--home", homes[s].string()};
+        const fs::path log = homes_[s] / "site.log";
         auto command = [&](std::vector<std::string> args) {
           std::vector<std::string> full{exe, "client"};
           full.insert(full.end(), args.begin(), args.end());
-          full.insert(full.end(), common.begin(), common.end());
+          full.insert(full.end(), {"--home", homes_[s].string()});
           return full;
         };
         try {
           runProcess(command({"pull"}), log);
-          runProcess(command({"train", "--cases", (homes[s] / "cases").string(), "--epochs",
-                              std::to_string(o.epochsPerRound), "--seed",
-                              std::to_string(o.seed * 7919 + static_cast<uint64_t>(s) * 131 + static_cast<uint64_t>(r)),
+          runProcess(command({"train", "--cases", (homes_[s] / "cases").string(), "--epochs",
+                              std::to_string(o_.epochsPerRound), "--seed",
+                              std::to_string(o_.seed * 7919 + static_cast<uint64_t>(s) * 131 + static_cast<uint64_t>(r)),
                               "--threads", std::to_string(threadsPerSite), "--learning-rate",
-                              std::to_string(o.learningRate)}),
+                              std::to_string(o_.learningRate)}),
                      log);
           runProcess(command({"push"}), log);
         } catch (const std::exception& e) {
-          failures[s] = data.sites[s].name + ": " + e.what();
+          failures[s] = data_.sites[s].name + ": " + e.what();
         }
       });
     }
@@ -222,23 +221,51 @@ json runStrategy(const SimulationOptions& o, const std::string& strategy, const 
       if (!f.empty()) throw std::runtime_error(f);
     }
     // Dafne publishes one generation per upload; the round-based strategies one per round.
-    const int expected = before + (strategy == "dafne" ? n : 1);
+    const int expected = before + (strategy_ == "dafne" ? n_ : 1);
     const auto waitStart = std::chrono::steady_clock::now();
-    while (candidatesSoFar(api) < expected) {
-      if (!srv.process->running()) throw std::runtime_error("the server died:" + tailOfFile(srv.log, 8));
-      if (secondsSince(waitStart) > 300) throw std::runtime_error("no merge within 300 s:" + tailOfFile(srv.log, 8));
+    while (candidatesSoFar(*api_) < expected) {
+      if (!server_.process->running()) throw std::runtime_error("the server died:" + tailOfFile(server_.log, 8));
+      if (secondsSince(waitStart) > 300) throw std::runtime_error("no merge within 300 s:" + tailOfFile(server_.log, 8));
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    const auto latest = api.latestGeneration(kTask).at("generation").get<int64_t>();
-    evaluate(r + 1, latest, secondsSince(roundStart));
+    return api_->latestGeneration(kTask).at("generation").get<int64_t>();
   }
-  const json stats = api.stats();
-  const json lineage = api.generations(kTask);
-  srv.process->signal(SIGTERM);
-  srv.process->wait();
-  return {{"strategy", strategy}, {"rounds", rounds}, {"seconds", secondsSince(started)},
-          {"server_data", (dir / "server").string()}, {"usage", stats}, {"lineage", lineage.at("generations")}};
-}
+
+  // Scores the generation on every site's held-out slices (under FedBN with each site's own
+  // normalisation statistics) and records the round.
+  void evaluate(int round, int64_t generation, double seconds) {
+    const model::Model global =
+        model::decodeModel(api_->downloadModel(kTask, generation), "generation " + std::to_string(generation));
+    std::vector<model::Model> locals;
+    std::vector<const common::WeightSet*> localNorm(n_, nullptr);
+    if (strategy_ == "fedbn" && round > 0) {
+      for (int s = 0; s < n_; ++s) {
+        if (auto trained = client::SiteState(homes_[s], kTask).previousTrained()) locals.push_back(std::move(*trained));
+        else locals.push_back(global);
+      }
+      for (int s = 0; s < n_; ++s) localNorm[s] = &locals[s].weights;
+    }
+    const auto dice = scoreSites(global, data_, localNorm);
+    rounds_.push_back({{"round", round}, {"generation", generation}, {"dice", dice}, {"mean", mean(dice)},
+                       {"seconds", seconds}});
+    if (o_.say) {
+      std::string line = "[" + strategy_ + "] round " + std::to_string(round) + " → generation " +
+                         std::to_string(generation) + ": mean Dice " + fixed(mean(dice)) + " (";
+      for (int s = 0; s < n_; ++s) line += (s ? ", " : "") + data_.sites[s].name + " " + fixed(dice[s]);
+      o_.say(line + ")");
+    }
+  }
+
+  const SimulationOptions& o_;
+  std::string strategy_;
+  const FederationData& data_;
+  fs::path dir_;
+  int n_;
+  ServerProcess server_;
+  std::unique_ptr<client::ApiClient> api_;
+  std::vector<fs::path> homes_;
+  json rounds_ = json::array();
+};
 
 void writePlot(const json& report, const fs::path& path) {
   std::vector<plot::Series> series;
@@ -280,7 +307,7 @@ void writePlot(const json& report, const fs::path& path) {
   options.title = "Dice on held-out slices per federation round";
   options.xLabel = "round (generation 0 = root model)";
   options.yLabel = "Dice";
-  plot::writeLinePlotPng(series, options, path);
+  plot::writeLinePlot(series, options, path);  // PNG or SVG, from the extension
 }
 
 }  // namespace
@@ -297,7 +324,7 @@ json runSimulation(const SimulationOptions& o) {
                                                     o.validationSlices, o.rootSlices, o.seed);
   const fs::path validationCases = o.out / "data" / "server-validation";
   fs::remove_all(validationCases);
-  nn::writeCase(validationCases, "validation", data.validation);
+  model::writeCase(validationCases, "validation", data.validation);
   json sites = json::array();
   for (const auto& s : data.sites) {
     sites.push_back({{"name", s.name}, {"scanner", s.shift.name}, {"shift", s.shift.describe()},
@@ -306,15 +333,15 @@ json runSimulation(const SimulationOptions& o) {
     if (o.say) o.say("  " + s.name + ": " + s.shift.name + " — " + s.shift.describe());
   }
 
-  nn::TaskInfo task;
+  model::TaskInfo task;
   task.name = kTask;
   task.modality = "MR";
   task.anatomy = "BRAIN";
   task.disease = "none";
   task.labels = {{0, "background"}, {1, "brain"}};
-  nn::Model root = nn::defaultModelFor({data.validation}, task, o.seed);
+  model::Model root = nn::defaultModelFor({data.validation}, task, o.seed);
   root.spec.baseFeatures = o.baseFeatures;
-  root = nn::initialModel(root.spec, root.preprocessing, root.task, o.seed);
+  root = model::initialModel(root.spec, root.preprocessing, root.task, o.seed);
   if (o.rootEpochs > 0) {
     nn::TrainOptions t;
     t.epochs = o.rootEpochs;
@@ -322,7 +349,7 @@ json runSimulation(const SimulationOptions& o) {
     nn::trainModel(root, {data.root}, t);
   }
   if (o.say) {
-    o.say("root model (generation 0): 2D U-Net, " + std::to_string(nn::parameterCount(root.weights)) + " parameters, " +
+    o.say("root model (generation 0): 2D U-Net, " + std::to_string(common::parameterCount(root.weights)) + " parameters, " +
           (o.rootEpochs > 0 ? "trained " + std::to_string(o.rootEpochs) + " epochs on " + std::to_string(o.rootSlices) +
                                   " reference-scanner slices"
                             : std::string("random weights")) +
@@ -335,16 +362,17 @@ json runSimulation(const SimulationOptions& o) {
               {"generations", o.generations},
               {"epochs_per_round", o.epochsPerRound},
               {"learning_rate", o.learningRate},
-              {"parameters", nn::parameterCount(root.weights)},
+              {"parameters", common::parameterCount(root.weights)},
               {"validation_slices", o.validationSlices},
               {"root", {{"slices", o.rootSlices}, {"epochs", o.rootEpochs}}}};
   report["local_only"] = localOnlyBaseline(o, data, root);
   json runs = json::array();
-  for (const auto& strategy : o.strategies) runs.push_back(runStrategy(o, strategy, data, root, validationCases));
+  for (const auto& strategy : o.strategies) runs.push_back(StrategyRun(o, strategy, data).run(root, validationCases));
   report["runs"] = runs;
   report["seconds"] = secondsSince(started);
   common::writeFileAtomically(o.out / "report.json", report.dump(2) + "\n");
   writePlot(report, o.out / "dice.png");
+  writePlot(report, o.out / "dice.svg");
   report["report_path"] = (o.out / "report.json").string();
   report["plot_path"] = (o.out / "dice.png").string();
   return report;

@@ -15,10 +15,10 @@ FederationData prepareFederationData(const fs::path& dataDir, int sites, int rou
   try {
     t1 = image::readImage(dataDir / "ch2.nii.gz");
     brain = image::readImage(dataDir / "ch2bet.nii.gz");
-  } catch (const image::ImageError& e) {
-    throw image::ImageError(std::string(e.what()) + " (install it with: apt-get install mricron-data)");
+  } catch (const Error& e) {
+    throw Error(ErrorCode::BadImage, std::string(e.what()) + " (install it with: apt-get install mricron-data)");
   }
-  if (!t1.geometry.sameGrid(brain.geometry)) throw image::ImageError("ch2.nii.gz and ch2bet.nii.gz are on different grids");
+  if (!t1.geometry.sameGrid(brain.geometry)) throw Error(ErrorCode::BadImage, "ch2.nii.gz and ch2bet.nii.gz are on different grids");
   for (float& v : brain.voxels) v = v > 0 ? 1.0f : 0.0f;
 
   // Axial slices where the brain covers at least 5% of the slice: the rest teach nothing.
@@ -46,7 +46,7 @@ FederationData prepareFederationData(const fs::path& dataDir, int sites, int rou
     return out;
   };
   auto slices = [&](const std::vector<int64_t>& idx, const DomainShift* shift, uint64_t noiseSeed) {
-    nn::TrainingCase c{image::extractSlices(t1, 2, idx), image::extractSlices(brain, 2, idx)};
+    model::TrainingCase c{image::extractSlices(t1, 2, idx), image::extractSlices(brain, 2, idx)};
     if (shift) c.image = applyShift(c.image, *shift, noiseSeed);
     return c;
   };

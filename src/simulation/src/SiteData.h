@@ -14,15 +14,15 @@ namespace tessera::simulation {
 struct SiteData {
   std::string name;
   DomainShift shift;
-  std::vector<nn::TrainingCase> rounds;  // corrected slices arriving in each round
-  nn::TrainingCase test;                 // held-out slices, same scanner
+  std::vector<model::TrainingCase> rounds;  // corrected slices arriving in each round
+  model::TrainingCase test;                 // held-out slices, same scanner
   int trainSlices = 0;
 };
 
 struct FederationData {
   std::vector<SiteData> sites;
-  nn::TrainingCase validation;  // the server's own slices (reference scanner)
-  nn::TrainingCase root;        // the operator's slices that train generation 0 (reference scanner)
+  model::TrainingCase validation;  // the server's own slices (reference scanner)
+  model::TrainingCase root;        // the operator's slices that train generation 0 (reference scanner)
 };
 
 // Disjoint axial slices for every site and the server as long as there are enough brain slices;

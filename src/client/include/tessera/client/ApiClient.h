@@ -1,6 +1,6 @@
 #pragma once
 // The federation server's HTTP API (docs/API.md) as C++ calls. Every failure becomes a
-// ClientError whose message carries the server's own reason ({"error":{"code","message"}}).
+// Error whose message carries the server's own reason ({"error":{"code","message"}}).
 // cpp-httplib stays out of this header so users of the client do not compile against it.
 
 #include <cstdint>
@@ -16,7 +16,7 @@ namespace tessera::client {
 
 class ApiClient {
  public:
-  // Throws ClientError("config") for a URL that is not http(s)://host[:port][/prefix], or an
+  // Throws Error("config") for a URL that is not http(s)://host[:port][/prefix], or an
   // https:// URL when cpp-httplib was built without OpenSSL.
   explicit ApiClient(const ClientConfig& config);
   ~ApiClient();
@@ -35,7 +35,7 @@ class ApiClient {
   nlohmann::json update(const std::string& id);
   nlohmann::json stats();
 
-  // The generation's .tsm bytes; ClientError("checksum") when they do not hash to the
+  // The generation's .tsm bytes; Error("checksum") when they do not hash to the
   // X-Tessera-Sha256 header (or the header is missing).
   std::string downloadModel(const std::string& task, int64_t generation);
   // Body: an encoded update file. Answers {"update":id,"status":"queued"}.

@@ -16,7 +16,7 @@ struct ClientConfig {
   std::filesystem::path home;  // site state folder: ~/.tessera unless TESSERA_HOME says otherwise
   std::string caCert;          // PEM file trusted for https:// servers (empty: the system store)
 
-  // The file's settings over the environment's over the defaults. Throws ClientError("config")
+  // The file's settings over the environment's over the defaults. Throws Error("config")
   // naming the file and the key when the file is unreadable, not JSON, or a value has the wrong type.
   static ClientConfig load(const std::filesystem::path& file);
 };

@@ -11,12 +11,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tessera/nn/Model.h"
+#include "tessera/model/Model.h"
 
 namespace tessera::client {
 
 // A task name as one folder name: [A-Za-z0-9._-] kept, anything else %XX, so no name can reach
-// outside the state folder. Throws ClientError("config") for an empty name.
+// outside the state folder. Throws Error("config") for an empty name.
 std::string taskFolderName(const std::string& task);
 
 class ModelCache {
@@ -28,11 +28,11 @@ class ModelCache {
   bool contains(const std::string& task, int64_t generation) const;
 
   // Checks that the bytes decode to a model (weights hash included) before writing them.
-  // Throws ClientError("checksum") naming the generation otherwise.
+  // Throws Error("checksum") naming the generation otherwise.
   std::filesystem::path store(const std::string& task, int64_t generation, const std::string& tsmBytes);
-  // Throws ClientError("not_found") when absent, ClientError("checksum") naming the file when
+  // Throws Error("not_found") when absent, Error("checksum") naming the file when
   // it no longer decodes or its weights no longer match their recorded SHA-256.
-  nn::Model load(const std::string& task, int64_t generation) const;
+  model::Model load(const std::string& task, int64_t generation) const;
 
   // Generations present, oldest first.
   std::vector<int64_t> generations(const std::string& task) const;

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tessera/nn/Model.h"
+#include "tessera/model/Model.h"
 
 namespace tessera::client {
 
@@ -29,7 +29,7 @@ struct TrainedRecord {
 };
 
 nlohmann::json toJson(const TrainedRecord& record);
-// Throws ClientError("config") naming `source` and the field.
+// Throws Error("config") naming `source` and the field.
 TrainedRecord trainedRecordFromJson(const nlohmann::json& json, const std::string& source);
 
 class SiteState {
@@ -42,12 +42,12 @@ class SiteState {
 
   std::optional<TrainedRecord> readTrained() const;
   // Replaces the previous trained model and its record (the record is removed first).
-  void writeTrained(const nn::Model& model, TrainedRecord record);
+  void writeTrained(const model::Model& model, TrainedRecord record);
   void writeRecord(const TrainedRecord& record);
-  // The trained model, checked against the record's hash. ClientError("checksum") when damaged.
-  nn::Model loadTrained(const TrainedRecord& record) const;
+  // The trained model, checked against the record's hash. Error("checksum") when damaged.
+  model::Model loadTrained(const TrainedRecord& record) const;
   // The previous trained model if there is a readable one (FedBN keeps its statistics).
-  std::optional<nn::Model> previousTrained() const;
+  std::optional<model::Model> previousTrained() const;
 
  private:
   std::filesystem::path folder_;

@@ -26,7 +26,7 @@ struct PullResult {
 PullResult pull(const ClientConfig& config, std::ostream& log);
 
 struct SiteTrainOptions {
-  std::filesystem::path casesDir;  // images/NAME.nii.gz + labels/NAME.nii.gz (nn::readCaseFolder)
+  std::filesystem::path casesDir;  // images/NAME.nii.gz + labels/NAME.nii.gz (model::readCaseFolder)
   int epochs = 10;
   uint64_t seed = 1;
   int batchSize = 8;
@@ -62,6 +62,6 @@ nlohmann::json status(const ClientConfig& config);
 
 // The number of training samples a site reports: slices along the slice axis for 2D networks,
 // cases for 3D ones.
-double countSamples(const std::vector<nn::TrainingCase>& cases, const nn::NetworkSpec& spec);
+double countSamples(const std::vector<model::TrainingCase>& cases, const model::NetworkSpec& spec);
 
 }  // namespace tessera::client

@@ -5,22 +5,24 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <stdexcept>
+#include <functional>
 #include <string>
 #include <string_view>
 
+#include "tessera/common/Error.h"
+
 namespace tessera::common {
 
-class FileError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// Throws FileError naming the path and the system's reason.
+// Throws Error(Io) naming the path and the system's reason.
 void writeFileAtomically(const std::filesystem::path& path, std::string_view bytes);
 
 // Makes a completed rename or create in `directory` durable.
 void fsyncDirectory(const std::filesystem::path& directory);
+
+// The same guarantee for libraries that write a file by name (ITK, Cairo): `write` produces the
+// temporary file it is given (its name ends in `suffix`), which is then synced and renamed.
+void writeFileAtomicallyWith(const std::filesystem::path& path, const std::string& suffix,
+                              const std::function<void(const std::filesystem::path& temporary)>& write);
 
 std::string readFile(const std::filesystem::path& path);
 

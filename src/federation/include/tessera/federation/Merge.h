@@ -9,24 +9,24 @@
 
 #include "tessera/federation/MergePolicy.h"
 #include "tessera/federation/ModelUpdate.h"
-#include "tessera/federation/WeightStream.h"
+#include "tessera/common/WeightRecords.h"
 
 namespace tessera::federation {
 
 struct UpdateInput {
   int64_t id = 0;
-  WeightsLocation weights;
+  common::WeightsLocation weights;
   UpdateKind kind = UpdateKind::Delta;
   int64_t baseGeneration = 0;
   double samples = 1;
 };
 
 struct MergeInput {
-  WeightsLocation current;
+  common::WeightsLocation current;
   int64_t currentGeneration = 0;
   std::vector<UpdateInput> updates;  // in arrival order
   // Weights of an earlier generation (a stale update's base).
-  std::function<WeightsLocation(int64_t generation)> generationWeights;
+  std::function<common::WeightsLocation(int64_t generation)> generationWeights;
   MergePolicy policy;
 };
 
@@ -41,9 +41,9 @@ struct MergeOutput {
 bool isNormalizationTensor(const std::string& name);
 
 // Writes the candidate weights through `out` (not committed: the caller names the file).
-MergeOutput mergeUpdates(const MergeInput& input, WeightStreamWriter& out);
+MergeOutput mergeUpdates(const MergeInput& input, common::WeightRecordWriter& out);
 
 // FedBN on the site: the global model with the site's own normalisation tensors.
-void keepLocalNormalization(nn::WeightSet& global, const nn::WeightSet& local);
+void keepLocalNormalization(common::WeightSet& global, const common::WeightSet& local);
 
 }  // namespace tessera::federation

@@ -4,7 +4,7 @@
 //
 // File layout (little-endian), the same framing as a `.tsm` model:
 //   8 bytes "TSUPDATE", u32 version (1), u64 header length + JSON header, u64 weights length +
-//   weights section (nn::encodeWeights records with the model's tensor names and shapes).
+//   weights section (common::encodeWeights records with the model's tensor names and shapes).
 
 #include <cstdint>
 #include <filesystem>
@@ -12,14 +12,14 @@
 #include <string>
 #include <string_view>
 
-#include "tessera/nn/Model.h"
+#include "tessera/model/Model.h"
 
 namespace tessera::federation {
 
 enum class UpdateKind { Delta, Weights };
 
 std::string toString(UpdateKind kind);
-UpdateKind updateKindFromString(const std::string& text);  // throws UpdateError("bad_update")
+UpdateKind updateKindFromString(const std::string& text);  // throws Error("bad_update")
 
 struct UpdateHeader {
   std::string task;
@@ -34,16 +34,16 @@ struct UpdateHeader {
 
 struct ModelUpdate {
   UpdateHeader header;
-  nn::WeightSet weights;
+  common::WeightSet weights;
 };
 
-// A delta update: trained − base, tensor by tensor. Throws UpdateError("shape_mismatch") when
+// A delta update: trained − base, tensor by tensor. Throws Error("shape_mismatch") when
 // the two models are not the same network.
-ModelUpdate makeDeltaUpdate(const nn::Model& trained, const nn::Model& base, double samples,
+ModelUpdate makeDeltaUpdate(const model::Model& trained, const model::Model& base, double samples,
                             std::map<std::string, double> metrics = {});
 
 std::string encodeUpdate(const ModelUpdate& update);  // fills parameters, weightsBytes, sha
-// Throws UpdateError("bad_update", "<source>: ...") on malformed input, ("non_finite") on NaN/Inf.
+// Throws Error(ErrorCode::BadUpdate, "<source>: ...") on malformed input, ("non_finite") on NaN/Inf.
 ModelUpdate decodeUpdate(std::string_view bytes, const std::string& source);
 
 // The header and where the weights section sits, read from a file without loading the weights.

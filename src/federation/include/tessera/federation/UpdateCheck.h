@@ -5,7 +5,7 @@
 
 #include "tessera/federation/MergePolicy.h"
 #include "tessera/federation/ModelUpdate.h"
-#include "tessera/federation/WeightStream.h"
+#include "tessera/common/WeightRecords.h"
 
 namespace tessera::federation {
 
@@ -15,9 +15,9 @@ struct UpdateCheckResult {
   double baseNorm = 0;
 };
 
-// Streams the update file and its base generation's weights side by side; throws UpdateError
+// Streams the update file and its base generation's weights side by side; throws Error
 // with the reason code (bad_update, task_mismatch, shape_mismatch, non_finite, norm_too_large).
 UpdateCheckResult checkUpdateFile(const std::filesystem::path& updateFile, const std::string& expectedTask,
-                                  const WeightsLocation& baseWeights, const MergePolicy& policy);
+                                  const common::WeightsLocation& baseWeights, const MergePolicy& policy);
 
 }  // namespace tessera::federation

@@ -1,28 +1,22 @@
 #pragma once
-// Scores candidate generations on the server's held validation cases and decides whether one
-// may be published.
+// The server's held validation cases and the rule that decides whether a candidate generation
+// may be published (the scoring itself runs the network: nn::meanDice).
 
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "tessera/nn/Model.h"
-#include "tessera/nn/Training.h"
+#include "tessera/model/Model.h"
+#include "tessera/model/CaseFolder.h"
 
 namespace tessera::federation {
 
 struct ValidationSet {
-  std::vector<nn::TrainingCase> cases;
+  std::vector<model::TrainingCase> cases;
   // Reads pairs DIR/images/NAME.nii.gz + DIR/labels/NAME.nii.gz; empty set when DIR is missing.
   static ValidationSet load(const std::filesystem::path& directory);
 };
-
-// Dice averaged over the task's foreground labels (≥ 1).
-double foregroundDice(const image::Volume& prediction, const image::Volume& truth, const nn::TaskInfo& task);
-
-// foregroundDice of the model's segmentations, averaged over the cases.
-double meanDice(const nn::Model& model, const ValidationSet& set);
 
 struct GateDecision {
   bool publish = true;

@@ -11,7 +11,7 @@ namespace tessera::image {
 inline constexpr int64_t kMaxVoxels = int64_t{1} << 31;
 
 // Reads a .nii/.nii.gz, .mha/.mhd, .nrrd/.nhdr file, or a directory holding exactly one DICOM
-// series. Throws ImageError (message "PATH: problem") for a missing file, an unreadable or
+// series. Throws Error (message "PATH: problem") for a missing file, an unreadable or
 // truncated file, a directory with zero or several series, 0 or more than kMaxVoxels voxels,
 // and NaN/Inf voxels.
 Volume readImage(const std::filesystem::path& path);

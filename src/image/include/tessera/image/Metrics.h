@@ -25,7 +25,7 @@ double diceScore(const Volume& pred, const Volume& truth, int label);
 double jaccardScore(const Volume& pred, const Volume& truth, int label);
 double hausdorff95(const Volume& pred, const Volume& truth, int label);
 
-// Metrics for every non-zero label present in either map. Throws ImageError when the two
+// Metrics for every non-zero label present in either map. Throws Error when the two
 // grids differ (no silent resampling).
 std::map<int, LabelMetrics> evaluateLabels(const Volume& pred, const Volume& truth);
 

@@ -4,18 +4,14 @@
 
 #include <array>
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-namespace tessera::image {
+#include "tessera/common/Error.h"
 
-// Thrown for every problem with outside image data; the message names the file and the problem
-// on one line, so the CLI can print it as it is.
-class ImageError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+// Problems with outside image data throw tessera::Error(BadImage) whose message names the file and
+// the problem on one line.
+namespace tessera::image {
 
 struct Geometry {
   std::array<int64_t, 3> size{0, 0, 0};

@@ -2,7 +2,10 @@
 // Segmenting an image with a model.
 
 #include "tessera/image/Volume.h"
-#include "tessera/nn/Model.h"
+#include <vector>
+
+#include "tessera/model/CaseFolder.h"
+#include "tessera/model/Model.h"
 
 namespace tessera::nn {
 
@@ -14,7 +17,11 @@ struct InferenceOptions {
 
 // Class probabilities are computed at the model's spacing, resampled linearly to the input's
 // grid and reduced by argmax: the label map has exactly the input's geometry.
-image::Volume segment(const Model& model, const image::Volume& image,
+image::Volume segment(const model::Model& model, const image::Volume& image,
                       const InferenceOptions& options = {});
+
+// model::foregroundDice of the model's segmentations, averaged over the cases (the validation
+// gate's score). Throws Error(BadRequest) for an empty set.
+double meanDice(const model::Model& model, const std::vector<model::TrainingCase>& cases);
 
 }  // namespace tessera::nn

@@ -1,19 +1,15 @@
 #pragma once
-// Training and fine-tuning a model on image/label pairs.
+// Training and fine-tuning a model on image/label pairs (LibTorch, behind this Torch-free header).
 
 #include <cstdint>
 #include <functional>
 #include <vector>
 
 #include "tessera/image/Volume.h"
-#include "tessera/nn/Model.h"
+#include "tessera/model/CaseFolder.h"
+#include "tessera/model/Model.h"
 
 namespace tessera::nn {
-
-struct TrainingCase {
-  image::Volume image;
-  image::Volume labels;  // same grid as image; integer values 0..classes-1
-};
 
 struct TrainProgress {
   int epoch = 0;  // 1-based, the epoch just finished
@@ -33,16 +29,16 @@ struct TrainOptions {
   std::function<void(const TrainProgress&)> onEpoch;
 };
 
-// Checks every case (geometry match, label range) and throws ModelError naming the case index
+// Checks every case (geometry match, label range) and throws Error naming the case index
 // and the problem.
-void validateTrainingCases(const std::vector<TrainingCase>& cases, const NetworkSpec& spec);
+void validateTrainingCases(const std::vector<model::TrainingCase>& cases, const model::NetworkSpec& spec);
 
 // Trains `model` in place, starting from its current weights (fine-tuning when they come from a
 // trained model). Deterministic for a given seed when LibTorch runs on one thread.
-void trainModel(Model& model, const std::vector<TrainingCase>& cases, const TrainOptions& options);
+void trainModel(model::Model& model, const std::vector<model::TrainingCase>& cases, const TrainOptions& options);
 
 // A default network and preprocessing for the given data: 2D slice-wise across the axis with
 // the coarsest spacing, in-plane spacing chosen so slices are about 128 voxels across.
-Model defaultModelFor(const std::vector<TrainingCase>& cases, const TaskInfo& task, uint64_t seed);
+model::Model defaultModelFor(const std::vector<model::TrainingCase>& cases, const model::TaskInfo& task, uint64_t seed);
 
 }  // namespace tessera::nn

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tessera/nn/Model.h"
+#include "tessera/model/Model.h"
 
 namespace tessera::server {
 
@@ -15,8 +15,8 @@ class Registry;
 class BlobStore;
 
 // Registers a model and its first generation (the model's own generation number).
-// `strategy` picks the default policy; throws StorageError("conflict") if the task exists.
-nlohmann::json seedModel(Registry& registry, BlobStore& blobs, const nn::Model& model, const std::string& strategy);
+// `strategy` picks the default policy; throws Error("conflict") if the task exists.
+nlohmann::json seedModel(Registry& registry, BlobStore& blobs, const model::Model& model, const std::string& strategy);
 
 // Copies a case folder (images/ + labels/) to DATA/validation/<task>/, replacing the old set.
 // Returns the number of cases.
@@ -28,6 +28,6 @@ std::filesystem::path validationDirectory(const std::filesystem::path& dataDir, 
 nlohmann::json updatePolicy(Registry& registry, const std::string& task, const nlohmann::json& patch);
 
 // The model (header fields and weights) of one stored generation.
-nn::Model loadGeneration(const Registry& registry, const BlobStore& blobs, const std::string& task, int64_t generation);
+model::Model loadGeneration(const Registry& registry, const BlobStore& blobs, const std::string& task, int64_t generation);
 
 }  // namespace tessera::server

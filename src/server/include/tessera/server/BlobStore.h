@@ -47,13 +47,13 @@ class BlobStore {
   Writer begin();
   // Atomic, deduplicated; returns the SHA-256.
   std::string put(std::string_view bytes);
-  // Throws StorageError("bad_request") unless `sha` is 64 lower-case hex digits, so a name
+  // Throws Error("bad_request") unless `sha` is 64 lower-case hex digits, so a name
   // taken from a request can never point outside blobs/.
   std::filesystem::path pathOf(const std::string& sha) const;
   std::filesystem::path temporaryDirectory() const { return root_ / "blobs" / "tmp"; }
   bool contains(const std::string& sha) const;
-  // Verifies the content against its name: StorageError("not_found") when absent,
-  // StorageError("corrupt") on mismatch.
+  // Verifies the content against its name: Error("not_found") when absent,
+  // Error("corrupt") on mismatch.
   std::string read(const std::string& sha) const;
   // Leftovers of writes interrupted by a crash. Call at startup, before anything writes.
   void removeTemporaryFiles();

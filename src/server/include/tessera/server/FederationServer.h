@@ -7,8 +7,16 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "tessera/model/CaseFolder.h"
+#include "tessera/model/Model.h"
 
 namespace tessera::server {
+
+// Scores a candidate on the validation cases (mean foreground Dice). Running the network is the
+// caller's business (`tessera server` passes nn::meanDice), so this library needs no LibTorch.
+using ValidationScorer = std::function<double(const model::Model&, const std::vector<model::TrainingCase>&)>;
 
 struct ServerOptions {
   std::filesystem::path dataDir;
@@ -20,6 +28,8 @@ struct ServerOptions {
   // How often the merge loop looks for rounds that timed out.
   double pollSeconds = 0.5;
   std::function<void(const std::string&)> log;  // one line per event; null: quiet
+  // Null: candidates are published without a validation score (the gate cannot hold them back).
+  ValidationScorer scorer;
 };
 
 class FederationServer {

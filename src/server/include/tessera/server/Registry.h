@@ -4,7 +4,7 @@
 // their state, usage events. Each change that touches several rows is one transaction, so a
 // crash leaves either all of it or none. One connection behind a mutex: safe to call from many
 // HTTP threads; other processes (the admin CLI) may use the same file at the same time.
-// Failures are StorageError with the API's codes (not_found, conflict, bad_request, corrupt, io).
+// Failures are Error with the API's codes (not_found, conflict, bad_request, corrupt, io).
 
 #include <cstdint>
 #include <filesystem>
@@ -110,7 +110,7 @@ struct ModelFilter {
 
 class Registry {
  public:
-  // Opens or creates dataDir/registry.sqlite3 (and dataDir). StorageError("io", "<path>: …").
+  // Opens or creates dataDir/registry.sqlite3 (and dataDir). Error(ErrorCode::Io, "<path>: …").
   explicit Registry(const std::filesystem::path& dataDir);
   ~Registry();
   Registry(const Registry&) = delete;
@@ -140,7 +140,7 @@ class Registry {
   std::vector<GenerationRecord> generations(int64_t modelId) const;  // oldest first
   std::vector<RejectedCandidate> rejectedCandidates(int64_t modelId) const;
   // THE crash-safety point. One transaction: the generation row and every listed update marked
-  // merged into it. Throws StorageError("conflict"), changing nothing, if the generation exists
+  // merged into it. Throws Error("conflict"), changing nothing, if the generation exists
   // or an update is not queued for this model. g.mergedUpdates, when given, must equal updateIds.
   void publishGeneration(const GenerationRecord& g, const std::vector<int64_t>& updateIds);
   // One transaction: the rejected candidate and its updates marked discarded with the reason;

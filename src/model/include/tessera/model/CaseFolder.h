@@ -1,0 +1,33 @@
+#pragma once
+// A folder of image/label pairs, laid out like nnU-Net's imagesTr/labelsTr:
+//   DIR/images/NAME.nii.gz  and  DIR/labels/NAME.nii.gz  (any format readImage accepts).
+// Sites keep their corrected cases this way; the server keeps its validation set this way.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tessera/image/Volume.h"
+
+namespace tessera::model {
+
+// One image and its label map on the same grid (integer values 0..classes-1).
+struct TrainingCase {
+  image::Volume image;
+  image::Volume labels;
+};
+
+struct NamedCase {
+  std::string name;
+  TrainingCase data;
+};
+
+// Sorted by name. Reads any layout readDataset (Dataset.h) accepts: this one, nnU-Net v2 raw
+// datasets and Medical Segmentation Decathlon folders. Throws Error(BadDataset) naming the folder
+// when it is none of them or an image has no label; Error(BadImage) for unreadable files.
+std::vector<NamedCase> readCaseFolder(const std::filesystem::path& directory);
+
+// Writes one pair (image as float32, labels as uint8), creating images/ and labels/.
+void writeCase(const std::filesystem::path& directory, const std::string& name, const TrainingCase& c);
+
+}  // namespace tessera::model
