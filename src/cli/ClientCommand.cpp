@@ -13,6 +13,7 @@
 #include "ProgressReporter.h"
 #include "tessera/client/ClientConfig.h"
 #include "tessera/client/SiteTrainer.h"
+#include "tessera/common/Error.h"
 #include "tessera/nn/Runtime.h"
 
 namespace tessera::cli {
@@ -177,6 +178,9 @@ Action addClientCommand(CLI::App& app) {
       } else {
         printStatus(s, std::cout);
       }
+      // Scripts and monitoring read the exit status: a server that could not be asked is a failure.
+      const auto& server = s.at("server");
+      if (server.contains("error_code")) return exitStatus(codeFromName(server.at("error_code").get<std::string>()));
     }
     return 0;
   };

@@ -64,7 +64,9 @@ ServerReason reasonOf(const httplib::Response& response) {
 }
 
 // httplib's names for transport errors ("Connection", "Read") with what they usually mean.
-std::string describe(httplib::Error error) {
+// `verifyResult`: OpenSSL's verdict on the certificate chain, to tell an untrusted chain from a
+// trusted certificate issued for another host name.
+std::string describe(httplib::Error error, long verifyResult) {
   std::string hint;
   switch (error) {
     case httplib::Error::Connection:
@@ -86,7 +88,18 @@ std::string describe(httplib::Error error) {
       hint = "cannot load the CA certificates (ca_cert)";
       break;
     case httplib::Error::SSLServerVerification:
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+      if (verifyResult == X509_V_OK) {
+        hint = "the server's certificate is trusted but was not issued for this host name: use the name it was "
+               "issued for in the server URL";
+      } else {
+        hint = std::string("the server's certificate is not trusted (") + X509_verify_cert_error_string(verifyResult) +
+               "): give its CA certificate as ca_cert";
+      }
+#else
+      (void)verifyResult;
       hint = "the server's certificate is not trusted: give its CA certificate as ca_cert";
+#endif
       break;
     default:
       break;
@@ -145,6 +158,14 @@ struct ApiClient::Impl {
 #endif
   }
 
+  long verifyResult() const {
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+    return http->get_openssl_verify_result();
+#else
+    return 0;
+#endif
+  }
+
   Reply send(const std::string& method, const std::string& path, const std::string& body = {},
              const std::string& contentType = {}, const std::string& rejectedLead = {}) {
     if (token.empty() && path.rfind("/v1/", 0) == 0) {
@@ -156,7 +177,7 @@ struct ApiClient::Impl {
                              : method == "PUT" ? http->Put(target, body, contentType)
                                                : http->Post(target, body, contentType);
     if (!result) {
-      throw Error(ErrorCode::Unreachable, "cannot reach the Tessera server at " + url + ": " + describe(result.error()));
+      throw Error(ErrorCode::Unreachable, "cannot reach the Tessera server at " + url + ": " + describe(result.error(), verifyResult()));
     }
     const httplib::Response& response = result.value();
     if (response.status >= 200 && response.status < 300) return {response.body, response.headers};
@@ -175,6 +196,11 @@ struct ApiClient::Impl {
                                            reason.message);
       case 404:
         throw Error(ErrorCode::NotFound, "not found on the server: " + request + " " + status + ": " + reason.message);
+      case 429: {
+        const std::string after = response.get_header_value("Retry-After");
+        throw Error(ErrorCode::RateLimited, "the server is limiting " + request + " " + status + ": " + reason.message +
+                                                (after.empty() ? "" : " (retry after " + after + " s)"));
+      }
       case 400:
       case 409:
       case 413:
