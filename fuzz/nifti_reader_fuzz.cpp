@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -78,6 +80,36 @@ std::vector<std::string> tesseraFuzzSeeds() {
     writeImage(v, dir / name, type);
     seeds.push_back(readFile(dir / name));
     fs::remove(dir / name);
+  }
+  // Hand-made headers for the paths of Tessera's own NIfTI decoder that ITK's writer never
+  // produces: big-endian data, scl_slope/scl_inter rescaling, 64-bit integers and doubles.
+  struct Kind {
+    int16_t datatype, bitpix;
+    bool bigEndian;
+    float slope, inter;
+  };
+  for (const Kind& k : {Kind{4, 16, true, 2.5f, -3.0f}, Kind{64, 64, false, 1.0f, 0.0f}, Kind{1280, 64, false, 0.0f, 4.0f},
+                        Kind{256, 8, true, -1.0f, 0.5f}}) {
+    std::string h(352, '\0');
+    const auto put = [&](size_t offset, auto value) {
+      char bytes[sizeof value];
+      std::memcpy(bytes, &value, sizeof value);
+      if (k.bigEndian) std::reverse(bytes, bytes + sizeof value);
+      std::memcpy(&h[offset], bytes, sizeof value);
+    };
+    put(0, int32_t{348});
+    const int16_t dim[8] = {3, 4, 3, 2, 1, 1, 1, 1};
+    for (size_t i = 0; i < 8; ++i) put(40 + 2 * i, dim[i]);
+    put(70, k.datatype);
+    put(72, k.bitpix);
+    for (size_t i = 0; i < 8; ++i) put(76 + 4 * i, 1.0f);
+    put(108, 352.0f);
+    put(112, k.slope);
+    put(116, k.inter);
+    std::memcpy(&h[344], "n+1\0", 4);
+    std::string data(24 * static_cast<size_t>(k.bitpix / 8), '\0');
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 37 % 251);
+    seeds.push_back(h + data);
   }
   return seeds;
 }

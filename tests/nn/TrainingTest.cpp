@@ -121,3 +121,36 @@ TEST(Training, DefaultModelSlicesAcrossTheCoarsestAxis) {
   EXPECT_DOUBLE_EQ(model.preprocessing.targetSpacing[1], 0.0);
   EXPECT_EQ(model.task.labels.at(2), "label 2");
 }
+
+TEST(Training, ImageTooSmallForTheNetworkIsOneLineNotALibTorchTrace) {
+  // A 2D U-Net of depth 3 halves slices twice and normalises what is left: it needs 2^3 = 8
+  // voxels along each in-plane axis. A 1x1x1 image used to end in batch_norm's 20-line trace.
+  auto dot = makePhantom(1, {1, 1, 1});
+  try {
+    nn::validateTrainingCases({makePhantom(2), dot}, tinySpec());
+    FAIL();
+  } catch (const tessera::Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::BadImage);
+    EXPECT_NE(std::string(e.what()).find("training case 2: image 1x1x1"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("needs at least 8 voxels along each in-plane axis"), std::string::npos) << e.what();
+  }
+  // What counts is the size at the network's spacing: 48 voxels of 0.1 mm are 4 at 1.2 mm.
+  auto fine = makePhantom(3, {48, 48, 4}, {0.1, 0.1, 1});
+  model::Preprocessing coarse;
+  coarse.targetSpacing = {1.2, 1.2, 0};
+  EXPECT_NO_THROW(nn::validateTrainingCases({fine}, tinySpec()));
+  const Error refused = [&] {
+    try {
+      nn::validateTrainingCases({fine}, tinySpec(), coarse);
+    } catch (const Error& e) {
+      return e;
+    }
+    return Error(ErrorCode::Internal, "not refused");
+  }();
+  EXPECT_NE(std::string(refused.what()).find("at the network's spacing"), std::string::npos) << refused.what();
+  // trainModel checks the same before any LibTorch work.
+  model::Model model = tinyModel();
+  EXPECT_THROW(nn::trainModel(model, {dot}, {}), tessera::Error);
+  // 3D networks train on padded patches and take small images.
+  EXPECT_NO_THROW(nn::validateTrainingCases({dot}, tinySpec(3)));
+}

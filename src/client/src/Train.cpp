@@ -38,7 +38,8 @@ bool sameNetwork(const model::Model& a, const model::Model& b) {
   return true;
 }
 
-std::vector<model::TrainingCase> readCases(const std::filesystem::path& dir, const model::NetworkSpec& spec) {
+std::vector<model::TrainingCase> readCases(const std::filesystem::path& dir, const model::NetworkSpec& spec,
+                                           const model::Preprocessing& preprocessing) {
   std::vector<model::NamedCase> named = model::readCaseFolder(dir);
   if (named.empty()) {
     throw Error(ErrorCode::Config, (dir / "images").string() + ": no cases (expected images/NAME.nii.gz with labels/NAME.nii.gz)");
@@ -46,12 +47,15 @@ std::vector<model::TrainingCase> readCases(const std::filesystem::path& dir, con
   std::vector<model::TrainingCase> cases;
   for (auto& c : named) {
     try {
-      nn::validateTrainingCases({c.data}, spec);
+      nn::validateTrainingCases({c.data}, spec, preprocessing);
     } catch (const Error& e) {
-      // validateTrainingCases names the case by index; the site knows it by file name.
+      // validateTrainingCases names the case by index; the site knows it by file name (the image
+      // for an image too small for the network, else the label map).
       const std::string what = e.what();
       const auto colon = what.find(':');
-      throw Error(ErrorCode::BadModel, (dir / "labels" / c.name).string() + (colon == std::string::npos ? ": " + what : what.substr(colon)));
+      const bool image = e.code() == ErrorCode::BadImage;
+      throw Error(image ? ErrorCode::BadImage : ErrorCode::BadModel,
+                  (dir / (image ? "images" : "labels") / c.name).string() + (colon == std::string::npos ? ": " + what : what.substr(colon)));
     }
     cases.push_back(std::move(c.data));
   }
@@ -76,7 +80,7 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
                                        " has been pulled; run `tessera client pull` first");
   }
   model::Model model = cache.load(config.task, *baseGeneration);
-  const std::vector<model::TrainingCase> cases = readCases(options.casesDir, model.spec);
+  const std::vector<model::TrainingCase> cases = readCases(options.casesDir, model.spec, model.preprocessing);
 
   TrainResult result;
   result.baseGeneration = *baseGeneration;

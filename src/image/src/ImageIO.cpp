@@ -17,6 +17,9 @@
 #include <sstream>
 #include <type_traits>
 
+#include "gdcmReader.h"
+#include "gdcmTrace.h"
+#include "gdcmTransferSyntax.h"
 #include "itkGDCMImageIO.h"
 #include "itkGDCMSeriesFileNames.h"
 #include "itkImage.h"
@@ -40,6 +43,7 @@ namespace {
 using detail::dimsText;
 using detail::fail;
 using detail::failNonFinite;
+using detail::Limits;
 using detail::trim;
 using FloatImage = itk::Image<float, 3>;
 
@@ -126,8 +130,10 @@ const char* formatName(Format format) {
 
 // ---- reading ------------------------------------------------------------------------------
 
-// Checks the size the header announces, before any voxel memory is allocated.
-void checkImageSize(const fs::path& path, const itk::ImageIOBase& io) {
+// Checks the size the header announces, before any voxel memory is allocated: `io` for the
+// file's own layout, `size` for the whole image (a DICOM series stacks many files).
+void checkImageSize(const fs::path& path, const itk::ImageIOBase& io, const FloatImage::SizeType& size,
+                    int64_t maxVoxels) {
   const unsigned rank = io.GetNumberOfDimensions();
   std::vector<uint64_t> sizes;
   for (unsigned i = 0; i < rank; ++i) sizes.push_back(io.GetDimensions(i));
@@ -138,7 +144,9 @@ void checkImageSize(const fs::path& path, const itk::ImageIOBase& io) {
   if (io.GetNumberOfComponents() != 1)
     fail(path, "image has " + std::to_string(io.GetNumberOfComponents()) +
                    " values per voxel (RGB or vector data); only scalar images are supported");
-  detail::checkVoxelCount(path, sizes);
+  std::vector<uint64_t> dims(size.begin(), size.end());
+  if (rank < 3) dims.resize(std::max(rank, 1u));  // "3x0" for a 2D header, as written
+  detail::checkVoxelCount(path, dims, maxVoxels);
 }
 
 Geometry geometryOf(const FloatImage& image) {
@@ -159,45 +167,122 @@ void checkFinite(const fs::path& path, const Volume& v) {
   if (bad != v.voxels.end()) failNonFinite(path, std::isnan(*bad), bad - v.voxels.begin(), v.geometry.size);
 }
 
-template <typename Reader, typename Check>
-Volume runReader(const fs::path& path, Reader& reader, const itk::ImageIOBase& io, Check&& checkHeader) {
+template <typename T>
+void convertToFloat(const char* from, float* to, size_t count) {
+  const T* values = reinterpret_cast<const T*>(from);
+  std::transform(values, values + count, to, [](T v) { return static_cast<float>(v); });
+}
+
+// Reads all voxels of `io` (its header already read) as float into `out`: straight into it when
+// the file holds floats, else through one buffer of the file's own type (what ITK's reader does,
+// minus the image it would allocate besides ours).
+void readVoxelsInto(const fs::path& path, itk::ImageIOBase& io, float* out, int64_t count) {
+  using Component = itk::IOComponentEnum;
+  const unsigned rank = io.GetNumberOfDimensions();
+  itk::ImageIORegion region(rank);
+  int64_t n = 1;
+  for (unsigned i = 0; i < rank; ++i) {
+    region.SetIndex(i, 0);
+    region.SetSize(i, io.GetDimensions(i));
+    n *= static_cast<int64_t>(io.GetDimensions(i));
+  }
+  if (n != count || io.GetNumberOfComponents() != 1)
+    fail(path, "the file holds " + std::to_string(n) + " voxels where its header promised " + std::to_string(count));
+  io.SetIORegion(region);
+  if (io.GetComponentType() == Component::FLOAT) {
+    io.Read(out);
+    return;
+  }
+  const auto bytes = static_cast<size_t>(io.GetImageSizeInBytes());
+  std::unique_ptr<char[]> buffer(new char[bytes]);
+  io.Read(buffer.get());
+  const auto c = static_cast<size_t>(count);
+  switch (io.GetComponentType()) {
+    case Component::UCHAR: convertToFloat<unsigned char>(buffer.get(), out, c); break;
+    case Component::CHAR: convertToFloat<signed char>(buffer.get(), out, c); break;
+    case Component::USHORT: convertToFloat<unsigned short>(buffer.get(), out, c); break;
+    case Component::SHORT: convertToFloat<short>(buffer.get(), out, c); break;
+    case Component::UINT: convertToFloat<unsigned int>(buffer.get(), out, c); break;
+    case Component::INT: convertToFloat<int>(buffer.get(), out, c); break;
+    case Component::ULONG: convertToFloat<unsigned long>(buffer.get(), out, c); break;
+    case Component::LONG: convertToFloat<long>(buffer.get(), out, c); break;
+    case Component::ULONGLONG: convertToFloat<unsigned long long>(buffer.get(), out, c); break;
+    case Component::LONGLONG: convertToFloat<long long>(buffer.get(), out, c); break;
+    case Component::DOUBLE: convertToFloat<double>(buffer.get(), out, c); break;
+    default: fail(path, "unsupported voxel type " + io.GetComponentTypeAsString(io.GetComponentType()));
+  }
+}
+
+// Reads the header through ITK (geometry), checks it, then fills the volume with `readVoxels`.
+// Voxel memory is one float per voxel, allocated only after every check passed.
+template <typename Reader, typename Check, typename ReadVoxels>
+Volume runReader(const fs::path& path, Reader& reader, const itk::ImageIOBase& io, int64_t maxVoxels,
+                 Check&& checkHeader, ReadVoxels&& readVoxels) {
   reader.UpdateOutputInformation();
-  checkImageSize(path, io);
+  const FloatImage& info = *reader.GetOutput();
+  checkImageSize(path, io, info.GetLargestPossibleRegion().GetSize(), maxVoxels);
   checkHeader();
-  reader.Update();
-  const FloatImage& image = *reader.GetOutput();
   Volume v;
-  v.geometry = geometryOf(image);
-  const float* data = image.GetBufferPointer();
-  v.voxels.assign(data, data + v.geometry.voxelCount());
+  v.geometry = geometryOf(info);
+  v.voxels.resize(static_cast<size_t>(v.geometry.voxelCount()));
+  readVoxels(v);
   return v;
 }
 
-Volume readImageFile(const fs::path& path) {
+Volume readImageFile(const fs::path& path, const Limits& limits) {
   const Format format = formatOf(path);
   if (format == Format::Unknown)
     fail(path, "unrecognised image format (expected .nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr or a DICOM series "
                "directory)");
+  detail::checkRegularFile(path);  // a FIFO or device would block or never end
   if (!std::ifstream(path, std::ios::binary)) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  int niftiVersion = 0;
-  if (format == Format::Nifti || format == Format::NiftiGz) niftiVersion = detail::checkNiftiFile(path, format == Format::NiftiGz);
+  const bool nifti = format == Format::Nifti || format == Format::NiftiGz;
+  const bool gzip = format == Format::NiftiGz;
+  detail::NiftiLayout layout;
+  if (nifti) layout = detail::readNiftiHeader(path, gzip, limits.maxVoxels);
+  // teem might open data files while reading the header: check them before ITK does anything.
+  detail::DataFiles nrrdData;
+  if (format == Format::Nrrd) nrrdData = detail::checkNrrdFiles(path, limits.allowExternalData);
 
   itk::ImageIOBase::Pointer io = ioFor(format);
   if (!io->CanReadFile(path.c_str())) {
     // ITK 5.2's NIfTI library predates NIfTI-2; say so instead of "not valid".
-    if (niftiVersion == 2) fail(path, "NIfTI-2 is not supported by the installed ITK; save the image as NIfTI-1");
+    if (nifti && layout.version == 2) fail(path, "NIfTI-2 is not supported by the installed ITK; save the image as NIfTI-1");
     fail(path, std::string("not a valid ") + formatName(format) + " file");
   }
   auto reader = itk::ImageFileReader<FloatImage>::New();
   reader->SetImageIO(io);
   reader->SetFileName(path.string());
-  const auto checkData = [&] {
-    if (format != Format::Meta) return;
+  const auto neededBytes = [&] {
     long double bytes = static_cast<long double>(io->GetComponentSize()) * io->GetNumberOfComponents();
     for (unsigned i = 0; i < io->GetNumberOfDimensions(); ++i) bytes *= static_cast<long double>(io->GetDimensions(i));
-    detail::checkMetaImageData(path, bytes);
+    return bytes;
   };
-  return runReader(path, *reader, *io, checkData);
+  const auto checkData = [&] {
+    const int valueBytes = static_cast<int>(io->GetComponentSize());
+    if (format == Format::Meta) {
+      // MetaIO has read the header only; check the data files it is about to open.
+      MetaImage* meta = static_cast<itk::MetaImageIO&>(*io).GetMetaImagePointer();
+      detail::MetaImageSpec spec;
+      spec.elementDataFile = meta->ElementDataFileName();
+      spec.compressed = meta->CompressedData();
+      spec.headerSize = meta->HeaderSize();
+      std::vector<uint64_t> dims;
+      for (unsigned i = 0; i < io->GetNumberOfDimensions(); ++i) dims.push_back(io->GetDimensions(i));
+      detail::checkDataBytes(path, detail::checkMetaImageFiles(path, spec, dims, limits.allowExternalData), neededBytes(),
+                             valueBytes);
+    } else if (format == Format::Nrrd) {
+      detail::checkDataBytes(path, nrrdData, neededBytes(), valueBytes);
+    }
+  };
+  const auto readVoxels = [&](Volume& v) {
+    if (!nifti) return readVoxelsInto(path, *io, v.voxels.data(), v.geometry.voxelCount());
+    if (layout.voxelCount() != v.geometry.voxelCount())
+      fail(path, "NIfTI header holds " + std::to_string(layout.voxelCount()) + " voxels but ITK reads a grid of " +
+                     v.geometry.describe());
+    detail::readNiftiVoxels(path, gzip, layout, v.voxels.data());
+  };
+  return runReader(path, *reader, *io, limits.maxVoxels, checkData, readVoxels);
 }
 
 std::string dicomTag(const itk::GDCMImageIO& io, const std::string& key) {
@@ -232,28 +317,183 @@ std::string describeSeries(itk::GDCMSeriesFileNames& names, const std::vector<st
 void silenceToolkitWarnings() {
   static const bool silenced = [] {
     itk::Object::GlobalWarningDisplayOff();
+    gdcm::Trace::SetDebug(false);
+    gdcm::Trace::SetWarning(false);
+    gdcm::Trace::SetError(false);
     return true;
   }();
   (void)silenced;
 }
 
-Volume readDicomDirectory(const fs::path& path) {
-  auto names = itk::GDCMSeriesFileNames::New();
-  // Series details also split by series number, slice thickness and rows/columns: slices that
-  // differ in those could not be stacked into one volume anyway.
-  names->SetUseSeriesDetails(true);
-  names->SetRecursive(false);
-  names->SetDirectory(path.string());
-  const std::vector<std::string>& uids = names->GetSeriesUIDs();
-  if (uids.empty()) fail(path, "no DICOM series found");
-  if (uids.size() > 1) fail(path, std::to_string(uids.size()) + " DICOM series found; pass one series directory (" +
-                                      describeSeries(*names, uids) + ")");
+// ---- DICOM per-file checks ------------------------------------------------------------------
+
+struct DicomSliceInfo {
+  std::string file;
+  bool hasPosition = false;
+  std::array<double, 3> position{};                 // ImagePositionPatient (mm)
+  std::array<double, 6> orientation{1, 0, 0, 0, 1, 0};  // ImageOrientationPatient
+  int64_t frames = 1;
+};
+
+std::string elementText(const gdcm::DataSet& ds, uint16_t group, uint16_t element) {
+  const gdcm::Tag tag(group, element);
+  if (!ds.FindDataElement(tag)) return {};
+  const gdcm::ByteValue* value = ds.GetDataElement(tag).GetByteValue();
+  return value ? std::string(value->GetPointer(), value->GetLength()) : std::string();
+}
+
+// An unsigned short (US) value, stored little-endian; `fallback` when absent.
+uint64_t elementUS(const gdcm::DataSet& ds, uint16_t group, uint16_t element, uint64_t fallback) {
+  const std::string v = elementText(ds, group, element);
+  if (v.size() < 2) return fallback;
+  return static_cast<uint64_t>(static_cast<unsigned char>(v[0])) |
+         (static_cast<uint64_t>(static_cast<unsigned char>(v[1])) << 8);
+}
+
+// The numbers of a decimal or integer string value such as "-10\\20.5\\30"; empty if malformed.
+std::vector<double> elementNumbers(const gdcm::DataSet& ds, uint16_t group, uint16_t element) {
+  std::vector<double> numbers;
+  std::stringstream text(elementText(ds, group, element));
+  for (std::string part; std::getline(text, part, '\\');) {
+    part = trim(part);
+    char* end = nullptr;
+    const double v = std::strtod(part.c_str(), &end);
+    if (part.empty() || *end != '\0' || !std::isfinite(v)) return {};
+    numbers.push_back(v);
+  }
+  return numbers;
+}
+
+// Reads one file's header without its pixel data (GDCM stops at the PixelData element) and
+// refuses uncompressed pixel data shorter than Rows x Columns x frames x samples x bits: ITK
+// would allocate what the header declares (two 836-byte files declaring 30000x30000 took 35 s
+// and 14 GB, then showed garbage).
+DicomSliceInfo checkDicomFile(const std::string& file) {
+  detail::checkRegularFile(file);
+  gdcm::Reader reader;
+  reader.SetFileName(file.c_str());
+  const gdcm::Tag pixelData(0x7fe0, 0x0010);
+  if (!reader.ReadUpToTag(pixelData, {pixelData})) fail(file, "not a readable DICOM file");
+  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  const gdcm::TransferSyntax syntax = reader.GetFile().GetHeader().GetDataSetTransferSyntax();
+  DicomSliceInfo info;
+  info.file = file;
+  const std::vector<double> frames = elementNumbers(ds, 0x0028, 0x0008);
+  if (frames.size() == 1 && frames[0] >= 1 && frames[0] < 1e9) info.frames = static_cast<int64_t>(frames[0]);
+  const uint64_t rows = elementUS(ds, 0x0028, 0x0010, 0), columns = elementUS(ds, 0x0028, 0x0011, 0);
+  const uint64_t bits = elementUS(ds, 0x0028, 0x0100, 16), samples = elementUS(ds, 0x0028, 0x0002, 1);
+  const bool native = !syntax.IsEncapsulated() && syntax != gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian &&
+                      syntax != gdcm::TransferSyntax::ExplicitVRBigEndian;
+  // Where the pixel values start; the end of the file (-1) when there is no PixelData element
+  // (float pixel data, or none: ITK's own reader refuses such a file before allocating).
+  const size_t at = reader.GetStreamCurrentPosition();
+  if (native && at != static_cast<size_t>(-1)) {
+    const long double needed = std::ceil(static_cast<long double>(rows) * columns * info.frames * samples * bits / 8);
+    std::error_code ec;
+    const auto size = static_cast<uint64_t>(fs::file_size(file, ec));
+    const long double available = !ec && at < size ? static_cast<long double>(size - at) : 0;
+    if (needed > available) {
+      std::ostringstream message;
+      message.precision(0);
+      message << std::fixed << "declares " << columns << "x" << rows;
+      if (info.frames > 1) message << "x" << info.frames;
+      message << " pixels of " << bits << " bits (" << needed << " bytes) but holds " << available
+              << " bytes of pixel data";
+      fail(file, message.str());
+    }
+  }
+  const std::vector<double> position = elementNumbers(ds, 0x0020, 0x0032);
+  const std::vector<double> orientation = elementNumbers(ds, 0x0020, 0x0037);
+  if (position.size() == 3) {
+    info.hasPosition = true;
+    std::copy(position.begin(), position.end(), info.position.begin());
+  }
+  if (orientation.size() == 6) std::copy(orientation.begin(), orientation.end(), info.orientation.begin());
+  return info;
+}
+
+// Two files at one position (a slice exported twice, two acquisitions mixed in one folder)
+// would be stacked as if they were neighbours.
+void checkSlicePositions(const fs::path& dir, const std::vector<DicomSliceInfo>& slices) {
+  if (slices.size() < 2) return;
+  for (const DicomSliceInfo& s : slices)
+    if (!s.hasPosition || s.frames != 1) return;
+  const auto& o = slices.front().orientation;
+  const std::array<double, 3> normal{o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]};
+  std::vector<std::pair<double, size_t>> along;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const auto& p = slices[i].position;
+    along.emplace_back(normal[0] * p[0] + normal[1] * p[1] + normal[2] * p[2], i);
+  }
+  std::sort(along.begin(), along.end());
+  constexpr double kSamePositionMm = 1e-3;
+  for (size_t i = 1; i < along.size(); ++i) {
+    if (along[i].first - along[i - 1].first >= kSamePositionMm) continue;
+    std::ostringstream at;
+    at << along[i].first;
+    fail(dir, "slices " + fs::path(slices[along[i - 1].second].file).filename().string() + " and " +
+                  fs::path(slices[along[i].second].file).filename().string() + " lie at the same position (" + at.str() +
+                  " mm along the slice normal); a series directory must hold each slice once");
+  }
+}
+
+// Reads single-frame slices file by file straight into `v` (ITK's series reader would hold a
+// second float copy of the whole volume). False for other layouts, such as multi-frame files.
+bool readSeriesSlices(const std::vector<std::string>& files, Volume& v) {
+  const auto& size = v.geometry.size;
+  if (static_cast<int64_t>(files.size()) != size[2]) return false;
+  const int64_t sliceVoxels = size[0] * size[1];
+  for (size_t k = 0; k < files.size(); ++k) {
+    auto io = itk::GDCMImageIO::New();
+    io->SetFileName(files[k]);
+    io->ReadImageInformation();
+    const bool sameSize = static_cast<int64_t>(io->GetDimensions(0)) == size[0] &&
+                          static_cast<int64_t>(io->GetDimensions(1)) == size[1] &&
+                          (io->GetNumberOfDimensions() < 3 || io->GetDimensions(2) == 1);
+    if (!sameSize || io->GetNumberOfComponents() != 1)
+      fail(files[k], "slice differs in size or type from the first slice of the series");
+    readVoxelsInto(files[k], *io, v.voxels.data() + static_cast<int64_t>(k) * sliceVoxels, sliceVoxels);
+  }
+  return true;
+}
+
+Volume readDicomDirectory(const fs::path& path, const Limits& limits) {
+  // A FIFO or device among the files would block GDCM's scan of the directory.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(path, ec)) {
+    std::error_code statusError;
+    const fs::file_status status = fs::status(entry.path(), statusError);
+    if (fs::exists(status) && !fs::is_directory(status)) detail::checkRegularFile(entry.path());
+  }
+  std::vector<std::string> files;
+  {
+    // The scan keeps every file it read in memory (the whole series once more) until released.
+    auto names = itk::GDCMSeriesFileNames::New();
+    // Series details also split by series number, slice thickness and rows/columns: slices that
+    // differ in those could not be stacked into one volume anyway.
+    names->SetUseSeriesDetails(true);
+    names->SetRecursive(false);
+    names->SetDirectory(path.string());
+    const std::vector<std::string>& uids = names->GetSeriesUIDs();
+    if (uids.empty()) fail(path, "no DICOM series found");
+    if (uids.size() > 1) fail(path, std::to_string(uids.size()) + " DICOM series found; pass one series directory (" +
+                                        describeSeries(*names, uids) + ")");
+    files = names->GetFileNames(uids.front());
+  }
+  std::vector<DicomSliceInfo> slices;
+  for (const std::string& file : files) slices.push_back(checkDicomFile(file));
+  checkSlicePositions(path, slices);
 
   auto io = itk::GDCMImageIO::New();
   auto reader = itk::ImageSeriesReader<FloatImage>::New();
   reader->SetImageIO(io);
-  reader->SetFileNames(names->GetFileNames(uids.front()));
-  Volume v = runReader(path, *reader, *io, [] {});
+  reader->SetFileNames(files);
+  Volume v = runReader(path, *reader, *io, limits.maxVoxels, [] {}, [&](Volume& volume) {
+    if (readSeriesSlices(files, volume)) return;
+    reader->Update();
+    const float* data = reader->GetOutput()->GetBufferPointer();
+    std::copy(data, data + volume.voxels.size(), volume.voxels.begin());
+  });
   v.modality = dicomTag(*io, "0008|0060");
   v.bodyPart = dicomTag(*io, "0018|0015");
   return v;
@@ -337,14 +577,15 @@ auto withImageErrors(const fs::path& path, Body&& body) -> decltype(body()) {
 
 }  // namespace
 
-Volume readImage(const fs::path& path) {
+Volume readImage(const fs::path& path, const ReadOptions& options) {
   silenceToolkitWarnings();
+  const Limits limits = detail::resolveLimits(options);
   return withImageErrors(path, [&] {
     std::error_code ec;
     const fs::file_status status = fs::status(path, ec);
     if (ec && ec != std::errc::no_such_file_or_directory) fail(path, ec.message());  // e.g. permission denied
     if (!fs::exists(status)) fail(path, "no such file or directory");
-    Volume v = fs::is_directory(status) ? readDicomDirectory(path) : readImageFile(path);
+    Volume v = fs::is_directory(status) ? readDicomDirectory(path, limits) : readImageFile(path, limits);
     checkFinite(path, v);
     return v;
   });

@@ -11,12 +11,39 @@
 #include "UNet.h"
 #include "VolumeTensors.h"
 #include "tessera/common/Error.h"
+#include "tessera/image/Resample.h"
 
 namespace tessera::nn {
 
 using detail::UNet;
 
-void validateTrainingCases(const std::vector<TrainingCase>& cases, const NetworkSpec& spec) {
+namespace {
+
+// A 2D U-Net of depth d halves each slice d-1 times and normalises what is left; batch and
+// instance norm need more than one value per channel there, so every in-plane axis needs at
+// least 2^d voxels at the network's spacing (a 1x1x1 image otherwise ends in a LibTorch trace).
+// 3D networks train on patches padded to the patch size, whatever the image size.
+void checkLargeEnough(const std::string& which, const image::Geometry& grid, const NetworkSpec& spec,
+                      const Preprocessing& preprocessing) {
+  if (spec.dims != 2) return;
+  const image::Geometry atNetwork = image::withSpacing(grid, preprocessing.targetSpacing);
+  const int64_t minimum = int64_t{1} << spec.depth;
+  const char* const names[] = {"x", "y", "z"};
+  for (int a = 0; a < 3; ++a) {
+    if (a == spec.axis || atNetwork.size[a] >= minimum) continue;
+    const bool resampled = atNetwork.size != grid.size;
+    throw Error(ErrorCode::BadImage,
+                which + ": image " + grid.describe() + " is too small for the network: a 2D U-Net of depth " +
+                    std::to_string(spec.depth) + " needs at least " + std::to_string(minimum) +
+                    " voxels along each in-plane axis, this image has " + std::to_string(atNetwork.size[a]) +
+                    " along " + names[a] + (resampled ? " at the network's spacing" : ""));
+  }
+}
+
+}  // namespace
+
+void validateTrainingCases(const std::vector<TrainingCase>& cases, const NetworkSpec& spec,
+                           const Preprocessing& preprocessing) {
   if (cases.empty()) throw Error(ErrorCode::BadModel, "training: no image/label pairs given");
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
@@ -26,6 +53,7 @@ void validateTrainingCases(const std::vector<TrainingCase>& cases, const Network
       throw Error(ErrorCode::BadModel, which + ": label map grid " + c.labels.geometry.describe() +
                        " differs from image grid " + c.image.geometry.describe());
     }
+    checkLargeEnough(which, c.image.geometry, spec, preprocessing);
     for (float v : c.labels.voxels) {
       if (v < 0 || v >= static_cast<float>(spec.classes) || v != std::round(v)) {
         throw Error(ErrorCode::BadModel, which + ": label value " + std::to_string(v) + " is not an integer in 0.." +
@@ -187,7 +215,7 @@ class PatchBatches : public BatchSource {
 
 void trainModel(Model& model, const std::vector<TrainingCase>& cases, const TrainOptions& options) {
   model.spec.validate();
-  validateTrainingCases(cases, model.spec);
+  validateTrainingCases(cases, model.spec, model.preprocessing);
   if (options.epochs < 1) throw Error(ErrorCode::BadModel, "training: epochs must be at least 1");
   if (options.batchSize < 1) throw Error(ErrorCode::BadModel, "training: batch size must be at least 1");
 

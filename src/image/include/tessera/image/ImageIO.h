@@ -7,14 +7,33 @@
 
 namespace tessera::image {
 
-// Largest image we accept; beyond it indices no longer fit int32 in downstream tools.
+// Hard ceiling on any image; beyond it indices no longer fit int32 in downstream tools.
 inline constexpr int64_t kMaxVoxels = int64_t{1} << 31;
+// readImage's default limit: 2^29 voxels (512x512x2048, or 1024x1024x512), 2 GiB once decoded
+// to float32. Raise or lower it with TESSERA_MAX_VOXELS (at most kMaxVoxels).
+inline constexpr int64_t kDefaultMaxVoxels = int64_t{1} << 29;
+
+struct ReadOptions {
+  // Largest image accepted, in voxels; 0 means defaultMaxVoxels().
+  int64_t maxVoxels = 0;
+  // MetaImage (ElementDataFile) and NRRD (data file) headers may name data files outside their
+  // own folder, by absolute path or "..". Off by default; TESSERA_ALLOW_EXTERNAL_DATA=1 turns it
+  // on too. Data files must be regular files either way (never devices, FIFOs or directories).
+  bool allowExternalData = false;
+};
+
+// TESSERA_MAX_VOXELS when set, else kDefaultMaxVoxels. Throws Error(Config) for a value that is
+// not a whole number from 1 to kMaxVoxels.
+int64_t defaultMaxVoxels();
 
 // Reads a .nii/.nii.gz, .mha/.mhd, .nrrd/.nhdr file, or a directory holding exactly one DICOM
-// series. Throws Error (message "PATH: problem") for a missing file, an unreadable or
-// truncated file, a directory with zero or several series, 0 or more than kMaxVoxels voxels,
-// and NaN/Inf voxels.
-Volume readImage(const std::filesystem::path& path);
+// series. Throws Error (message "PATH: problem", code BadImage) for a missing file, an
+// unreadable, truncated or inconsistent file, a header whose declared size the file's bytes
+// cannot hold (checked before any voxel memory is allocated), a data file outside the
+// header's folder or not a regular file, a directory with zero or several series or with two
+// slices at one position, 0 voxels and NaN/Inf voxels; Error(TooLarge) for more voxels than
+// the limit. Peak memory is about one float32 copy of the image.
+Volume readImage(const std::filesystem::path& path, const ReadOptions& options = {});
 
 enum class PixelType { Float32, UInt8, Int16 };
 

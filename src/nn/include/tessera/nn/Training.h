@@ -29,9 +29,11 @@ struct TrainOptions {
   std::function<void(const TrainProgress&)> onEpoch;
 };
 
-// Checks every case (geometry match, label range) and throws Error naming the case index
-// and the problem.
-void validateTrainingCases(const std::vector<model::TrainingCase>& cases, const model::NetworkSpec& spec);
+// Checks every case (geometry match, label range, and for 2D networks an image large enough
+// for the network at the `preprocessing` spacing: 2^depth voxels along each in-plane axis,
+// BadImage otherwise) and throws Error naming the case index and the problem.
+void validateTrainingCases(const std::vector<model::TrainingCase>& cases, const model::NetworkSpec& spec,
+                           const model::Preprocessing& preprocessing = {});
 
 // Trains `model` in place, starting from its current weights (fine-tuning when they come from a
 // trained model). Deterministic for a given seed when LibTorch runs on one thread.
