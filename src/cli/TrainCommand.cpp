@@ -134,12 +134,12 @@ Action addTrainCommand(CLI::App& app) {
       try {
         nn::validateTrainingCases({cases[i]}, model.spec, model.preprocessing);
       } catch (const Error& e) {
-        const std::string what = e.what();
-        throw Error(ErrorCode::BadModel, labelFiles[i] + what.substr(what.find(':')) +
         // The message names "training case 1"; name the file instead: the image for an image
         // that is too small, else the label map (and how to fix label values).
-                             (a->binarize ? "" : " (use --binarize for a mask with other non-zero values)"));
+        const std::string what = e.what();
         if (e.code() == ErrorCode::BadImage) throw Error(e.code(), imageFiles[i] + what.substr(what.find(':')));
+        throw Error(ErrorCode::BadModel, labelFiles[i] + what.substr(what.find(':')) +
+                             (a->binarize ? "" : " (use --binarize for a mask with other non-zero values)"));
       }
     }
     std::cerr << "training " << (model.spec.dims == 2 ? "2D" : "3D") << " U-Net (" << common::parameterCount(model.weights)
