@@ -1,11 +1,13 @@
 // Fuzz target for the parsers of untrusted update bytes, in memory and on disk: decodeUpdate
 // (what a site's upload decodes to), and readUpdateFileInfo + common::WeightRecordReader over a file,
 // the path the server takes for a stored upload (header first, then the weights streamed
-// without the SHA-256 check that would hide the weights parser from the fuzzer). The same bytes
-// are also streamed as a bare weights section. Any exception other than tessera::Error, or a
+// without the SHA-256 check that would hide the weights parser from the fuzzer), and
+// readUpdatePrefix on prefixes of them (the server's check of an upload as it arrives). The same
+// bytes are also streamed as a bare weights section. Any exception other than tessera::Error, or a
 // crash, is a finding.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string_view>
@@ -67,6 +69,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     (void)tessera::federation::decodeUpdate(bytes, "fuzz.tsu");
   } catch (const tessera::Error&) {
+  }
+  // The server's check of an upload from its first bytes, as they arrive: every prefix length
+  // up to the header's end (cut at a few sizes: all of them would be quadratic).
+  for (const size_t cut : {size_t{0}, size_t{7}, size_t{8}, size_t{19}, size_t{20}, size / 2, size}) {
+    try {
+      (void)tessera::federation::readUpdatePrefix(bytes.substr(0, std::min(cut, size)), "fuzz-prefix");
+    } catch (const tessera::Error&) {
+    }
   }
   if (!writeScratch(bytes)) return 0;
   try {

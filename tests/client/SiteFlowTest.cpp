@@ -132,6 +132,28 @@ TEST_F(SiteFlowTest, RejectedPushLeavesTheTrainingPushable) {
   EXPECT_EQ(push(config, log)["status"], "queued");
 }
 
+// A push whose answer was lost (the record never learnt the id) is sent again with the same
+// idempotency key, so the server counts it once; a new training gets a new key.
+TEST_F(SiteFlowTest, ARetriedPushCarriesTheSameIdempotencyKey) {
+  pull(config, log);
+  trainOnce();
+  push(config, log);
+  SiteState state(config.home, "brain");
+  auto record = *state.readTrained();
+  record.pushed = nullptr;  // as if the answer had never arrived
+  state.writeRecord(record);
+  push(config, log);
+  trainOnce(2);  // another training, other weights
+  push(config, log);
+  const auto updates = server.updates();
+  ASSERT_EQ(updates.size(), 3u);
+  const std::string key = updates[0].header.idempotencyKey;
+  EXPECT_EQ(key.rfind("push-", 0), 0u) << key;
+  EXPECT_EQ(federation::idempotencyKeyProblem(key), "");
+  EXPECT_EQ(updates[1].header.idempotencyKey, key) << "the retry of one training";
+  EXPECT_NE(updates[2].header.idempotencyKey, key) << "a new training";
+}
+
 TEST_F(SiteFlowTest, FailingUsageReportsOnlyWarn) {
   server.failEvents = true;
   pull(config, log);

@@ -25,6 +25,8 @@ TEST(ErrorTable, HttpStatusesFollowTheApiDocument) {
   EXPECT_EQ(tessera::httpStatus(ErrorCode::NotFound), 404);
   EXPECT_EQ(tessera::httpStatus(ErrorCode::Conflict), 409);
   EXPECT_EQ(tessera::httpStatus(ErrorCode::TooLarge), 413);
+  EXPECT_EQ(tessera::httpStatus(ErrorCode::RateLimited), 429);
+  EXPECT_EQ(tessera::codeName(ErrorCode::RateLimited), "rate_limited");
   for (auto c : {ErrorCode::BadUpdate, ErrorCode::ShapeMismatch, ErrorCode::NonFinite, ErrorCode::NormTooLarge,
                  ErrorCode::UnknownBase, ErrorCode::StaleBase, ErrorCode::TaskMismatch}) {
     EXPECT_EQ(tessera::httpStatus(c), 422) << tessera::codeName(c);
@@ -39,6 +41,7 @@ TEST(ErrorTable, ExitStatusesGroupProblemsForScripts) {
   EXPECT_EQ(tessera::exitStatus(ErrorCode::NotFound), 3);
   EXPECT_EQ(tessera::exitStatus(ErrorCode::Unauthorized), 4);
   EXPECT_EQ(tessera::exitStatus(ErrorCode::StaleBase), 5);
+  EXPECT_EQ(tessera::exitStatus(ErrorCode::RateLimited), 5);
   EXPECT_EQ(tessera::exitStatus(ErrorCode::Unreachable), 6);
   for (int i = 0; i <= static_cast<int>(ErrorCode::Internal); ++i) {
     const int s = tessera::exitStatus(static_cast<ErrorCode>(i));

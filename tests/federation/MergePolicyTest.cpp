@@ -55,11 +55,13 @@ TEST(MergePolicy, JsonRoundTripOfEveryField) {
   p.validationTolerance = 0.0625;
   p.maxUpdateBytes = uint64_t{5} << 32;  // beyond 32 bits
   p.maxDeltaNormRatio = 4.5;
+  p.maxSamples = 2500;
+  p.updatesPerSitePerRound = 2;
   const json j = toJson(p);
   EXPECT_EQ(j.at("strategy"), "trimmed-mean");
   EXPECT_EQ(j.at("staleness"), "downweight");
   EXPECT_EQ(j.at("max_update_bytes").get<uint64_t>(), uint64_t{5} << 32);
-  EXPECT_EQ(j.size(), 11u);
+  EXPECT_EQ(j.size(), 13u);
   // Through text, as the registry stores it.
   const MergePolicy back = policyFromJson(json::parse(j.dump()));
   EXPECT_EQ(back.strategy, p.strategy);
@@ -73,6 +75,8 @@ TEST(MergePolicy, JsonRoundTripOfEveryField) {
   EXPECT_EQ(back.validationTolerance, p.validationTolerance);
   EXPECT_EQ(back.maxUpdateBytes, p.maxUpdateBytes);
   EXPECT_EQ(back.maxDeltaNormRatio, p.maxDeltaNormRatio);
+  EXPECT_EQ(back.maxSamples, p.maxSamples);
+  EXPECT_EQ(back.updatesPerSitePerRound, p.updatesPerSitePerRound);
   EXPECT_EQ(toJson(back), j);
 }
 
@@ -103,6 +107,7 @@ TEST(MergePolicy, WrongTypeIsNamed) {
       {"dafne_weight", true},    {"trim_fraction", json::array()}, {"staleness", 1},
       {"staleness_decay", "x"},  {"max_staleness", nullptr},       {"validation_tolerance", json::object()},
       {"max_update_bytes", "1G"}, {"max_delta_norm_ratio", "2"},
+      {"max_samples", "many"},   {"updates_per_site_per_round", true}, {"updates_per_site_per_round", 1.5},
       // Integer fields take integers only: a fraction would otherwise be cut silently.
       {"round_size", 2.5},       {"max_staleness", 1.5},           {"max_update_bytes", 4096.5},
   };
@@ -122,6 +127,9 @@ TEST(MergePolicy, OutOfRangeIsNamed) {
       {"max_update_bytes", 1023},    {"max_delta_norm_ratio", 0}, {"max_delta_norm_ratio", -1},
       // Values that do not fit the field must not wrap around into an accepted one.
       {"max_update_bytes", -1},      {"round_size", 4294967297LL}, {"max_staleness", -4294967295LL},
+      // A sample count bound that would let one site overflow a round's sum is no bound.
+      {"max_samples", 0},            {"max_samples", 1e308},       {"max_samples", -1},
+      {"updates_per_site_per_round", 0}, {"updates_per_site_per_round", 10001},
   };
   for (const auto& [field, value] : cases) {
     const auto message = policyError({{field, value}});
@@ -132,4 +140,10 @@ TEST(MergePolicy, OutOfRangeIsNamed) {
   EXPECT_NO_THROW(policyFromJson({{"round_size", 1}, {"dafne_weight", 0}, {"trim_fraction", 0}, {"staleness_decay", 1},
                                   {"max_staleness", 0}, {"validation_tolerance", 0}, {"max_update_bytes", 1024}}));
   EXPECT_NO_THROW(policyFromJson({{"round_size", 10000}, {"dafne_weight", 1}, {"trim_fraction", 0.49}}));
+  EXPECT_NO_THROW(policyFromJson({{"max_samples", 1}, {"updates_per_site_per_round", 1}}));
+  EXPECT_NO_THROW(policyFromJson({{"max_samples", 1e15}, {"updates_per_site_per_round", 10000}}));
+  // A stored policy from before these fields gets their defaults.
+  const MergePolicy old = policyFromJson({{"strategy", "fedavg"}, {"round_size", 3}});
+  EXPECT_EQ(old.maxSamples, 1e6);
+  EXPECT_EQ(old.updatesPerSitePerRound, 1);
 }

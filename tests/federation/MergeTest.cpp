@@ -321,6 +321,61 @@ TEST_F(MergeTest, RefusesWhatCannotBeMerged) {
   EXPECT_THROW(merge(input(policy(Strategy::FedAvg), {noSamples})), std::invalid_argument);
 }
 
+// Sample counts near the top of the double range: Σn overflowed to infinity and every weight
+// became 0, so the round "merged" and changed nothing. The shares must stay n_i / Σn.
+TEST_F(MergeTest, SampleWeightsCannotOverflow) {
+  constexpr double kHuge = 1.7e308;
+  const auto [out, merged] = merge(input(policy(Strategy::FedAvg), {update(kDelta1, UpdateKind::Delta, 2, kHuge),
+                                                                    update(kDelta2, UpdateKind::Delta, 2, kHuge),
+                                                                    update(kDelta3, UpdateKind::Delta, 2, 1)}));
+  for (const double c : out.contributions) EXPECT_TRUE(std::isfinite(c)) << c;
+  EXPECT_NEAR(out.contributions[0], 0.5, 1e-12);
+  EXPECT_NEAR(out.contributions[1], 0.5, 1e-12);
+  EXPECT_GE(out.contributions[2], 0.0);
+  EXPECT_LT(out.contributions[2], 1e-300);
+  auto expected = flatten(generation(2));
+  expected = axpy(expected, 0.5, flatten(kDelta1));
+  expected = axpy(expected, 0.5, flatten(kDelta2));
+  expectWeightsNear(merged, expected, kTolerance, "huge sample counts");
+  // The result moved: the round did what it says.
+  EXPECT_GT(std::abs(flatten(merged)[0] - flatten(generation(2))[0]), 1e-3);
+}
+
+TEST_F(MergeTest, SampleSharesAreExactAcrossTheWholeRange) {
+  // One update at the largest finite count, one at the smallest positive: shares 1 and ~0.
+  const double counts[][2] = {{std::numeric_limits<double>::max(), std::numeric_limits<double>::denorm_min()},
+                              {1e-300, 3e-300},
+                              {1e300, 3e300},
+                              {2, 6}};
+  for (const auto& c : counts) {
+    const auto [out, merged] = merge(input(policy(Strategy::FedAvg), {update(kDelta1, UpdateKind::Delta, 2, c[0]),
+                                                                      update(kDelta2, UpdateKind::Delta, 2, c[1])}));
+    const double share0 = 1.0 / (1.0 + c[1] / c[0]);
+    EXPECT_NEAR(out.contributions[0], share0, 1e-12) << c[0] << " vs " << c[1];
+    EXPECT_NEAR(out.contributions[0] + out.contributions[1], 1.0, 1e-12) << c[0] << " vs " << c[1];
+    auto expected = flatten(generation(2));
+    expected = axpy(expected, share0, flatten(kDelta1));
+    expected = axpy(expected, 1 - share0, flatten(kDelta2));
+    expectWeightsNear(merged, expected, kTolerance, "counts " + std::to_string(c[0]));
+  }
+  // Staleness still scales a share, and the shares still come from the counts alone.
+  MergePolicy down = policy(Strategy::FedAvg);
+  down.staleness = StalenessMode::Downweight;
+  down.stalenessDecay = 0.5;
+  const auto [out, merged] = merge(input(down, {update(kDelta1, UpdateKind::Delta, 1, 1e308),
+                                                 update(kDelta2, UpdateKind::Delta, 2, 1e308)}));
+  EXPECT_NEAR(out.contributions[0], 0.25, 1e-12);
+  EXPECT_NEAR(out.contributions[1], 0.5, 1e-12);
+}
+
+TEST_F(MergeTest, CountsThatAreNotNumbersAreRefused) {
+  for (const double bad : {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN(), -1.0}) {
+    auto u = update(kDelta1, UpdateKind::Delta, 2, 1);
+    u.samples = bad;
+    updateErrorOf([&] { merge(input(policy(Strategy::FedAvg), {update(kDelta2, UpdateKind::Delta, 2, 1), u})); }, "bad_update");
+  }
+}
+
 TEST(Normalization, WhichTensorsAreNormalization) {
   EXPECT_TRUE(isNormalizationTensor("enc.norm.weight"));
   EXPECT_TRUE(isNormalizationTensor("down.2.block.norm.running_mean"));

@@ -293,3 +293,56 @@ TEST(ModelUpdate, MakeDeltaUpdateDetectsAnotherNetwork) {
   message = updateErrorOf([&] { makeDeltaUpdate(fewer, base, 1); }, "shape_mismatch");
   EXPECT_TRUE(contains(message, "2 tensors")) << message;
 }
+
+// The server checks an upload from its first bytes, before any of it reaches the disk.
+TEST(ModelUpdate, PrefixOfAStreamIsReadAsItArrives) {
+  ModelUpdate u = sampleUpdate();
+  u.header.idempotencyKey = "push-0f1e2d3c";
+  const std::string bytes = encodeUpdate(u);
+  const auto whole = decodeUpdate(bytes, "upload");
+  EXPECT_EQ(whole.header.idempotencyKey, "push-0f1e2d3c");
+  std::optional<UpdateFileInfo> info;
+  size_t needed = 0;
+  for (size_t n = 0; n <= bytes.size() && !info; ++n) {
+    info = readUpdatePrefix(std::string_view(bytes).substr(0, n), "upload");
+    needed = n;
+  }
+  ASSERT_TRUE(info);
+  EXPECT_LT(needed, bytes.size()) << "the header must be known before the weights arrive";
+  EXPECT_EQ(needed, info->weightsOffset);
+  EXPECT_EQ(info->weightsOffset + info->weightsLength, bytes.size());
+  EXPECT_EQ(info->header.samples, 12.5);
+  EXPECT_EQ(info->header.idempotencyKey, "push-0f1e2d3c");
+  // A stream that is not an update is refused from its first byte, whatever length it claims.
+  EXPECT_TRUE(contains(updateErrorOf([] { readUpdatePrefix("x", "upload"); }, "bad_update"), "TSUPDATE"));
+  EXPECT_TRUE(contains(updateErrorOf([] { readUpdatePrefix("TSUPDATX", "upload"); }, "bad_update"), "TSUPDATE"));
+  std::string badVersion = bytes.substr(0, 20);
+  badVersion[8] = 9;
+  EXPECT_TRUE(contains(updateErrorOf([&] { readUpdatePrefix(badVersion, "upload"); }, "bad_update"), "version"));
+  std::string hugeHeader = bytes.substr(0, 20);
+  setU64(hugeHeader, 12, uint64_t{1} << 40);
+  EXPECT_TRUE(contains(updateErrorOf([&] { readUpdatePrefix(hugeHeader, "upload"); }, "bad_update"), "header length"));
+  // Without an idempotency key the header has no such field: old files stay byte for byte.
+  EXPECT_FALSE(contains(encodeUpdate(sampleUpdate()), "idempotency_key"));
+}
+
+TEST(ModelUpdate, IdempotencyKeyMustBeAKey) {
+  EXPECT_EQ(idempotencyKeyProblem("push-0123:abc_D.e"), "");
+  EXPECT_NE(idempotencyKeyProblem(""), "");
+  EXPECT_NE(idempotencyKeyProblem(std::string(129, 'a')), "");
+  EXPECT_EQ(idempotencyKeyProblem(std::string(128, 'a')), "");
+  EXPECT_NE(idempotencyKeyProblem("a b"), "");
+  EXPECT_NE(idempotencyKeyProblem("a/b"), "");
+  for (const std::string key : {std::string(""), std::string(200, 'k'), std::string("new\nline")}) {
+    ModelUpdate u = sampleUpdate();
+    u.header.idempotencyKey = key;
+    std::string bytes = encodeUpdate(u);
+    if (key.empty()) {
+      // Empty means none: an explicit empty key in the header is refused.
+      bytes = withHeader(bytes, [](nlohmann::json& h) { h["idempotency_key"] = ""; });
+    }
+    EXPECT_TRUE(contains(decodeError(bytes), "idempotency_key")) << key.size();
+  }
+  EXPECT_TRUE(contains(decodeError(withHeader(encodeUpdate(sampleUpdate()), [](nlohmann::json& h) { h["idempotency_key"] = 5; })),
+                       "idempotency_key"));
+}

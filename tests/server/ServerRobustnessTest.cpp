@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "ServerHarness.h"
+#include "tessera/common/Container.h"
 
 namespace tessera::servertest {
 namespace {
@@ -121,8 +122,12 @@ TEST_F(ServerRobustnessTest, FarOversizedUploadIsAnsweredWithTooLarge) {
   ASSERT_EQ(http().put("/v1/models/" + kTask + "/policy", R"({"max_update_bytes": 1048576})", adminToken_).status, 200);
   const auto blobs = storedBlobs(data_);
   // Several MB over the limit: more than the socket buffers take, so a server that answers
-  // without reading the body resets the connection under the client's feet instead.
-  const std::string body(8 << 20, 'x');
+  // without reading the body resets the connection under the client's feet instead. An update
+  // whose header says how large it is (without Content-Length, the header is what tells).
+  const json header{{"format", "tessera-update"}, {"task", kTask}, {"base_generation", 0}, {"kind", "delta"},
+                    {"samples", 1}, {"metrics", json::object()}, {"parameters", 2 << 20}, {"weights_bytes", 8 << 20},
+                    {"weights_sha256", std::string(64, '0')}};
+  const std::string body = common::encodeContainerPrefix(common::ContainerKind::Update, header, 8 << 20) + std::string(8 << 20, 'x');
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(isError(http().post("/v1/models/" + kTask + "/updates", body, siteToken_), 413, "too_large")) << "sized, try " << i;
     EXPECT_TRUE(isError(http().postChunked("/v1/models/" + kTask + "/updates", body, siteToken_), 413, "too_large"))

@@ -643,9 +643,107 @@ TEST_F(StorageTest, RefusesAFileFromANewerSchema) {
   { Registry registry(dir_); }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ / "registry.sqlite3").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 2", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   EXPECT_EQ(errorCode([&] { Registry registry(dir_); }), "io");
+}
+
+// A registry written by the first schema (no idempotency keys) is brought up to date on open,
+// keeping its rows; opening it again changes nothing.
+TEST_F(StorageTest, MigratesAVersionOneFile) {
+  int64_t oldUpdate = 0;
+  int64_t modelId = 0, siteId = 0;
+  std::string sha;
+  {
+    Registry registry(dir_);
+    BlobStore blobs(dir_);
+    modelId = addModel(registry, blobs, "liver-ct").id;
+    siteId = registry.addSite("hospital-a", "site").first.id;
+    sha = blobs.put("update");
+    oldUpdate = registry.addUpdate(newUpdate(modelId, siteId, sha));
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "registry.sqlite3").c_str(), &db), SQLITE_OK);
+  // Back to what version 1 wrote.
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP INDEX updates_by_idempotency_key; DROP INDEX updates_by_site_blob; DROP INDEX events_by_site_time; "
+                         "ALTER TABLE updates DROP COLUMN idempotency_key; PRAGMA user_version = 1;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  for (int open = 0; open < 2; ++open) {
+    Registry registry(dir_);
+    ASSERT_TRUE(registry.update(oldUpdate)) << "open " << open;
+    EXPECT_EQ(registry.update(oldUpdate)->status, "queued");
+    // The old row is found by its bytes; a keyed retry of a new upload by its key.
+    const auto same = registry.sameUpdate(modelId, siteId, "", sha);
+    ASSERT_TRUE(same);
+    EXPECT_EQ(same->id, oldUpdate);
+  }
+  sqlite3* check = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "registry.sqlite3").c_str(), &check), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(check, "PRAGMA user_version", -1, &q, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 2);
+  sqlite3_finalize(q);
+  sqlite3_close(check);
+}
+
+// The server's way of queueing: a repeat (same key or same bytes) from the same site is the
+// first update again; a site gets `maxQueuedPerSite` queued updates per model, no more.
+TEST_F(StorageTest, QueueUpdateCountsARepeatOnceAndLimitsASite) {
+  Registry registry(dir_);
+  BlobStore blobs(dir_);
+  const auto model = addModel(registry, blobs, "liver-ct");
+  const auto a = registry.addSite("hospital-a", "site").first;
+  const auto b = registry.addSite("hospital-b", "site").first;
+  NewUpdate first = newUpdate(model.id, a.id, blobs.put("update 1"));
+  first.idempotencyKey = "push-1";
+  const QueuedUpdate q1 = registry.queueUpdate(first, 1);
+  EXPECT_FALSE(q1.duplicate);
+  EXPECT_EQ(q1.status, "queued");
+  // The same bytes again, with or without the key: the same update.
+  NewUpdate again = first;
+  again.idempotencyKey.clear();
+  EXPECT_EQ(registry.queueUpdate(again, 1).id, q1.id);
+  EXPECT_TRUE(registry.queueUpdate(again, 1).duplicate);
+  // The same key with other bytes (a retry of a rebuilt update): the first id.
+  NewUpdate rebuilt = newUpdate(model.id, a.id, blobs.put("update 1, rebuilt"));
+  rebuilt.idempotencyKey = "push-1";
+  EXPECT_EQ(registry.queueUpdate(rebuilt, 1).id, q1.id);
+  // Another update from the same site while the first is queued: conflict, nothing stored.
+  NewUpdate second = newUpdate(model.id, a.id, blobs.put("update 2"));
+  second.idempotencyKey = "push-2";
+  EXPECT_EQ(errorCode([&] { registry.queueUpdate(second, 1); }), "conflict");
+  EXPECT_EQ(registry.queuedFrom(model.id, a.id), 1);
+  EXPECT_EQ(registry.queueUpdate(second, 2).duplicate, false) << "the policy may allow two";
+  // Another site with the same key and bytes is another update.
+  NewUpdate fromB = first;
+  fromB.siteId = b.id;
+  const QueuedUpdate qb = registry.queueUpdate(fromB, 1);
+  EXPECT_FALSE(qb.duplicate);
+  EXPECT_NE(qb.id, q1.id);
+  EXPECT_EQ(registry.queuedCount(), 3);
+}
+
+TEST_F(StorageTest, EventsWithinAQuotaPerWindow) {
+  Registry registry(dir_);
+  const auto a = registry.addSite("hospital-a", "site").first;
+  const auto b = registry.addSite("hospital-b", "site").first;
+  const std::vector<UsageEvent> three(3, UsageEvent{"predict", "liver-ct", 1.0, 0.5});
+  EXPECT_EQ(registry.addEventsWithin(a.id, three, 7, 3600), 0.0);
+  EXPECT_EQ(registry.addEventsWithin(a.id, three, 7, 3600), 0.0);
+  const double wait = registry.addEventsWithin(a.id, three, 7, 3600);
+  EXPECT_GT(wait, 3500);
+  EXPECT_LE(wait, 3600);
+  EXPECT_EQ(registry.addEventsWithin(b.id, three, 7, 3600), 0.0) << "the quota is per site";
+  EXPECT_EQ(registry.addEventsWithin(a.id, {three[0]}, 7, 3600), 0.0) << "what fits still goes in";
+  // A short window lets them in again once it has passed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(registry.addEventsWithin(a.id, three, 7, 0.2), 0.0);
+  EXPECT_EQ(registry.usageStats()["events"][0]["count"], 10);
 }
 
 TEST_F(StorageTest, DamagedJsonIsReportedAsCorrupt) {

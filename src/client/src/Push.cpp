@@ -5,6 +5,7 @@
 #include "UsageEvents.h"
 #include "tessera/client/ApiClient.h"
 #include "tessera/common/Error.h"
+#include "tessera/common/Sha256.h"
 #include "tessera/client/ModelCache.h"
 #include "tessera/client/SiteState.h"
 #include "tessera/client/SiteTrainer.h"
@@ -16,6 +17,15 @@ namespace tessera::client {
 namespace {
 
 std::string idText(const nlohmann::json& id) { return id.is_string() ? id.get<std::string>() : id.dump(); }
+
+// The update's idempotency key: derived from the training it carries, so every retry of this
+// push (after a lost answer, a crash before the record was written, a second `tessera client
+// push`) sends the same key and the server counts the update once; a new training gets a new one.
+std::string idempotencyKey(const std::string& task, const TrainedRecord& record) {
+  const std::string what = "tessera push\n" + task + "\n" + std::to_string(record.baseGeneration) + "\n" +
+                           record.weightsSha256 + "\n" + record.trainedAt;
+  return "push-" + common::sha256Hex(what).substr(0, 32);
+}
 
 }  // namespace
 
@@ -44,6 +54,7 @@ nlohmann::json push(const ClientConfig& config, std::ostream& log) {
   }
   update.header.task = config.task;
   update.header.baseGeneration = record->baseGeneration;
+  update.header.idempotencyKey = idempotencyKey(config.task, *record);
   const std::string bytes = federation::encodeUpdate(update);
 
   ApiClient api(config);

@@ -1,5 +1,6 @@
 #include "tessera/common/Container.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -96,6 +97,29 @@ std::string encodeContainerPrefix(ContainerKind kind, const nlohmann::json& head
 ContainerLayout readContainerLayout(std::string_view bytes, ContainerKind kind, const std::string& source) {
   return parse(bytes.size(), kind, source,
                [&](uint64_t offset, uint64_t n) { return std::string(bytes.substr(offset, n)); });
+}
+
+std::optional<ContainerLayout> readContainerPrefix(std::string_view bytes, ContainerKind kind, const std::string& source) {
+  const auto readAt = [&](uint64_t offset, uint64_t n) { return std::string(bytes.substr(offset, n)); };
+  const std::string_view wanted = magicBytes(kind);
+  const size_t seen = std::min<size_t>(bytes.size(), wanted.size());
+  // parse() names each problem below; it is called only once one is certain.
+  // A stream that does not start with the signature is refused from its first bytes.
+  if (bytes.substr(0, seen) != wanted.substr(0, seen)) return parse(bytes.size(), kind, source, readAt);
+  if (bytes.size() < ContainerLimits::prefixBytes) return std::nullopt;
+  const auto version = load<uint32_t>(bytes.data() + 8);
+  const auto headerLength = load<uint64_t>(bytes.data() + 12);
+  if (version != ContainerLimits::version || headerLength > ContainerLimits::maxHeaderBytes) {
+    return parse(ContainerLimits::prefixBytes, kind, source, readAt);
+  }
+  const uint64_t prefix = ContainerLimits::prefixBytes + headerLength + 8;
+  if (bytes.size() < prefix) return std::nullopt;
+  const auto weightsLength = load<uint64_t>(bytes.data() + prefix - 8);
+  if (weightsLength > UINT64_MAX - prefix) {
+    throw Error(formatErrorCode(kind), source + ": weights length " + std::to_string(weightsLength) + " is impossible");
+  }
+  // As if the whole stream were there: every check but the one on where the input ends.
+  return parse(prefix + weightsLength, kind, source, readAt);
 }
 
 ContainerLayout readContainerFileLayout(const std::filesystem::path& path, ContainerKind kind, const std::string& source) {

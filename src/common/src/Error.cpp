@@ -21,6 +21,7 @@ constexpr std::array kCodes{
     CodeInfo{ErrorCode::NotFound, "not_found", 404, 3},
     CodeInfo{ErrorCode::Conflict, "conflict", 409, 5},
     CodeInfo{ErrorCode::TooLarge, "too_large", 413, 5},
+    CodeInfo{ErrorCode::RateLimited, "rate_limited", 429, 5},
     CodeInfo{ErrorCode::BadImage, "bad_image", 422, 1},
     CodeInfo{ErrorCode::BadModel, "bad_model", 422, 1},
     CodeInfo{ErrorCode::BadDataset, "bad_dataset", 422, 1},

@@ -90,8 +90,31 @@ std::vector<Participant> openParticipants(const MergeInput& input, const common:
   return parts;
 }
 
+// Each update's share of a sample-weighted mean: nᵢ / Σn, times its staleness scale. The counts
+// are divided by the largest before they are added, so the sum lies in [1, K] and cannot
+// overflow whatever the counts (two updates claiming 1.7e308 samples made Σn infinite and every
+// share 0: the round was recorded as merged and changed nothing). Counts that are not finite or
+// negative are refused rather than guessed at.
+std::vector<double> sampleShares(const std::vector<UpdateInput>& updates) {
+  double largest = 0;
+  for (const auto& u : updates) {
+    if (!std::isfinite(u.samples) || u.samples < 0) {
+      throw Error(ErrorCode::BadUpdate, "update " + std::to_string(u.id) + ": samples " + std::to_string(u.samples) +
+                                            " is not a finite count >= 0");
+    }
+    largest = std::max(largest, u.samples);
+  }
+  if (!(largest > 0)) throw std::invalid_argument("mergeUpdates: updates carry no samples");
+  std::vector<double> share(updates.size());
+  double total = 0;
+  for (size_t i = 0; i < updates.size(); ++i) total += share[i] = updates[i].samples / largest;
+  for (auto& s : share) s /= total;
+  return share;
+}
+
 // How much of each update ends up in the merged weights (reported with the generation).
-std::vector<double> contributions(const MergePolicy& policy, const std::vector<Participant>& parts, double totalSamples) {
+std::vector<double> contributions(const MergePolicy& policy, const std::vector<Participant>& parts,
+                                  const std::vector<double>& shares) {
   std::vector<double> c(parts.size());
   for (size_t i = 0; i < parts.size(); ++i) {
     if (policy.strategy == Strategy::Dafne) {
@@ -99,7 +122,7 @@ std::vector<double> contributions(const MergePolicy& policy, const std::vector<P
     } else if (policy.strategy == Strategy::TrimmedMean) {
       c[i] = parts[i].scale / static_cast<double>(parts.size());
     } else {
-      c[i] = parts[i].input->samples * parts[i].scale / totalSamples;
+      c[i] = shares[i] * parts[i].scale;
     }
   }
   return c;
@@ -136,11 +159,13 @@ void combineTrimmedMean(const MergePolicy& policy, const std::vector<Participant
 }
 
 // FedAvg and FedBN (whose normalisation tensors never reach a combine function).
-void combineWeightedMean(const std::vector<Participant>& parts, double totalSamples, const float* cur, int64_t n, double* acc) {
+// `weights` holds each participant's contribution (sample share × staleness scale).
+void combineWeightedMean(const std::vector<Participant>& parts, const std::vector<double>& weights, const float* cur,
+                         int64_t n, double* acc) {
   for (int64_t j = 0; j < n; ++j) acc[j] = 0;
-  for (const auto& p : parts) {
-    const double c = p.input->samples * p.scale / totalSamples;
-    for (int64_t j = 0; j < n; ++j) acc[j] += c * delta(p, j);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const double c = weights[i];
+    for (int64_t j = 0; j < n; ++j) acc[j] += c * delta(parts[i], j);
   }
   for (int64_t j = 0; j < n; ++j) acc[j] += cur[j];
 }
@@ -152,12 +177,10 @@ MergeOutput mergeUpdates(const MergeInput& input, common::WeightRecordWriter& ou
   if (input.updates.empty()) throw std::invalid_argument("mergeUpdates: no updates to merge");
   common::WeightRecordReader current(input.current, "generation " + std::to_string(input.currentGeneration));
   std::vector<Participant> parts = openParticipants(input, current);
-  double totalSamples = 0;
-  for (const auto& u : input.updates) totalSamples += u.samples;
-  if (!(totalSamples > 0)) throw std::invalid_argument("mergeUpdates: updates carry no samples");
+  const std::vector<double> shares = sampleShares(input.updates);
 
   MergeOutput result;
-  result.contributions = contributions(policy, parts, totalSamples);
+  result.contributions = contributions(policy, parts, shares);
 
   int64_t streams = 0;
   for (const auto& p : parts) streams += p.base ? 2 : 1;
@@ -192,7 +215,7 @@ MergeOutput mergeUpdates(const MergeInput& input, common::WeightRecordWriter& ou
       switch (policy.strategy) {
         case Strategy::Dafne: combineDafne(policy, parts, cur.data(), n, acc.data()); break;
         case Strategy::TrimmedMean: combineTrimmedMean(policy, parts, cur.data(), n, acc.data(), column); break;
-        default: combineWeightedMean(parts, totalSamples, cur.data(), n, acc.data()); break;
+        default: combineWeightedMean(parts, result.contributions, cur.data(), n, acc.data()); break;
       }
       for (int64_t j = 0; j < n; ++j) merged[j] = static_cast<float>(acc[j]);
       out.write(merged.data(), n);

@@ -40,6 +40,8 @@ void MergePolicy::validate() const {
   need(validationTolerance >= 0 && validationTolerance <= 1, "'validation_tolerance' must be in [0, 1]");
   need(maxUpdateBytes >= 1024, "'max_update_bytes' must be at least 1024");
   need(std::isfinite(maxDeltaNormRatio) && maxDeltaNormRatio > 0, "'max_delta_norm_ratio' must be positive");
+  need(std::isfinite(maxSamples) && maxSamples >= 1 && maxSamples <= 1e15, "'max_samples' must be in [1, 1e15]");
+  need(updatesPerSitePerRound >= 1 && updatesPerSitePerRound <= 10000, "'updates_per_site_per_round' must be 1..10000");
 }
 
 MergePolicy defaultPolicyFor(Strategy strategy) {
@@ -66,7 +68,9 @@ nlohmann::json toJson(const MergePolicy& p) {
           {"max_staleness", p.maxStaleness},
           {"validation_tolerance", p.validationTolerance},
           {"max_update_bytes", p.maxUpdateBytes},
-          {"max_delta_norm_ratio", p.maxDeltaNormRatio}};
+          {"max_delta_norm_ratio", p.maxDeltaNormRatio},
+          {"max_samples", p.maxSamples},
+          {"updates_per_site_per_round", p.updatesPerSitePerRound}};
 }
 
 MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base) {
@@ -118,6 +122,8 @@ MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base)
         p.maxUpdateBytes = unsignedValue ? value.get<uint64_t>() : static_cast<uint64_t>(v);
       }
       else if (key == "max_delta_norm_ratio") p.maxDeltaNormRatio = number();
+      else if (key == "max_samples") p.maxSamples = number();
+      else if (key == "updates_per_site_per_round") p.updatesPerSitePerRound = smallInteger();
       else throw std::invalid_argument("unknown policy field '" + key + "'");
     } catch (const nlohmann::json::exception&) {
       throw std::invalid_argument("policy field '" + key + "' has the wrong type: " + value.dump());

@@ -39,15 +39,24 @@ UpdateHeader headerFromJson(const nlohmann::json& j, const std::string& source) 
   if (h.task.empty()) bad(source, "header field 'task' is empty");
   if (h.baseGeneration < 0) bad(source, "header field 'base_generation' is negative");
   if (!std::isfinite(h.samples) || h.samples <= 0) bad(source, "header field 'samples' must be a positive number");
+  if (j.contains("idempotency_key")) {
+    if (!j["idempotency_key"].is_string()) bad(source, "header field 'idempotency_key' is not a string");
+    h.idempotencyKey = j["idempotency_key"].get<std::string>();
+    if (const std::string problem = idempotencyKeyProblem(h.idempotencyKey); !problem.empty()) {
+      bad(source, "header field 'idempotency_key' " + problem);
+    }
+  }
   return h;
 }
 
 nlohmann::json headerToJson(const UpdateHeader& h) {
   nlohmann::json metrics = nlohmann::json::object();
   for (const auto& [k, v] : h.metrics) metrics[k] = v;
-  return {{"format", kFormat}, {"task", h.task},          {"base_generation", h.baseGeneration},
+  nlohmann::json j = {{"format", kFormat}, {"task", h.task},          {"base_generation", h.baseGeneration},
           {"kind", toString(h.kind)},   {"samples", h.samples},    {"metrics", metrics},
           {"parameters", h.parameters}, {"weights_bytes", h.weightsBytes}, {"weights_sha256", h.weightsSha256}};
+  if (!h.idempotencyKey.empty()) j["idempotency_key"] = h.idempotencyKey;
+  return j;
 }
 
 // The header of a container whose layout has been read, checked against the weights section.
@@ -116,6 +125,23 @@ ModelUpdate decodeUpdate(std::string_view bytes, const std::string& source) {
 UpdateFileInfo readUpdateFileInfo(const std::filesystem::path& path, const std::string& source) {
   const auto layout = common::readContainerFileLayout(path, kKind, source);
   return {checkedHeader(layout, source), layout.weightsOffset, layout.weightsLength};
+}
+
+std::optional<UpdateFileInfo> readUpdatePrefix(std::string_view bytes, const std::string& source) {
+  const auto layout = common::readContainerPrefix(bytes, kKind, source);
+  if (!layout) return std::nullopt;
+  return UpdateFileInfo{checkedHeader(*layout, source), layout->weightsOffset, layout->weightsLength};
+}
+
+std::string idempotencyKeyProblem(std::string_view key) {
+  if (key.empty()) return "is empty";
+  if (key.size() > 128) return "is " + std::to_string(key.size()) + " characters long (at most 128)";
+  for (const char c : key) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                    c == ':' || c == '-';
+    if (!ok) return "holds a character other than A-Z a-z 0-9 . _ : -";
+  }
+  return {};
 }
 
 }  // namespace tessera::federation

@@ -1,4 +1,5 @@
 // Registry: usage events reported by sites and the statistics the admin API shows.
+#include <algorithm>
 #include <cmath>
 
 #include "Database.h"
@@ -37,6 +38,41 @@ void Registry::addEvents(int64_t siteId, const std::vector<UsageEvent>& events) 
       for (const auto& e : events) {
         q.reset().bind(1, siteId).bind(2, e.task).bind(3, e.type).bind(4, e.seconds).bind(5, e.dice).bind(6, at).run();
       }
+    });
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::NotFound) throw;
+    throw Error(ErrorCode::NotFound, "events from site " + std::to_string(siteId) + ": no such site");
+  }
+}
+
+double Registry::addEventsWithin(int64_t siteId, const std::vector<UsageEvent>& events, int64_t maxEvents,
+                                 double windowSeconds) {
+  for (const auto& e : events) validate(e);
+  const double at = rows::now();
+  const double since = at - windowSeconds;
+  const auto count = static_cast<int64_t>(events.size());
+  std::lock_guard lock(mutex_);
+  try {
+    return db_->transaction([&]() -> double {
+      db::Statement n(*db_, "counting a site's recent events", "SELECT count(*) FROM events WHERE site_id = ? AND at > ?");
+      n.bind(1, siteId).bind(2, since);
+      n.step();
+      const int64_t recent = n.integer(0);
+      if (recent + count > maxEvents) {
+        // They fit once the oldest `recent + count − maxEvents` of the window have left it.
+        if (count > maxEvents) return windowSeconds;
+        db::Statement t(*db_, "finding when a site's events leave the window",
+                        "SELECT at FROM events WHERE site_id = ? AND at > ? ORDER BY at LIMIT 1 OFFSET ?");
+        t.bind(1, siteId).bind(2, since).bind(3, recent + count - maxEvents - 1);
+        const double leaves = t.step() ? t.real(0) + windowSeconds : at + windowSeconds;
+        return std::max(leaves - at, 1e-3);
+      }
+      db::Statement q(*db_, "recording a usage event",
+                      "INSERT INTO events(site_id, task, type, seconds, dice, at) VALUES(?,?,?,?,?,?)");
+      for (const auto& e : events) {
+        q.reset().bind(1, siteId).bind(2, e.task).bind(3, e.type).bind(4, e.seconds).bind(5, e.dice).bind(6, at).run();
+      }
+      return 0.0;
     });
   } catch (const Error& e) {
     if (e.code() != ErrorCode::NotFound) throw;

@@ -1,5 +1,6 @@
 #include "Schema.h"
 
+#include <iterator>
 #include <string>
 
 #include "Database.h"
@@ -8,8 +9,6 @@
 namespace tessera::server::db {
 
 namespace {
-
-static_assert(kSchemaVersion == 1, "kTables sets user_version; bump both together");
 
 constexpr const char* kTables = R"sql(
 CREATE TABLE IF NOT EXISTS sites(
@@ -77,6 +76,23 @@ CREATE TABLE IF NOT EXISTS events(
 PRAGMA user_version = 1;
 )sql";
 
+// Version 2: idempotent uploads and per-site limits. An update remembers the client's
+// idempotency key (one per site and model); finding a site's update by its bytes and counting a
+// site's recent events use indexes.
+constexpr const char* kVersion2 = R"sql(
+ALTER TABLE updates ADD COLUMN idempotency_key TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS updates_by_idempotency_key ON updates(model_id, site_id, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS updates_by_site_blob ON updates(model_id, site_id, blob_sha256);
+CREATE INDEX IF NOT EXISTS events_by_site_time ON events(site_id, at);
+PRAGMA user_version = 2;
+)sql";
+
+// Step i takes a file from version i to i + 1 (version 0: a new, empty file). Append a step for
+// each new version; never change one that has shipped.
+constexpr const char* kSteps[] = {kTables, kVersion2};
+static_assert(std::size(kSteps) == kSchemaVersion, "one migration step per schema version");
+
 int userVersion(Connection& connection) {
   Statement q(connection, "reading the schema version", "PRAGMA user_version");
   q.step();
@@ -92,8 +108,11 @@ void migrate(Connection& connection) {
       throw Error(ErrorCode::Io, "registry schema version " + std::to_string(version) +
                                    " is newer than this program understands (" + std::to_string(kSchemaVersion) + ")");
     }
-    // Idempotent, so a version-1 file passes through unchanged.
-    connection.exec("creating the schema", kTables);
+    // Every step the file has not had yet, in order, inside this one transaction: a crash
+    // mid-way leaves the file as it was.
+    for (int step = version; step < kSchemaVersion; ++step) {
+      connection.exec(("migrating the schema to version " + std::to_string(step + 1)).c_str(), kSteps[step]);
+    }
   });
 }
 

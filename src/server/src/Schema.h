@@ -5,10 +5,11 @@ namespace tessera::server::db {
 
 class Connection;
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
-// Creates missing tables in one transaction. Error("io") if the file was written by a
-// newer schema than this program knows: guessing at it could destroy data.
+// Creates the tables of a new file, or brings an older file up to kSchemaVersion, in one
+// transaction. Error("io") if the file was written by a newer schema than this program knows:
+// guessing at it could destroy data.
 void migrate(Connection& connection);
 
 }  // namespace tessera::server::db

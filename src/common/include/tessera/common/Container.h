@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -43,6 +44,12 @@ struct ContainerLayout {
 // "<source>: …") naming the problem.
 ContainerLayout readContainerLayout(std::string_view bytes, ContainerKind kind, const std::string& source);
 ContainerLayout readContainerFileLayout(const std::filesystem::path& path, ContainerKind kind, const std::string& source);
+// The same checks on the first bytes of a stream (an upload still arriving): std::nullopt while
+// more bytes are needed to know the layout, Error as soon as the bytes seen show a problem (a
+// wrong signature is refused from its first byte). weightsLength is the declared one; the
+// caller checks that exactly that many bytes follow the prefix. Reads at most prefixBytes +
+// maxHeaderBytes + 8 bytes of `bytes`.
+std::optional<ContainerLayout> readContainerPrefix(std::string_view bytes, ContainerKind kind, const std::string& source);
 
 // Parses the header text as a JSON object whose "format" is `format`; Error otherwise.
 nlohmann::json parseContainerHeader(const std::string& text, ContainerKind kind, const std::string& format,

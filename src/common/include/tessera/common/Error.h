@@ -17,6 +17,7 @@ enum class ErrorCode {
   NotFound,       // a file, task, generation, update or route that does not exist
   Conflict,       // the request clashes with stored state (duplicate name, wrong order)
   TooLarge,       // over a configured size limit
+  RateLimited,    // too many requests or too much in flight from one site; retry later
   BadImage,       // an image file that cannot be read or makes no sense
   BadModel,       // a model file or network spec that cannot be read or makes no sense
   BadDataset,     // a case folder or dataset that is not one of the known layouts

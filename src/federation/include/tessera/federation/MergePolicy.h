@@ -26,6 +26,11 @@ struct MergePolicy {
   double validationTolerance = 0.02;  // a candidate may lower validation Dice by at most this
   uint64_t maxUpdateBytes = uint64_t{1} << 30;
   double maxDeltaNormRatio = 2.0;     // ‖Δ‖ / ‖base weights‖ above this is refused
+  // An update claiming more training samples than this is refused: one site must not be able to
+  // outweigh (or, with 1e308, overflow) everybody else's weight in a sample-weighted merge.
+  double maxSamples = 1e6;
+  // Queued updates one site may have per model at a time (a round counts each site once).
+  int updatesPerSitePerRound = 1;
 
   void validate() const;  // throws std::invalid_argument naming the field
 };

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,11 @@ struct UpdateHeader {
   int64_t parameters = 0;
   uint64_t weightsBytes = 0;
   std::string weightsSha256;
+  // Chosen by the client when it builds the update, the same for every retry of one push: the
+  // server answers a second upload with the same key from the same site with the first one's id
+  // instead of counting it again. Empty: none (the header then has no "idempotency_key").
+  // 1..128 characters of A-Z a-z 0-9 . _ : -
+  std::string idempotencyKey;
 };
 
 struct ModelUpdate {
@@ -53,5 +59,11 @@ struct UpdateFileInfo {
   uint64_t weightsLength = 0;
 };
 UpdateFileInfo readUpdateFileInfo(const std::filesystem::path& path, const std::string& source);
+// The same from the first bytes of an upload still arriving: std::nullopt while the header is
+// not complete, Error("bad_update") as soon as the bytes seen are not a well-formed update
+// prefix. weightsLength is what the header declares (nothing after the prefix is looked at).
+std::optional<UpdateFileInfo> readUpdatePrefix(std::string_view bytes, const std::string& source);
+// Empty when `key` is a valid idempotency key; otherwise what is wrong with it.
+std::string idempotencyKeyProblem(std::string_view key);
 
 }  // namespace tessera::federation

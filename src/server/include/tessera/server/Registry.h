@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +21,7 @@
 namespace tessera::server {
 
 class BlobStore;
+struct HighWaterMark;  // tessera/server/HighWater.h
 namespace db {
 class Connection;
 }
@@ -95,6 +97,14 @@ struct NewUpdate {
   int64_t weightsOffset = 0;
   int64_t weightsBytes = 0;
   std::optional<double> deltaNorm;
+  std::string idempotencyKey;  // from the update's header; empty: none
+};
+
+// What queueUpdate did with an upload.
+struct QueuedUpdate {
+  int64_t id = 0;
+  bool duplicate = false;  // true: the site had sent this update before; `id` is the first one's
+  std::string status;      // the update's status (queued, merged, discarded)
 };
 
 struct UsageEvent {
@@ -149,12 +159,26 @@ class Registry {
 
   // Queued, received now; returns the new id. "not_found" for an unknown model or site.
   int64_t addUpdate(const NewUpdate& u);
+  // The server's way in, one transaction: an update from the same site for the same model with
+  // the same idempotency key or the same blob (the same bytes) is that update again (its id,
+  // duplicate, nothing stored); otherwise "conflict" when the site already has
+  // `maxQueuedPerSite` updates queued for the model; otherwise queued like addUpdate.
+  QueuedUpdate queueUpdate(const NewUpdate& u, int maxQueuedPerSite);
+  // The update `siteId` sent for `modelId` with this idempotency key (when the key is not
+  // empty) or else with this blob, if any: what queueUpdate would answer as a duplicate.
+  std::optional<UpdateRecord> sameUpdate(int64_t modelId, int64_t siteId, const std::string& idempotencyKey,
+                                         const std::string& blobSha256) const;
+  int64_t queuedFrom(int64_t modelId, int64_t siteId) const;  // a site's queued updates for a model
   std::optional<UpdateRecord> update(int64_t id) const;
   std::vector<UpdateRecord> updates(int64_t modelId, const std::string& status) const;  // "" = all; by id
   std::vector<UpdateRecord> queuedUpdates(int64_t modelId) const;
   int64_t queuedCount() const;  // over all models
 
   void addEvents(int64_t siteId, const std::vector<UsageEvent>& events);  // one transaction
+  // addEvents under a quota of `maxEvents` per site in any `windowSeconds`: when the site's
+  // events of the last window plus these would be over it, nothing is stored and the answer is
+  // the number of seconds until they fit (> 0); 0 when stored. One transaction.
+  double addEventsWithin(int64_t siteId, const std::vector<UsageEvent>& events, int64_t maxEvents, double windowSeconds);
   // {"events":[{"type","task","site","count","mean_seconds","mean_dice"}],
   //  "models":[{"task","generations","rejected_candidates","updates":{"queued","merged","discarded"}}],
   //  "sites": number of sites with role "site"}. Means are null where no event had a value.
@@ -165,6 +189,16 @@ class Registry {
   // and every generation after a model's first has its parent. Returns the problems found
   // (empty: consistent).
   std::vector<std::string> checkConsistency(const BlobStore& blobs) const;
+
+  // What the registry itself holds: the highest update id, each task's latest generation
+  // (compared with DATA/highwater.json at start; see HighWater.h).
+  HighWaterMark highWater() const;
+  // A consistent copy of the whole database into the new file `file` (SQLite's online backup),
+  // while other connections keep writing. See Backup.h for a whole data folder.
+  void backupTo(const std::filesystem::path& file) const;
+  // Every blob a row names: generations' weights and updates' files (queued, merged or
+  // discarded). Anything else under blobs/ is an orphan once it is older than any write in flight.
+  std::set<std::string> referencedBlobs() const;
 
  private:
   std::unique_ptr<db::Connection> db_;
