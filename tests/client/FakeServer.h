@@ -40,6 +40,15 @@ class FakeServer {
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
+  // Serves `model` from now on as the latest generation, as a server rolled back or restored
+  // from a backup does: a generation number the client has seen may now name other weights.
+  void serve(const model::Model& model) {
+    std::lock_guard lock(mutex_);
+    generation_ = model.generation;
+    modelBytes_ = model::encodeModel(model);
+    weightsSha_ = model.weightsSha256();
+  }
+
   // Switches.
   std::atomic<bool> corruptChecksum{false};  // announce a wrong X-Tessera-Sha256
   std::atomic<bool> rejectUpdates{false};    // 422 norm_too_large
@@ -83,6 +92,7 @@ class FakeServer {
   }
 
   nlohmann::json generationJson() const {
+    std::lock_guard lock(mutex_);
     return {{"task", task_},        {"generation", generation_},   {"parent", generation_ - 1},
             {"status", "published"}, {"weights_sha256", weightsSha_}, {"strategy", strategy},
             {"merged_updates", nlohmann::json::array()}, {"validation", nullptr}, {"reason", ""},
@@ -101,8 +111,11 @@ class FakeServer {
     });
     http_.Get(R"(/v1/models/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
       if (role(req, res).empty() || !knownTask(req, res)) return;
+      std::unique_lock lock(mutex_);
+      const int64_t latest = generation_;
+      lock.unlock();
       answer(res, 200, {{"task", task_}, {"modality", "MR"}, {"anatomy", "BRAIN"}, {"disease", "none"},
-                        {"latest_generation", generation_}, {"parameters", 1234}, {"strategy", strategy},
+                        {"latest_generation", latest}, {"parameters", 1234}, {"strategy", strategy},
                         {"spec", nlohmann::json::object()}});
     });
     http_.Get(R"(/v1/models/([^/]+)/generations/latest)", [this](const httplib::Request& req, httplib::Response& res) {
@@ -111,10 +124,13 @@ class FakeServer {
     });
     http_.Get(R"(/v1/models/([^/]+)/generations/(\d+)/model)", [this](const httplib::Request& req, httplib::Response& res) {
       if (role(req, res).empty() || !knownTask(req, res)) return;
+      std::unique_lock lock(mutex_);
       if (std::stoll(req.matches[2].str()) != generation_) return error(res, 404, "not_found", "no such generation");
+      const std::string bytes = modelBytes_;
+      lock.unlock();
       ++downloads_;
-      res.set_header("X-Tessera-Sha256", corruptChecksum ? std::string(64, '0') : common::sha256Hex(modelBytes_));
-      res.set_content(modelBytes_, "application/octet-stream");
+      res.set_header("X-Tessera-Sha256", corruptChecksum ? std::string(64, '0') : common::sha256Hex(bytes));
+      res.set_content(bytes, "application/octet-stream");
     });
     http_.Post(R"(/v1/models/([^/]+)/updates)", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string r = role(req, res);
@@ -157,7 +173,7 @@ class FakeServer {
   httplib::Server http_;
   int port_ = 0;
   std::thread thread_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;  // guards the served model, updates_ and events_
   std::vector<federation::ModelUpdate> updates_;
   std::vector<nlohmann::json> events_;
   std::atomic<int> downloads_{0};

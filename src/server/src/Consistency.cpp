@@ -2,6 +2,7 @@
 // Transactions make partial rounds impossible in SQLite itself; this looks for the damage they
 // cannot prevent: a damaged file, blobs lost outside the database, hand edits.
 #include <map>
+#include <set>
 
 #include "Database.h"
 #include "Rows.h"
@@ -106,6 +107,17 @@ std::vector<std::string> Registry::checkConsistency(const BlobStore& blobs) cons
     checkGenerations(*db_, blobs, problems);
     checkQueuedBlobs(*db_, blobs, problems);
     return problems;
+  });
+}
+
+std::set<std::string> Registry::referencedBlobs() const {
+  std::lock_guard lock(mutex_);
+  return db_->snapshot([&] {
+    std::set<std::string> out;
+    db::Statement q(*db_, "listing referenced blobs",
+                    "SELECT weights_sha256 FROM generations UNION SELECT blob_sha256 FROM updates");
+    while (q.step()) out.insert(q.text(0));
+    return out;
   });
 }
 

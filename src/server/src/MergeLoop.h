@@ -4,14 +4,19 @@
 // then ONE registry transaction publishes the generation and marks its updates merged. A crash
 // before that commit leaves the updates queued; the next start merges them again.
 
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <string>
+#include <vector>
 #include <thread>
 
 #include "ServerMetrics.h"
+#include "tessera/federation/Merge.h"
+#include "tessera/federation/MergePolicy.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/FederationServer.h"
 #include "tessera/server/Registry.h"
@@ -27,12 +32,32 @@ class MergeLoop {
   void start();
   void stop();
   void notify();
-  // Merges everything that is due now; returns the number of candidates built.
+  // Merges everything that is due now; returns the number of candidates built. A model whose
+  // merge failed is skipped until its back-off has passed (0.5 s doubling to 60 s), so a merge
+  // that cannot write (full disk, damaged input) neither spins nor floods the log.
   int runDue();
+  // One line per model whose merges are failing now (empty: all well), for /healthz.
+  std::vector<std::string> problems() const;
+
+  static double backoffSeconds(int failedAttempts);
 
  private:
+  // The current run of failures of one model's merges ("" for the loop itself).
+  struct Failure {
+    int attempts = 0;
+    double since = 0;
+    double nextAttempt = 0;
+    std::string reason;
+  };
+  bool due(const std::string& key);
+  void recordFailure(const std::string& key, const std::string& what, const std::exception& e);
+  void recordSuccess(const std::string& key, const std::string& what);
+
   int mergeModel(const ModelRecord& model);
   void buildCandidate(const ModelRecord& model, const GenerationRecord& current, const std::vector<UpdateRecord>& updates);
+  void recordCandidate(const ModelRecord& model, const GenerationRecord& current, const std::vector<int64_t>& ids,
+                       const federation::MergeOutput& merged, const federation::MergePolicy& policy,
+                       std::chrono::steady_clock::time_point started);
   std::optional<double> validationDice(const ModelRecord& model, const GenerationRecord& g, const std::string& weightsSha);
 
   Registry& registry_;
@@ -48,6 +73,8 @@ class MergeLoop {
   bool pending_ = false;
   std::thread thread_;
   std::map<std::string, double> diceCache_;  // weights sha → validation Dice
+  mutable std::mutex failuresMutex_;
+  std::map<std::string, Failure> failures_;
 };
 
 }  // namespace tessera::server

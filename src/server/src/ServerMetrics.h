@@ -17,6 +17,7 @@ struct ServerMetrics {
   std::atomic<uint64_t> candidatesRejected{0};
   std::atomic<uint64_t> mergeMicroseconds{0};
   std::atomic<uint64_t> mergedParameters{0};
+  std::atomic<uint64_t> mergeFailures{0};
 };
 
 }  // namespace tessera::server

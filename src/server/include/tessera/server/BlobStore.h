@@ -5,10 +5,13 @@
 // rename is atomic); a crash leaves at most a stray temporary file, never a half blob.
 
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tessera::common {
 class AtomicFileWriter;
@@ -55,11 +58,35 @@ class BlobStore {
   // Verifies the content against its name: Error("not_found") when absent,
   // Error("corrupt") on mismatch.
   std::string read(const std::string& sha) const;
+
+  // Every read of a blob's content goes through one of these two (or read()), so a damaged
+  // blob is never served or merged. The file is hashed in 1 MiB pieces (memory stays flat)
+  // unless the same file (device, inode, size, mtime, ctime) was verified before, so a blob is
+  // hashed once per change, not once per download. Error("not_found") when absent,
+  // Error("io") when unreadable, Error("corrupt") naming the blob and its path on mismatch;
+  // a mismatch is remembered for damagedBlobs() until the file verifies again.
+  void verify(const std::string& sha) const;
+  // The open file, verified through the same descriptor it will be read from, so a file
+  // replaced between the check and the read cannot slip through.
+  std::shared_ptr<std::FILE> openVerified(const std::string& sha) const;
+  // Blobs found damaged (or gone) since they were last verified, one line each. A damaged
+  // blob whose file changed since (restored from a backup) is verified again first.
+  std::vector<std::string> damagedBlobs() const;
+
   // Leftovers of writes interrupted by a crash. Call at startup, before anything writes.
-  void removeTemporaryFiles();
+  // Returns what was removed (paths), for the log.
+  std::vector<std::filesystem::path> removeTemporaryFiles();
+  // Blobs that no registry row names (`referenced`) and whose file is older than
+  // `minimumAgeSeconds`: a failed insert after its blob was stored, a candidate whose publish
+  // failed or was held back. Call at startup, before the merge loop runs (a candidate blob is
+  // written before its transaction). Returns the removed blobs' paths.
+  std::vector<std::filesystem::path> removeUnreferenced(const std::set<std::string>& referenced, double minimumAgeSeconds);
+
+  struct Verification;  // what was verified and what was found damaged (BlobStore.cpp)
 
  private:
   std::filesystem::path root_;
+  std::shared_ptr<Verification> verification_;
 };
 
 // True for 64 lower-case hex digits: the only blob names the store accepts.
