@@ -12,8 +12,10 @@
 #include "tessera/model/Model.h"
 #include "tessera/nn/Inference.h"
 #include "tessera/server/AdminTasks.h"
+#include "tessera/server/Backup.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/FederationServer.h"
+#include "tessera/server/HighWater.h"
 #include "tessera/server/Registry.h"
 
 namespace tessera::cli {
@@ -43,11 +45,55 @@ std::string timestamp() {
   return text;
 }
 
+// Admin commands that read or change an existing data folder must not create one (a typo in
+// --data would otherwise leave an empty registry behind and report "no model").
+void requireDataFolder(const std::string& data) {
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::path(data) / "registry.sqlite3", ec)) {
+    throw Error(ErrorCode::NotFound, data + ": holds no registry.sqlite3 (not a server data folder; see --data)");
+  }
+}
+
+// `admin check`: the registry's own consistency (file, rows, blobs) and the high-water mark.
+int checkDataFolder(const std::string& data) {
+  requireDataFolder(data);
+  const server::Registry registry(data);
+  const server::BlobStore blobs(data);
+  std::vector<std::string> problems = registry.checkConsistency(blobs);
+  for (const auto& p : server::highWaterProblems(registry, data)) problems.push_back(p);
+  const auto mark = registry.highWater();
+  if (problems.empty()) {
+    std::cout << data << ": ok (" << mark.generations.size() << " model(s), highest update id " << mark.updateId << ")\n";
+    return 0;
+  }
+  for (const auto& p : problems) std::cout << "problem: " << p << "\n";
+  std::cout.flush();
+  throw Error(ErrorCode::Corrupt, data + ": " + std::to_string(problems.size()) + " problem(s) found (listed above)");
+}
+
+int backupDataFolder(const std::string& data, const std::string& out) {
+  const auto r = server::backupDataFolder(data, out);
+  char size[32];
+  std::snprintf(size, sizeof size, "%.1f MiB", static_cast<double>(r.blobBytes) / (1 << 20));
+  std::cout << "backed up " << data << " to " << r.out.string() << "\n"
+            << "  registry.sqlite3: " << r.models << " model(s), " << r.generations << " generation(s), " << r.updates
+            << " update(s) (SQLite online backup)\n"
+            << "  blobs: " << (r.blobsLinked + r.blobsCopied) << " (" << r.blobsLinked << " hard-linked, " << r.blobsCopied
+            << " copied), " << size << "\n"
+            << "  validation: " << r.validationFiles << " file(s)\n"
+            << "  highwater.json: written for the backup's registry\n";
+  if (r.problems.empty()) return 0;
+  for (const auto& p : r.problems) std::cout << "problem: " << p << "\n";
+  std::cout.flush();
+  throw Error(ErrorCode::Corrupt, data + ": the backup lacks " + std::to_string(r.problems.size()) +
+                                      " blob(s) the registry needs (listed above)");
+}
+
 void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>& actions) {
   admin.require_subcommand(1);
   struct Args {
     std::string data = "tessera-server";
-    std::string name, role = "site", model, strategy = "fedavg", task, cases, policy;
+    std::string name, role = "site", model, strategy = "fedavg", task, cases, policy, out;
   };
   auto a = std::make_shared<Args>();
   auto dataOption = [a](CLI::App* sub) {
@@ -83,7 +129,7 @@ void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>
   });
 
   auto* validation = admin.add_subcommand("set-validation", "Give the server validation cases for a task's gate");
-  validation->add_option("--task", a->task, "Task name")->required();
+  validation->add_option("--task", a->task, "Task name (an existing model's)")->required();
   validation->add_option("--cases", a->cases, "Folder with images/NAME.nii.gz and labels/NAME.nii.gz")->required();
   dataOption(validation);
   actions.emplace_back(validation, [a] {
@@ -97,11 +143,23 @@ void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>
   policy->add_option("--set", a->policy, "JSON object of fields to change, e.g. '{\"round_size\": 5}'");
   dataOption(policy);
   actions.emplace_back(policy, [a] {
+    requireDataFolder(a->data);
     server::Registry registry(a->data);
     const auto patch = a->policy.empty() ? nlohmann::json::object() : nlohmann::json::parse(a->policy);
     std::cout << server::updatePolicy(registry, a->task, patch).dump(2) << "\n";
     return 0;
   });
+
+  auto* check = admin.add_subcommand(
+      "check", "Check a data folder: registry file and rows, blobs, and that the registry is not behind highwater.json");
+  dataOption(check);
+  actions.emplace_back(check, [a] { return checkDataFolder(a->data); });
+
+  auto* backup = admin.add_subcommand(
+      "backup", "Copy a data folder (SQLite online backup + the blobs it names) into a new folder a server can run from");
+  dataOption(backup);
+  backup->add_option("--out", a->out, "New folder for the backup (must not exist, or be empty)")->required();
+  actions.emplace_back(backup, [a] { return backupDataFolder(a->data, a->out); });
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "ProgressReporter.h"
 #include "tessera/image/ImageIO.h"
 #include "tessera/model/Dataset.h"
+#include "tessera/model/TaskName.h"
 #include "tessera/common/Error.h"
 #include "tessera/nn/Runtime.h"
 #include "tessera/nn/Training.h"
@@ -77,12 +78,13 @@ Action addTrainCommand(CLI::App& app) {
   app.add_option("--threads", a->threads, "Compute threads (default: all cores; 1 for bit-identical reruns)");
   app.add_flag("--binarize", a->binarize, "Treat every non-zero label value as label 1");
   app.add_flag("--no-augment", a->noAugment, "Disable intensity augmentation");
-  app.add_option("--task", a->task.name, "Task name stored in the model")->capture_default_str();
+  app.add_option("--task", a->task.name, "Task name stored in the model (a-z, 0-9, . _ -; at most 64)")->capture_default_str();
   app.add_option("--modality", a->task.modality, "Modality stored in the model (DICOM code, e.g. MR)");
   app.add_option("--anatomy", a->task.anatomy, "Anatomical region stored in the model (e.g. BRAIN)");
   app.add_option("--disease", a->task.disease, "Disease stored in the model");
 
   return [a] {
+    model::requireValidTaskName(a->task.name, "--task");  // before any data is read or trained on
     if (a->dataset.empty() && a->images.empty()) {
       throw Error(ErrorCode::Config, "train: give --dataset DIR, or --images with --labels");
     }

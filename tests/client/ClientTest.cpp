@@ -328,13 +328,27 @@ TEST(ModelCacheTest, MissingGenerationIsNotFound) {
 }
 
 TEST(ModelCacheTest, TaskNamesStayInsideTheCache) {
-  for (const std::string task : {"..", ".", "../../etc", "a/b", "brain tumour"}) {
-    const std::string folder = taskFolderName(task);
-    EXPECT_EQ(folder.find('/'), std::string::npos) << task;
-    EXPECT_NE(folder.front(), '.') << task;
+  // The one task-name rule: names that could leave the cache folder are refused, not encoded.
+  for (const std::string task : {"..", ".", "../../etc", "a/b", "brain tumour", "Brain", "latest"}) {
+    EXPECT_EQ(failure([&] { taskFolderName(task); }).code(), tessera::ErrorCode::BadRequest) << task;
   }
-  EXPECT_EQ(taskFolderName("brain-MR_1.2"), "brain-MR_1.2");
+  test::ScratchDir home;
+  EXPECT_EQ(failure([&] { ModelCache(home.path()).store("..", 3, "x"); }).code(), tessera::ErrorCode::BadRequest);
+  EXPECT_EQ(taskFolderName("brain-mr_1.2"), "brain-mr_1.2");
   EXPECT_EQ(failure([] { taskFolderName(""); }).code(), tessera::ErrorCode::Config);
+}
+
+TEST(ClientConfigTest, TaskSettingFollowsTheTaskNameRule) {
+  ConfigLayer flags;
+  flags.task = "../..";
+  flags.home = "/tmp";
+  const auto e = failure([&] { mergeConfig(flags, {}, {}); });
+  EXPECT_EQ(e.code(), tessera::ErrorCode::BadRequest);
+  EXPECT_NE(std::string(e.what()).find("'../..' is not a valid task name"), std::string::npos) << e.what();
+  flags.task = "brain-mr";
+  EXPECT_EQ(mergeConfig(flags, {}, {}).task, "brain-mr");
+  flags.task = "";
+  EXPECT_EQ(mergeConfig(flags, {}, {}).task, "") << "empty: no task set";
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/common/Error.h"
+#include "tessera/model/TaskName.h"
 
 namespace tessera::client {
 
@@ -63,6 +64,7 @@ ConfigLayer readConfigFile(const fs::path& file) {
     }
     *field = value.get<std::string>();
   }
+  if (layer.task && !layer.task->empty()) model::requireValidTaskName(*layer.task, file.string() + ": key 'task'");
   if (layer.home) layer.home = besideFile(file, *layer.home);
   if (layer.caCert) layer.caCert = besideFile(file, *layer.caCert);
   return layer;
@@ -98,6 +100,8 @@ ClientConfig mergeConfig(const ConfigLayer& flags, const ConfigLayer& file, cons
   pick(&ConfigLayer::server, config.server);
   pick(&ConfigLayer::token, config.token);
   pick(&ConfigLayer::task, config.task);
+  // Empty means "not set" (commands that need a task say so); anything else must be a valid name.
+  if (!config.task.empty()) model::requireValidTaskName(config.task, "task setting");
   pick(&ConfigLayer::caCert, config.caCert);
   std::string home;
   pick(&ConfigLayer::home, home);

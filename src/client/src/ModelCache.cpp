@@ -7,6 +7,7 @@
 #include "tessera/common/Error.h"
 #include "tessera/common/AtomicFile.h"
 #include "tessera/common/Error.h"
+#include "tessera/model/TaskName.h"
 
 namespace tessera::client {
 
@@ -14,19 +15,9 @@ namespace fs = std::filesystem;
 
 std::string taskFolderName(const std::string& task) {
   if (task.empty()) throw Error(ErrorCode::Config, "no task: pass --task NAME or set \"task\" in the client config");
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : task) {
-    if (std::isalnum(c) || c == '-' || c == '_' || (c == '.' && !out.empty())) {
-      out += static_cast<char>(c);
-    } else {
-      // A leading '.' is encoded too: "." and ".." must not name the folder itself or its parent.
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
+  // The one task-name rule makes every valid name a safe single folder name as it is.
+  model::requireValidTaskName(task, "task");
+  return task;
 }
 
 ModelCache::ModelCache(fs::path home) : root_(std::move(home) / "models") {}

@@ -156,6 +156,35 @@ void Connection::exec(const char* purpose, const char* sql) {
   }
 }
 
+void Connection::backupTo(const fs::path& file) {
+  std::error_code ec;
+  if (fs::exists(file, ec)) throw Error(ErrorCode::Io, file.string() + ": exists; a backup is written to a new file");
+  sqlite3* destination = nullptr;
+  int rc = sqlite3_open_v2(file.c_str(), &destination, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  auto fail = [&](const std::string& what) {
+    const std::string message = destination ? sqlite3_errmsg(destination) : "out of memory";
+    sqlite3_close(destination);
+    fs::remove(file, ec);
+    throw Error(ErrorCode::Io, file.string() + ": " + what + ": " + message);
+  };
+  if (rc != SQLITE_OK) fail("cannot create the backup");
+  sqlite3_backup* backup = sqlite3_backup_init(destination, "main", handle_, "main");
+  if (!backup) fail("cannot start the backup of " + path_.string());
+  // All pages in one step: one read transaction on the source, so the copy is one consistent
+  // state (in WAL mode that read does not hold back the server's writers).
+  do {
+    rc = sqlite3_backup_step(backup, -1);
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) sqlite3_sleep(50);
+  } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+  sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE || sqlite3_errcode(destination) != SQLITE_OK) fail("backing up " + path_.string() + " failed");
+  if (sqlite3_close(destination) != SQLITE_OK) {
+    destination = nullptr;
+    fs::remove(file, ec);
+    throw Error(ErrorCode::Io, file.string() + ": closing the backup failed");
+  }
+}
+
 void Connection::rollback() noexcept {
   // Some errors (disk full, I/O) make SQLite roll back by itself; a second ROLLBACK would fail.
   if (!sqlite3_get_autocommit(handle_)) sqlite3_exec(handle_, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -77,6 +77,9 @@ class Connection {
   void exec(const char* purpose, const char* sql);
   int changes() const { return sqlite3_changes(handle_); }
   int64_t lastInsertId() const { return sqlite3_last_insert_rowid(handle_); }
+  // SQLite's online backup API: one consistent copy of the whole database into a new `file`,
+  // taken while other connections (the server) keep writing. Error(Io) naming `file`.
+  void backupTo(const std::filesystem::path& file);
 
   // BEGIN IMMEDIATE … COMMIT around `body`: the write lock is taken up front, so a concurrent
   // writer (another process on the same file) waits at BEGIN instead of failing mid-way.

@@ -1,13 +1,13 @@
 #include "MergeLoop.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <system_error>
 
 #include "tessera/federation/Merge.h"
 #include "tessera/federation/ValidationGate.h"
 #include "tessera/server/AdminTasks.h"
+#include "tessera/server/HighWater.h"
+#include "tessera/model/TaskName.h"
 #include "tessera/common/Error.h"
 
 namespace tessera::server {
@@ -43,7 +43,7 @@ void MergeLoop::start() {
       pending_ = false;
       lock.unlock();
       try {
-        runDue();  // records and logs its own failures
+        runDue();
       } catch (const std::exception& e) {
         if (log_) log_(std::string("merge loop: ") + e.what());
       }
@@ -72,86 +72,9 @@ void MergeLoop::notify() {
   wake_.notify_all();
 }
 
-double MergeLoop::backoffSeconds(int failedAttempts) {
-  double seconds = 0.5;
-  for (int i = 1; i < failedAttempts && seconds < 60; ++i) seconds *= 2;
-  return std::min(seconds, 60.0);
-}
-
-bool MergeLoop::due(const std::string& key) {
-  std::lock_guard lock(failuresMutex_);
-  const auto it = failures_.find(key);
-  return it == failures_.end() || now() >= it->second.nextAttempt;
-}
-
-void MergeLoop::recordFailure(const std::string& key, const std::string& what, const std::exception& e) {
-  ++metrics_.mergeFailures;
-  const auto* error = dynamic_cast<const Error*>(&e);
-  const std::string reason = (error ? std::string(error->codeName()) + ": " : std::string()) + e.what();
-  int attempts = 0;
-  double wait = 0;
-  {
-    std::lock_guard lock(failuresMutex_);
-    Failure& f = failures_[key];
-    if (f.attempts == 0) f.since = now();
-    attempts = ++f.attempts;
-    wait = backoffSeconds(attempts);
-    f.nextAttempt = now() + wait;
-    f.reason = reason;
-  }
-  if (log_) {
-    char next[32];
-    std::snprintf(next, sizeof next, "%.1f", wait);
-    log_(what + " failed (attempt " + std::to_string(attempts) + "): " + reason + "; nothing published, updates stay queued; next attempt in " +
-         next + " s");
-  }
-}
-
-void MergeLoop::recordSuccess(const std::string& key, const std::string& what) {
-  int attempts = 0;
-  {
-    std::lock_guard lock(failuresMutex_);
-    const auto it = failures_.find(key);
-    if (it == failures_.end()) return;
-    attempts = it->second.attempts;
-    failures_.erase(it);
-  }
-  if (log_) log_(what + " works again after " + std::to_string(attempts) + " failed attempt(s)");
-}
-
-std::vector<std::string> MergeLoop::problems() const {
-  std::lock_guard lock(failuresMutex_);
-  std::vector<std::string> out;
-  const double t = now();
-  for (const auto& [key, f] : failures_) {
-    char timing[96];
-    std::snprintf(timing, sizeof timing, " (%d failed attempt(s) in %.0f s, next in %.1f s)", f.attempts, t - f.since,
-                  std::max(0.0, f.nextAttempt - t));
-    out.push_back((key.empty() ? std::string("merge loop") : "merges of model '" + key + "'") + " failing" + timing + ": " + f.reason);
-  }
-  return out;
-}
-
 int MergeLoop::runDue() {
-  if (!due("")) return 0;
-  std::vector<ModelRecord> models;
-  try {
-    models = registry_.models({});
-    recordSuccess("", "merge loop");
-  } catch (const std::exception& e) {
-    recordFailure("", "merge loop: listing models", e);
-    return 0;
-  }
   int built = 0;
-  for (const auto& model : models) {
-    if (!due(model.task)) continue;
-    try {
-      built += mergeModel(model);
-      recordSuccess(model.task, "model '" + model.task + "': merge");
-    } catch (const std::exception& e) {
-      recordFailure(model.task, "model '" + model.task + "': merge", e);
-    }
-  }
+  for (const auto& model : registry_.models({})) built += mergeModel(model);
   return built;
 }
 
@@ -173,23 +96,15 @@ int MergeLoop::mergeModel(const ModelRecord& model) {
     } else {
       return built;
     }
-    try {
-      buildCandidate(model, *current, round);
-    } catch (const std::exception& e) {
-      std::string what = "merging update(s)";
-      for (size_t i = 0; i < round.size(); ++i) what += (i ? ", " : " ") + std::to_string(round[i].id);
-      what += " onto generation " + std::to_string(current->generation) + ": ";
-      if (const auto* error = dynamic_cast<const Error*>(&e)) throw Error(error->code(), what + e.what());
-      const bool io = dynamic_cast<const fs::filesystem_error*>(&e) || dynamic_cast<const std::system_error*>(&e);
-      throw Error(io ? ErrorCode::Io : ErrorCode::Internal, what + e.what());
-    }
+    buildCandidate(model, *current, round);
     ++built;
   }
 }
 
 std::optional<double> MergeLoop::validationDice(const ModelRecord& model, const GenerationRecord& g,
                                                 const std::string& weightsSha) {
-  if (!scorer_) return std::nullopt;
+  // A task seeded before the task-name rule may have a name no validation folder can have.
+  if (!scorer_ || !model::isValidTaskName(model.task)) return std::nullopt;
   const fs::path dir = validationDirectory(dataDir_, model.task);
   std::error_code ec;
   if (!fs::is_directory(dir / "images", ec)) return std::nullopt;
@@ -211,11 +126,6 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
                                const std::vector<UpdateRecord>& updates) {
   const auto started = std::chrono::steady_clock::now();
   const auto policy = federation::policyFromJson(model.policy);
-  // Content-addressed inputs are checked against their names before anything is merged: a
-  // damaged blob must never be published under a fresh, valid checksum (hashed once per change
-  // of the file, see BlobStore::verify).
-  blobs_.verify(current.weightsSha256);
-  for (const auto& u : updates) blobs_.verify(u.blobSha256);
   federation::MergeInput input;
   input.current = {blobs_.pathOf(current.weightsSha256), 0, 0};
   input.currentGeneration = current.generation;
@@ -223,7 +133,6 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
   input.generationWeights = [&](int64_t generation) {
     const auto g = registry_.generation(model.id, generation);
     if (!g) throw Error(ErrorCode::NotFound, "generation " + std::to_string(generation) + " is gone");
-    blobs_.verify(g->weightsSha256);
     return common::WeightsLocation{blobs_.pathOf(g->weightsSha256), 0, 0};
   };
   std::vector<int64_t> ids;
@@ -245,28 +154,9 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
   }());
   const auto merged = federation::mergeUpdates(input, writer);
   const fs::path target = blobs_.pathOf(merged.weightsSha256);
-  std::error_code ec;
-  const bool existed = fs::exists(target, ec);
   fs::create_directories(target.parent_path());
   writer.file().commit(target);
-  try {
-    recordCandidate(model, current, ids, merged, policy, started);
-  } catch (const std::exception&) {
-    // Not published (the registry refused the write, the gate failed): the candidate's blob
-    // must not stay behind as an orphan, unless some row names the same content.
-    try {
-      if (!existed && !registry_.referencedBlobs().count(merged.weightsSha256)) fs::remove(target, ec);
-    } catch (const std::exception&) {
-      // the registry is unreadable too: the start-up sweep removes it
-    }
-    throw;
-  }
-}
 
-// The candidate's blob is stored: score it, then publish it or hold it back (one transaction).
-void MergeLoop::recordCandidate(const ModelRecord& model, const GenerationRecord& current, const std::vector<int64_t>& ids,
-                                const federation::MergeOutput& merged, const federation::MergePolicy& policy,
-                                std::chrono::steady_clock::time_point started) {
   const auto before = validationDice(model, current, current.weightsSha256);
   const auto after = before ? validationDice(model, current, merged.weightsSha256) : std::nullopt;
   const auto decision = federation::decide(before, after, 0, policy.validationTolerance);
@@ -294,6 +184,13 @@ void MergeLoop::recordCandidate(const ModelRecord& model, const GenerationRecord
     g.validation = validation.is_null() ? nlohmann::json{{"contributions", contributions}} : validation;
     registry_.publishGeneration(g, ids);
     ++metrics_.generationsPublished;
+    try {
+      raiseHighWater(dataDir_, HighWaterMark{0, {{model.task, g.generation}}});
+    } catch (const std::exception& e) {
+      // Published and durable in the registry; only the start-up check loses this generation.
+      if (log_) log_("model '" + model.task + "': cannot record generation " + std::to_string(g.generation) + " in " +
+                     highWaterFile(dataDir_).string() + ": " + e.what());
+    }
     if (log_) {
       log_("model '" + model.task + "': generation " + std::to_string(g.generation) + " published (" + g.strategy + ", " +
            std::to_string(ids.size()) + " update(s), validation Dice " + formatDice(before) + " -> " + formatDice(after) + ")");

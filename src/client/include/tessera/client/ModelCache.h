@@ -15,8 +15,9 @@
 
 namespace tessera::client {
 
-// A task name as one folder name: [A-Za-z0-9._-] kept, anything else %XX, so no name can reach
-// outside the state folder. Throws Error("config") for an empty name.
+// A task name as one folder name: the name itself, which the task-name rule
+// (tessera/model/TaskName.h) makes a safe single path component. Throws Error("config") for an
+// empty name (no task set) and Error("bad_request") for a name that breaks the rule.
 std::string taskFolderName(const std::string& task);
 
 class ModelCache {
