@@ -1,7 +1,9 @@
 #include "MergeLoop.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <system_error>
 
 #include "tessera/federation/Merge.h"
 #include "tessera/federation/ValidationGate.h"
@@ -43,7 +45,7 @@ void MergeLoop::start() {
       pending_ = false;
       lock.unlock();
       try {
-        runDue();
+        runDue();  // records and logs its own failures
       } catch (const std::exception& e) {
         if (log_) log_(std::string("merge loop: ") + e.what());
       }
@@ -72,9 +74,86 @@ void MergeLoop::notify() {
   wake_.notify_all();
 }
 
+double MergeLoop::backoffSeconds(int failedAttempts) {
+  double seconds = 0.5;
+  for (int i = 1; i < failedAttempts && seconds < 60; ++i) seconds *= 2;
+  return std::min(seconds, 60.0);
+}
+
+bool MergeLoop::due(const std::string& key) {
+  std::lock_guard lock(failuresMutex_);
+  const auto it = failures_.find(key);
+  return it == failures_.end() || now() >= it->second.nextAttempt;
+}
+
+void MergeLoop::recordFailure(const std::string& key, const std::string& what, const std::exception& e) {
+  ++metrics_.mergeFailures;
+  const auto* error = dynamic_cast<const Error*>(&e);
+  const std::string reason = (error ? std::string(error->codeName()) + ": " : std::string()) + e.what();
+  int attempts = 0;
+  double wait = 0;
+  {
+    std::lock_guard lock(failuresMutex_);
+    Failure& f = failures_[key];
+    if (f.attempts == 0) f.since = now();
+    attempts = ++f.attempts;
+    wait = backoffSeconds(attempts);
+    f.nextAttempt = now() + wait;
+    f.reason = reason;
+  }
+  if (log_) {
+    char next[32];
+    std::snprintf(next, sizeof next, "%.1f", wait);
+    log_(what + " failed (attempt " + std::to_string(attempts) + "): " + reason + "; nothing published, updates stay queued; next attempt in " +
+         next + " s");
+  }
+}
+
+void MergeLoop::recordSuccess(const std::string& key, const std::string& what) {
+  int attempts = 0;
+  {
+    std::lock_guard lock(failuresMutex_);
+    const auto it = failures_.find(key);
+    if (it == failures_.end()) return;
+    attempts = it->second.attempts;
+    failures_.erase(it);
+  }
+  if (log_) log_(what + " works again after " + std::to_string(attempts) + " failed attempt(s)");
+}
+
+std::vector<std::string> MergeLoop::problems() const {
+  std::lock_guard lock(failuresMutex_);
+  std::vector<std::string> out;
+  const double t = now();
+  for (const auto& [key, f] : failures_) {
+    char timing[96];
+    std::snprintf(timing, sizeof timing, " (%d failed attempt(s) in %.0f s, next in %.1f s)", f.attempts, t - f.since,
+                  std::max(0.0, f.nextAttempt - t));
+    out.push_back((key.empty() ? std::string("merge loop") : "merges of model '" + key + "'") + " failing" + timing + ": " + f.reason);
+  }
+  return out;
+}
+
 int MergeLoop::runDue() {
+  if (!due("")) return 0;
+  std::vector<ModelRecord> models;
+  try {
+    models = registry_.models({});
+    recordSuccess("", "merge loop");
+  } catch (const std::exception& e) {
+    recordFailure("", "merge loop: listing models", e);
+    return 0;
+  }
   int built = 0;
-  for (const auto& model : registry_.models({})) built += mergeModel(model);
+  for (const auto& model : models) {
+    if (!due(model.task)) continue;
+    try {
+      built += mergeModel(model);
+      recordSuccess(model.task, "model '" + model.task + "': merge");
+    } catch (const std::exception& e) {
+      recordFailure(model.task, "model '" + model.task + "': merge", e);
+    }
+  }
   return built;
 }
 
@@ -96,7 +175,16 @@ int MergeLoop::mergeModel(const ModelRecord& model) {
     } else {
       return built;
     }
-    buildCandidate(model, *current, round);
+    try {
+      buildCandidate(model, *current, round);
+    } catch (const std::exception& e) {
+      std::string what = "merging update(s)";
+      for (size_t i = 0; i < round.size(); ++i) what += (i ? ", " : " ") + std::to_string(round[i].id);
+      what += " onto generation " + std::to_string(current->generation) + ": ";
+      if (const auto* error = dynamic_cast<const Error*>(&e)) throw Error(error->code(), what + e.what());
+      const bool io = dynamic_cast<const fs::filesystem_error*>(&e) || dynamic_cast<const std::system_error*>(&e);
+      throw Error(io ? ErrorCode::Io : ErrorCode::Internal, what + e.what());
+    }
     ++built;
   }
 }
@@ -126,6 +214,11 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
                                const std::vector<UpdateRecord>& updates) {
   const auto started = std::chrono::steady_clock::now();
   const auto policy = federation::policyFromJson(model.policy);
+  // Content-addressed inputs are checked against their names before anything is merged: a
+  // damaged blob must never be published under a fresh, valid checksum (hashed once per change
+  // of the file, see BlobStore::verify).
+  blobs_.verify(current.weightsSha256);
+  for (const auto& u : updates) blobs_.verify(u.blobSha256);
   federation::MergeInput input;
   input.current = {blobs_.pathOf(current.weightsSha256), 0, 0};
   input.currentGeneration = current.generation;
@@ -133,6 +226,7 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
   input.generationWeights = [&](int64_t generation) {
     const auto g = registry_.generation(model.id, generation);
     if (!g) throw Error(ErrorCode::NotFound, "generation " + std::to_string(generation) + " is gone");
+    blobs_.verify(g->weightsSha256);
     return common::WeightsLocation{blobs_.pathOf(g->weightsSha256), 0, 0};
   };
   std::vector<int64_t> ids;
@@ -154,9 +248,28 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
   }());
   const auto merged = federation::mergeUpdates(input, writer);
   const fs::path target = blobs_.pathOf(merged.weightsSha256);
+  std::error_code ec;
+  const bool existed = fs::exists(target, ec);
   fs::create_directories(target.parent_path());
   writer.file().commit(target);
+  try {
+    recordCandidate(model, current, ids, merged, policy, started);
+  } catch (const std::exception&) {
+    // Not published (the registry refused the write, the gate failed): the candidate's blob
+    // must not stay behind as an orphan, unless some row names the same content.
+    try {
+      if (!existed && !registry_.referencedBlobs().count(merged.weightsSha256)) fs::remove(target, ec);
+    } catch (const std::exception&) {
+      // the registry is unreadable too: the start-up sweep removes it
+    }
+    throw;
+  }
+}
 
+// The candidate's blob is stored: score it, then publish it or hold it back (one transaction).
+void MergeLoop::recordCandidate(const ModelRecord& model, const GenerationRecord& current, const std::vector<int64_t>& ids,
+                                const federation::MergeOutput& merged, const federation::MergePolicy& policy,
+                                std::chrono::steady_clock::time_point started) {
   const auto before = validationDice(model, current, current.weightsSha256);
   const auto after = before ? validationDice(model, current, merged.weightsSha256) : std::nullopt;
   const auto decision = federation::decide(before, after, 0, policy.validationTolerance);
