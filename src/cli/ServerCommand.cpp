@@ -170,6 +170,9 @@ Action addServerCommand(CLI::App& app) {
     std::string listen = "127.0.0.1:8470";
     std::string tlsCert, tlsKey, portFile;
     int threads = 16;
+    double headerSeconds = 10;
+    double bodyGraceSeconds = 30;
+    int connectionsPerAddress = 32;
     bool quiet = false;
   };
   auto a = std::make_shared<Args>();
@@ -179,6 +182,15 @@ Action addServerCommand(CLI::App& app) {
   app.add_option("--tls-key", a->tlsKey, "PEM private key for --tls-cert");
   app.add_option("--threads", a->threads, "HTTP worker threads")->capture_default_str()->check(CLI::Range(2, 256));
   app.add_option("--port-file", a->portFile, "Write the port once listening (for scripts using port 0)");
+  app.add_option("--header-timeout", a->headerSeconds, "Seconds a client has to send a request's header")
+      ->capture_default_str()
+      ->check(CLI::Range(0.5, 3600.0));
+  app.add_option("--body-grace", a->bodyGraceSeconds, "Seconds a body may take, plus 1 s per 64 KiB")
+      ->capture_default_str()
+      ->check(CLI::Range(0.5, 86400.0));
+  app.add_option("--max-connections-per-address", a->connectionsPerAddress, "Connections one client address may hold")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   app.add_flag("--quiet", a->quiet, "Log only errors");
   app.require_subcommand(0, 1);
   auto* admin = app.add_subcommand("admin", "Operator tasks on the server's data folder (run on the server machine)");
@@ -208,6 +220,9 @@ Action addServerCommand(CLI::App& app) {
     o.tlsCert = a->tlsCert;
     o.tlsKey = a->tlsKey;
     o.threads = a->threads;
+    o.headerSeconds = a->headerSeconds;
+    o.bodyGraceSeconds = a->bodyGraceSeconds;
+    o.connectionsPerAddress = a->connectionsPerAddress;
     o.scorer = [](const model::Model& m, const std::vector<model::TrainingCase>& cases) { return nn::meanDice(m, cases); };
     const bool quiet = a->quiet;
     o.log = [quiet](const std::string& line) {

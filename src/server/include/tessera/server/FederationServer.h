@@ -25,6 +25,12 @@ struct ServerOptions {
   std::filesystem::path tlsCert;
   std::filesystem::path tlsKey;
   int threads = 16;
+  // Slow clients (see ConnectionSupervisor): a request's header must arrive within this many
+  // seconds; a body may take `bodyGraceSeconds` plus 1 s per 64 KiB; one address holds at most
+  // `connectionsPerAddress` connections.
+  double headerSeconds = 10;
+  double bodyGraceSeconds = 30;
+  int connectionsPerAddress = 32;
   // How often the merge loop looks for rounds that timed out.
   double pollSeconds = 0.5;
   std::function<void(const std::string&)> log;  // one line per event; null: quiet
