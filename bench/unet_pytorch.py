@@ -1,6 +1,7 @@
 """The Tessera U-Net written the way a Python user writes it with torch.nn: the baseline that
 bench/compare_unet.py measures our C++ path against. Module structure, layer sizes and
-initialisation match src/nn/src/UNet.cpp (same state-dict names)."""
+initialisation match src/nn/src/UNet.cpp (same state-dict names). It compiles with
+torch.jit.script and traces with torch.jit.trace and torch.onnx.export."""
 import torch
 from torch import nn
 
@@ -42,13 +43,15 @@ class UNet(nn.Module):
             self.ups.append(up(2 * f, f, 2, stride=2))
             self.dec.append(nn.Sequential(ConvBlock(dims, 2 * f, f, norm), ConvBlock(dims, f, f, norm)))
         self.head = (nn.Conv2d if dims == 2 else nn.Conv3d)(feats[0], classes, 1)
+        # A module (no parameters, so the state dict is unchanged) rather than a function picked
+        # at run time: torch.jit.script cannot compile the latter.
+        self.pool = (nn.MaxPool2d if dims == 2 else nn.MaxPool3d)(2)
 
     def forward(self, x):
-        pool = nn.functional.max_pool2d if self.dims == 2 else nn.functional.max_pool3d
         skips = []
         for level, enc in enumerate(self.enc):
             if level > 0:
-                x = pool(x, 2)
+                x = self.pool(x)
             x = enc(x)
             skips.append(x)
         for i, (up, dec) in enumerate(zip(self.ups, self.dec)):
