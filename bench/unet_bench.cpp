@@ -42,10 +42,13 @@ int main(int argc, char** argv) {
   using Clock = std::chrono::steady_clock;
   auto net = tessera::nn::detail::buildNetwork(spec, weights);
   net->train();
+  // As trainModel does for 2D networks.
+  tessera::nn::detail::toChannelsLast(net);
+  const auto xTrain = x.contiguous(torch::MemoryFormat::ChannelsLast);
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-3));
   auto trainStep = [&] {
     opt.zero_grad();
-    auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+    auto loss = torch::nn::functional::cross_entropy(net->forward(xTrain), y);
     loss.backward();
     opt.step();
   };

@@ -223,6 +223,8 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
   std::mt19937_64 rng(options.seed);
   UNet net = detail::buildNetwork(model.spec, model.weights);
   net->train();
+  const bool channelsLast = model.spec.dims == 2;
+  if (channelsLast) detail::toChannelsLast(net);
 
   const PreparedData data = prepare(model, cases);
   std::unique_ptr<BatchSource> source;
@@ -246,6 +248,7 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
     for (int64_t b = 0; b < batches; ++b) {
       auto [x, y] = source->batch(b, rng);
       if (options.augment) x = augmentIntensity(x);
+      if (channelsLast) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
       optimizer.zero_grad();
       auto logits = net->forward(x);
       auto loss = torch::nn::functional::cross_entropy(logits, y) + softDiceLoss(logits, y);

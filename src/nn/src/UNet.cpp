@@ -193,6 +193,13 @@ void loadWeights(UNet& net, const WeightSet& weights) {
   }
 }
 
+void toChannelsLast(UNet& net) {
+  torch::NoGradGuard noGrad;
+  for (auto& p : net->parameters()) {
+    if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+}
+
 UNet buildNetwork(const NetworkSpec& spec, const WeightSet& weights) {
   UNet net(spec);
   loadWeights(net, weights);
