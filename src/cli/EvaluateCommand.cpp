@@ -19,14 +19,16 @@ Action addEvaluateCommand(CLI::App& app) {
   struct Args {
     std::string pred, truth;
     bool json = false;
+    ImageReadArgs read;
   };
   auto a = std::make_shared<Args>();
   app.add_option("--pred", a->pred, "Predicted label map")->required();
   app.add_option("--truth", a->truth, "Reference label map on the same grid")->required();
   app.add_flag("--json", a->json, "Print one JSON object instead of a table");
+  addImageReadOptions(app, a->read);
   return [a] {
-    const auto pred = image::readImage(a->pred);
-    const auto truth = image::readImage(a->truth);
+    const auto pred = image::readImage(a->pred, a->read.options());
+    const auto truth = image::readImage(a->truth, a->read.options());
     if (!pred.geometry.sameGrid(truth.geometry)) {
       throw Error(ErrorCode::BadImage, a->pred + ": grid " + pred.geometry.describe() + " differs from " + a->truth +
                               " grid " + truth.geometry.describe() + " (resample one of them first)");

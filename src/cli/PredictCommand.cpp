@@ -12,16 +12,18 @@ Action addPredictCommand(CLI::App& app) {
   struct Args {
     std::string model, in, out;
     int threads = 0;
+    ImageReadArgs read;
   };
   auto a = std::make_shared<Args>();
   app.add_option("--model", a->model, "Model file (.tsm)")->required();
   app.add_option("--in", a->in, "Image to segment (file or DICOM series directory)")->required();
   app.add_option("--out", a->out, "Label map to write (.nii.gz, .nii, .mha, .nrrd)")->required();
   app.add_option("--threads", a->threads, "Compute threads (default: all cores)");
+  addImageReadOptions(app, a->read);
   return [a] {
     nn::setThreadCount(a->threads);
     const auto model = model::loadModel(a->model);
-    const auto volume = image::readImage(a->in);
+    const auto volume = image::readImage(a->in, a->read.options());
     const auto started = std::chrono::steady_clock::now();
     const auto labels = nn::segment(model, volume);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

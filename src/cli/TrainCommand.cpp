@@ -17,6 +17,7 @@ namespace tessera::cli {
 namespace {
 
 struct TrainArgs {
+  ImageReadArgs read;
   std::vector<std::string> images, labels;
   std::string dataset, spec, out, init;
   int epochs = 30;
@@ -70,6 +71,7 @@ Action addTrainCommand(CLI::App& app) {
       ->excludes(labels);
   app.add_option("--spec", a->spec, "Network spec JSON (default: chosen from the data)");
   app.add_option("--out", a->out, "Where to write the model (.tsm)")->required();
+  addImageReadOptions(app, a->read);
   app.add_option("--epochs", a->epochs, "Passes over the training data")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--init", a->init, "Fine-tune this model instead of starting from random weights");
   app.add_option("--seed", a->seed, "Random seed (initial weights, shuffling, augmentation)")->capture_default_str();
@@ -108,7 +110,10 @@ Action addTrainCommand(CLI::App& app) {
       }
     } else {
       for (size_t i = 0; i < a->images.size(); ++i) {
-        cases.push_back({image::readImage(a->images[i]), image::readImage(a->labels[i])});
+        // --volume picks a volume of 4D images; label maps are 3D.
+        auto labelOptions = a->read.options();
+        labelOptions.volume = -1;
+        cases.push_back({image::readImage(a->images[i], a->read.options()), image::readImage(a->labels[i], labelOptions)});
       }
     }
     for (size_t i = 0; i < cases.size(); ++i) {

@@ -102,5 +102,27 @@ TEST(DicomSeries, TwoSeriesInOneDirectoryIsAnError) {
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
 }
 
+TEST(DicomSeries, OneFileReadsTheSeriesItBelongsTo) {
+  TempDir dir;
+  writeSeries(dir.path(), kSeriesA, 3, "a");
+  writeSeries(dir.path(), kSeriesB, 2, "b");
+  const Volume a = readImage(dir / "a2.dcm");
+  EXPECT_EQ(a.geometry.size, (std::array<int64_t, 3>{kColumns, kRows, 3}));
+  EXPECT_NEAR(a.geometry.origin[2], 30.0, 1e-6);
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(a.at(1, 2, k), pixelValue(1, 2, k)) << "slice " << k;
+  EXPECT_NE(a.source.find("DICOM series " + kSeriesA + ": 3 slices found in " + dir.path().string()), std::string::npos)
+      << a.source;
+  const Volume b = readImage(dir / "b1.dcm");
+  EXPECT_EQ(b.geometry.size[2], 2);
+  EXPECT_NE(b.source.find(kSeriesB + ": 2 slices"), std::string::npos) << b.source;
+}
+
+TEST(DicomSeries, NonDicomFileWithoutKnownEndingIsStillUnrecognised) {
+  TempDir dir;
+  writeBytes(dir / "notes.dcm", std::string(200, 'x'));
+  const std::string msg = errorOf([&] { readImage(dir / "notes.dcm"); });
+  EXPECT_NE(msg.find("notes.dcm: unrecognised image format"), std::string::npos) << msg;
+}
+
 }  // namespace
 }  // namespace tessera::image

@@ -185,7 +185,11 @@ TEST(ReadImage, NibabelWrittenFiles) {
   EXPECT_EQ(be.at(0, 1, 2), 6.0f);
   expectReadError(dir / "be-inf.nii.gz", "contains Inf at voxel (0,1,2)");
   EXPECT_EQ(readImage(dir / "flat.nii").geometry.size, (std::array<int64_t, 3>{3, 4, 1}));
-  expectReadError(dir / "two.nii", "NIfTI-2 is not supported");
+  const Volume two = readImage(dir / "two.nii");  // NIfTI-2: our own decoder
+  EXPECT_EQ(two.geometry.size, (std::array<int64_t, 3>{2, 2, 2}));
+  EXPECT_DOUBLE_EQ(two.geometry.direction[0], -1.0);  // RAS identity is LPS diag(-1, -1, 1)
+  EXPECT_DOUBLE_EQ(two.geometry.direction[8], 1.0);
+  EXPECT_EQ(two.at(1, 1, 1), 1.0f);
 }
 
 TEST(ReadImage, TwoDimensionalFileBecomesOneSliceVolume) {
@@ -352,7 +356,7 @@ TEST(ReadImageErrors, FourDimensionalImage) {
   std::memcpy(&h[40], &dims[0], 2);
   std::memcpy(&h[48], &dims[1], 2);
   writeBytes(dir / "series.nii", h + std::string(16 * 4, '\0'));
-  expectReadError(dir / "series.nii", "only 2D and 3D images");
+  expectReadError(dir / "series.nii", "image is 4D (2x2x2x2, 2 volumes); pass --volume N (0 to 1)");
 }
 
 TEST(ReadImageErrors, VectorImage) {

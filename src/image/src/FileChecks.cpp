@@ -67,7 +67,10 @@ std::string trim(const std::string& s) {
 [[noreturn]] void failNonFinite(const fs::path& path, bool nan, int64_t i, const std::array<int64_t, 3>& size) {
   const int64_t x = i % size[0], y = (i / size[0]) % size[1], z = i / (size[0] * size[1]);
   fail(path, std::string("contains ") + (nan ? "NaN" : "Inf") + " at voxel (" + std::to_string(x) + "," +
-                 std::to_string(y) + "," + std::to_string(z) + ")");
+                 std::to_string(y) + "," + std::to_string(z) + ")" +
+                 (nan ? "; if NaN marks the background (outside the field of view after resampling), pass "
+                        "--nan-as VALUE (e.g. --nan-as 0) to read it as that value"
+                      : ""));
 }
 
 void checkVoxelCount(const fs::path& path, const std::vector<uint64_t>& dims, int64_t maxVoxels) {
@@ -173,20 +176,103 @@ void checkNiftiGeometryFields(const fs::path& path, const unsigned char* h, bool
     for (int i = 0; i < 12; ++i) check(value(280, 400, i), "srow");
 }
 
-// Parses a NIfTI-1 (348-byte) or NIfTI-2 (540-byte) single-file header, either byte order.
-NiftiLayout parseNiftiHeader(const fs::path& path, const unsigned char* h, size_t n, int64_t maxVoxels) {
+// The header's affine (RAS, voxel index -> mm) as nibabel's get_best_affine takes it, turned
+// into an ITK-style geometry in LPS. version 0 is Analyze 7.5 (SPM's origin field when set).
+Geometry niftiGeometry(const unsigned char* h, int version, bool swap, const std::array<int64_t, 8>& dim) {
+  const bool nifti2 = version == 2;
+  const auto value = [&](size_t offset1, size_t offset2, int i) {
+    return nifti2 ? readField<double>(h + offset2 + 8 * i, swap)
+                  : static_cast<double>(readField<float>(h + offset1 + 4 * i, swap));
+  };
+  std::array<double, 4> pixdim{};
+  for (int i = 0; i < 4; ++i) pixdim[i] = value(76, 104, i);
+  std::array<int64_t, 3> size{1, 1, 1};
+  for (int64_t k = 1; k <= std::min<int64_t>(dim[0], 3); ++k) size[k - 1] = dim[k];
+  int qformCode = 0, sformCode = 0;
+  if (version >= 1) {
+    qformCode = nifti2 ? readField<int32_t>(h + 344, swap) : readField<int16_t>(h + 252, swap);
+    sformCode = nifti2 ? readField<int32_t>(h + 348, swap) : readField<int16_t>(h + 254, swap);
+  }
+  double m[3][4] = {};
+  if (sformCode > 0) {
+    for (int r = 0; r < 3; ++r)
+      for (int c = 0; c < 4; ++c) m[r][c] = value(280, 400, r * 4 + c);
+  } else if (qformCode > 0) {
+    // nifti_quatern_to_mat44
+    double b = value(256, 352, 0), c = value(256, 352, 1), d = value(256, 352, 2);
+    double a = 1.0 - (b * b + c * c + d * d);
+    if (a < 1e-7) {
+      a = 1.0 / std::sqrt(b * b + c * c + d * d);
+      b *= a, c *= a, d *= a, a = 0.0;
+    } else {
+      a = std::sqrt(a);
+    }
+    const double xd = pixdim[1] > 0 ? pixdim[1] : 1.0, yd = pixdim[2] > 0 ? pixdim[2] : 1.0;
+    double zd = pixdim[3] > 0 ? pixdim[3] : 1.0;
+    if (pixdim[0] < 0) zd = -zd;
+    const double r[3][3] = {{a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)},
+                            {2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)},
+                            {2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b}};
+    const double scale[3] = {xd, yd, zd};
+    for (int i = 0; i < 3; ++i) {
+      for (int k = 0; k < 3; ++k) m[i][k] = r[i][k] * scale[k];
+      m[i][3] = value(256, 352, 3 + i);
+    }
+  } else {
+    // nibabel's default (shape_zoom_affine with x flipped): the centre of the grid at 0 mm;
+    // Analyze with SPM's 1-based origin field set: that voxel at 0 mm.
+    std::array<double, 3> centre{};
+    for (int k = 0; k < 3; ++k) centre[k] = (static_cast<double>(size[k]) - 1) / 2.0;
+    if (version == 0) {
+      std::array<int16_t, 3> o{};
+      for (int k = 0; k < 3; ++k) o[k] = readField<int16_t>(h + 253 + 2 * k, swap);
+      bool any = false, inside = true;
+      for (int k = 0; k < 3; ++k) {
+        any = any || o[k] != 0;
+        inside = inside && o[k] > -size[k] && o[k] < 2 * size[k];
+      }
+      if (any && inside)
+        for (int k = 0; k < 3; ++k) centre[k] = o[k] - 1.0;
+    }
+    for (int k = 0; k < 3; ++k) {
+      const double zoom = (k == 0 ? -1.0 : 1.0) * pixdim[k + 1];
+      m[k][k] = zoom;
+      m[k][3] = -centre[k] * zoom;
+    }
+  }
+  Geometry g;
+  g.size = size;
+  for (int k = 0; k < 3; ++k) {
+    const double norm = std::sqrt(m[0][k] * m[0][k] + m[1][k] * m[1][k] + m[2][k] * m[2][k]);
+    g.spacing[k] = norm > 0 ? norm : 1.0;
+    for (int i = 0; i < 3; ++i) {
+      const double ras = norm > 0 ? m[i][k] / norm : (i == k ? 1.0 : 0.0);
+      g.direction[i * 3 + k] = (i < 2 ? -ras : ras) + 0.0;  // RAS -> LPS; no -0
+    }
+  }
+  for (int i = 0; i < 3; ++i) g.origin[i] = (i < 2 ? -1.0 : 1.0) * m[i][3] + 0.0;
+  return g;
+}
+
+// Parses a NIfTI-1 (348-byte) or NIfTI-2 (540-byte) single-file header, either byte order, or
+// (`pair`) a .hdr: NIfTI-1 "ni1", NIfTI-2 "ni2" or Analyze 7.5 (348 bytes, no magic).
+NiftiLayout parseNiftiHeader(const fs::path& path, const unsigned char* h, size_t n, int64_t maxVoxels, bool pair) {
   constexpr size_t kNifti1 = 348, kNifti2 = 540;
   NiftiLayout layout;
   double voxOffset = 0;
   size_t headerSize = 0;
   for (const bool swap : {false, true}) {
     const int32_t sizeofHdr = n >= 4 ? readField<int32_t>(h, swap) : 0;
-    if (n >= kNifti1 && sizeofHdr == 348 && std::memcmp(h + 344, "n+1", 4) == 0) {
+    const char* magic1 = pair ? "ni1" : "n+1";
+    const char* magic2 = pair ? "ni2" : "n+2";
+    const bool analyze = pair && n >= kNifti1 && sizeofHdr == 348 && std::memcmp(h + 344, "ni1", 4) != 0;
+    if (n >= kNifti1 && sizeofHdr == 348 && (std::memcmp(h + 344, magic1, 4) == 0 || analyze)) {
       for (int i = 0; i < 8; ++i) layout.dim[i] = readField<int16_t>(h + 40 + 2 * i, swap);
       layout.datatype = readField<int16_t>(h + 70, swap);
       voxOffset = readField<float>(h + 108, swap);
       headerSize = kNifti1;
-    } else if (n >= kNifti2 && sizeofHdr == 540 && std::memcmp(h + 4, "n+2", 4) == 0) {
+      if (analyze) layout.version = 0;
+    } else if (n >= kNifti2 && sizeofHdr == 540 && std::memcmp(h + 4, magic2, 4) == 0) {
       for (int i = 0; i < 8; ++i) layout.dim[i] = readField<int64_t>(h + 16 + 8 * i, swap);
       layout.datatype = readField<int16_t>(h + 12, swap);
       voxOffset = static_cast<double>(readField<int64_t>(h + 168, swap));
@@ -194,7 +280,7 @@ NiftiLayout parseNiftiHeader(const fs::path& path, const unsigned char* h, size_
     }
     if (headerSize) {
       layout.swap = swap;
-      layout.version = headerSize == kNifti2 ? 2 : 1;
+      layout.version = headerSize == kNifti2 ? 2 : (layout.version == 0 && pair ? 0 : 1);
       const bool nifti2 = headerSize == kNifti2;
       layout.sclSlope = nifti2 ? readField<double>(h + 176, swap) : readField<float>(h + 112, swap);
       layout.sclInter = nifti2 ? readField<double>(h + 184, swap) : readField<float>(h + 116, swap);
@@ -205,7 +291,13 @@ NiftiLayout parseNiftiHeader(const fs::path& path, const unsigned char* h, size_
   if (!std::isfinite(layout.sclSlope)) layout.sclSlope = 0.0;
   if (!std::isfinite(layout.sclInter)) layout.sclInter = 0.0;
   if (std::abs(layout.sclSlope) < std::numeric_limits<double>::epsilon()) layout.sclSlope = 1.0;
-  if (!headerSize) fail(path, "not a NIfTI file (no single-file NIfTI-1 or NIfTI-2 header)");
+  if (!headerSize)
+    fail(path, pair ? "not a NIfTI-1, NIfTI-2 or Analyze 7.5 header (no 348- or 540-byte header)"
+                    : "not a NIfTI file (no single-file NIfTI-1 or NIfTI-2 header)");
+  if (layout.version == 0) {  // Analyze: no scaling fields NIfTI would apply
+    layout.sclSlope = 1.0;
+    layout.sclInter = 0.0;
+  }
   checkNiftiGeometryFields(path, h, headerSize == kNifti2, layout.swap);
 
   const int64_t rank = layout.dim[0];
@@ -222,7 +314,11 @@ NiftiLayout parseNiftiHeader(const fs::path& path, const unsigned char* h, size_
   if (layout.bytesPerVoxel == 0) fail(path, "unsupported NIfTI datatype " + std::to_string(layout.datatype));
   if (!std::isfinite(voxOffset) || voxOffset < 0 || voxOffset > 1e12)
     fail(path, "invalid NIfTI header: vox_offset = " + std::to_string(voxOffset));
-  layout.voxOffset = std::max<int64_t>(static_cast<int64_t>(voxOffset), static_cast<int64_t>(headerSize));
+  layout.voxOffset = pair ? static_cast<int64_t>(voxOffset)
+                         : std::max<int64_t>(static_cast<int64_t>(voxOffset), static_cast<int64_t>(headerSize));
+  layout.pair = pair;
+  layout.geometry = niftiGeometry(h, layout.version, layout.swap, layout.dim);
+  for (int64_t i = 4; i <= rank; ++i) layout.volumes *= layout.dim[i];
   return layout;
 }
 
@@ -297,6 +393,10 @@ size_t decodeRun(const unsigned char* p, size_t count, const NiftiLayout& layout
   for (size_t i = 0; i < count; ++i, p += sizeof(T)) {
     const T raw = readField<T>(p, layout.swap);
     if constexpr (std::is_floating_point_v<T>) {
+      if (std::isnan(raw) && layout.replaceNaN) {
+        out[i] = layout.nanValue;
+        continue;
+      }
       if (!std::isfinite(raw)) return i;
     }
     if (rescale) {
@@ -333,21 +433,33 @@ bool storedNaN(const unsigned char* p, const NiftiLayout& layout) {
 
 }  // namespace
 
-NiftiLayout readNiftiHeader(const fs::path& path, bool gzip, int64_t maxVoxels) {
+NiftiLayout readNiftiHeader(const fs::path& path, bool gzip, int64_t maxVoxels, bool pair) {
   NiftiLayout layout;
   {
     ByteStream in(path, gzip);
     unsigned char header[540];
     const size_t got = in.read(header, sizeof header);
     if (got < sizeof header) in.checkIntact();  // a gzip stream cut inside the header is truncation, not "no header"
-    layout = parseNiftiHeader(path, header, got, maxVoxels);
+    layout = parseNiftiHeader(path, header, got, maxVoxels, pair);
+  }
+  layout.dataPath = path;
+  if (pair) {
+    fs::path img = path;
+    const std::string ext = path.extension().string();
+    img.replace_extension(ext == ".HDR" ? ".IMG" : ".img");
+    std::error_code missing;
+    if (!fs::exists(img, missing))
+      fail(path, "the voxel data file " + img.filename().string() + " is missing (a .hdr header needs its .img beside it)");
+    checkRegularFile(img);
+    layout.dataPath = img;
+    gzip = false;
   }
   const int64_t needed = layout.voxelCount() * layout.bytesPerVoxel;
   std::error_code ec;
-  const auto fileSize = static_cast<int64_t>(fs::file_size(path, ec));
-  if (ec) fail(path, "cannot read: " + ec.message());
+  const auto fileSize = static_cast<int64_t>(fs::file_size(layout.dataPath, ec));
+  if (ec) fail(layout.dataPath, "cannot read: " + ec.message());
   if (!gzip && fileSize - layout.voxOffset < needed) {
-    fail(path, "file is truncated: the header needs " + std::to_string(needed) + " bytes of voxel data from offset " +
+    fail(layout.dataPath, "file is truncated: the header needs " + std::to_string(needed) + " bytes of voxel data from offset " +
                    std::to_string(layout.voxOffset) + ", but the file has " +
                    std::to_string(std::max<int64_t>(0, fileSize - layout.voxOffset)));
   }
@@ -363,7 +475,30 @@ NiftiLayout readNiftiHeader(const fs::path& path, bool gzip, int64_t maxVoxels) 
   return layout;
 }
 
-void readNiftiVoxels(const fs::path& path, bool gzip, const NiftiLayout& layout, float* out) {
+void selectNiftiVolume(const fs::path& path, NiftiLayout& layout, int64_t volume) {
+  for (int64_t i = 5; i <= layout.dim[0]; ++i)
+    if (layout.dim[i] > 1)
+      fail(path, "image has " + std::to_string(layout.dim[0]) + " dimensions (" +
+                     dimsText(std::vector<int64_t>(layout.dim.begin() + 1, layout.dim.begin() + 1 + layout.dim[0])) +
+                     "); only 3D images and 4D series of 3D volumes are supported");
+  const int64_t volumes = layout.dim[0] >= 4 ? layout.dim[4] : 1;
+  if (volumes > 1 && volume < 0)
+    fail(path, "image is 4D (" + dimsText(std::vector<int64_t>(layout.dim.begin() + 1, layout.dim.begin() + 5)) + ", " +
+                   std::to_string(volumes) + " volumes); pass --volume N (0 to " + std::to_string(volumes - 1) +
+                   ") to take one 3D volume");
+  if (volume >= volumes)
+    fail(path, "--volume " + std::to_string(volume) + " is out of range: the image has " + std::to_string(volumes) +
+                   (volumes == 1 ? " volume (pass 0)" : " volumes (0 to " + std::to_string(volumes - 1) + ")"));
+  const int64_t chosen = std::max<int64_t>(volume, 0);
+  const int64_t perVolume = layout.xyz()[0] * layout.xyz()[1] * layout.xyz()[2];
+  layout.voxOffset += chosen * perVolume * layout.bytesPerVoxel;
+  layout.dim[0] = std::min<int64_t>(layout.dim[0], 3);
+  for (int i = 4; i < 8; ++i) layout.dim[i] = 1;
+}
+
+void readNiftiVoxels(const fs::path& reportAs, bool gzip, const NiftiLayout& layout, float* out) {
+  const fs::path& path = layout.dataPath.empty() ? reportAs : layout.dataPath;
+  if (layout.pair) gzip = false;
   const RunDecoder decode = decoderFor(layout.datatype);
   if (!decode) fail(path, "unsupported NIfTI datatype " + std::to_string(layout.datatype));
   const bool rescale = mustRescale(layout);

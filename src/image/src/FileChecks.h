@@ -63,7 +63,15 @@ struct NiftiLayout {
   int64_t bytesPerVoxel = 0;
   int64_t voxOffset = 0;
   bool swap = false;  // header (and data) in the other byte order
-  int version = 1;    // NIfTI-1 or NIfTI-2
+  int version = 1;    // NIfTI-1 or NIfTI-2; 0: Analyze 7.5 (.hdr/.img without NIfTI magic)
+  bool pair = false;  // header in a .hdr file, voxels in the .img beside it (`dataPath`)
+  fs::path dataPath;  // where the voxels are: the file itself, or the .img of a pair
+  // The geometry as nibabel's get_best_affine takes it (sform, else qform, else the default
+  // affine from pixdim with x flipped, centred; Analyze: SPM's origin field when set), in LPS.
+  Geometry geometry;
+  int64_t volumes = 1;               // along dim[4]
+  bool replaceNaN = false;           // stored NaN reads as nanValue instead of failing
+  float nanValue = 0.0f;
   double sclSlope = 1.0, sclInter = 0.0;  // as ITK applies them (see readNiftiHeader)
 
   // Size along x, y, z; 1 beyond dim[0] (the header may hold anything there).
@@ -83,7 +91,12 @@ struct NiftiLayout {
 // the voxel data: 0 or too many voxels, geometry fields ITK cannot digest, unsupported data
 // types, and a declared data size the file cannot hold (the file size for .nii; deflate's
 // maximum expansion of 1032:1 for .nii.gz). Throws Error.
-NiftiLayout readNiftiHeader(const fs::path& path, bool gzip, int64_t maxVoxels);
+// `pair`: `path` is a .hdr (NIfTI-1 "ni1" or Analyze 7.5) whose voxels are in the .img beside it.
+NiftiLayout readNiftiHeader(const fs::path& path, bool gzip, int64_t maxVoxels, bool pair = false);
+
+// Narrows a 4D layout to volume `volume` (0-based) along dim[4]; refuses a 4D image without a
+// volume (-1), a volume out of range and 5D+ images. 3D images accept -1 and 0.
+void selectNiftiVolume(const fs::path& path, NiftiLayout& layout, int64_t volume);
 
 // Decodes all voxels to float into `out` (layout.voxelCount() values) in one pass over the
 // (decompressed) stream, applying byte order and scl_slope/scl_inter as ITK does. Throws for

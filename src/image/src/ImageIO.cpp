@@ -77,7 +77,7 @@ std::string shortReason(const itk::ExceptionObject& e) {
 
 // ---- formats ------------------------------------------------------------------------------
 
-enum class Format { Nifti, NiftiGz, Meta, Nrrd, Unknown };
+enum class Format { Nifti, NiftiGz, NiftiPair, Meta, Nrrd, Unknown };
 
 std::string lowerName(const fs::path& path) {
   std::string name = path.filename().string();
@@ -93,6 +93,7 @@ Format formatOf(const fs::path& path) {
   const std::string name = lowerName(path);
   if (endsWith(name, ".nii.gz")) return Format::NiftiGz;
   if (endsWith(name, ".nii")) return Format::Nifti;
+  if (endsWith(name, ".hdr") || endsWith(name, ".img")) return Format::NiftiPair;
   if (endsWith(name, ".mha") || endsWith(name, ".mhd")) return Format::Meta;
   if (endsWith(name, ".nrrd") || endsWith(name, ".nhdr")) return Format::Nrrd;
   return Format::Unknown;
@@ -112,6 +113,7 @@ itk::ImageIOBase::Pointer ioFor(Format format) {
     case Format::NiftiGz: return itk::NiftiImageIO::New().GetPointer();
     case Format::Meta: return itk::MetaImageIO::New().GetPointer();
     case Format::Nrrd: return itk::NrrdImageIO::New().GetPointer();
+    case Format::NiftiPair:
     case Format::Unknown: break;
   }
   return nullptr;
@@ -121,6 +123,7 @@ const char* formatName(Format format) {
   switch (format) {
     case Format::Nifti:
     case Format::NiftiGz: return "NIfTI";
+    case Format::NiftiPair: return "NIfTI/Analyze";
     case Format::Meta: return "MetaImage";
     case Format::Nrrd: return "NRRD";
     case Format::Unknown: break;
@@ -229,25 +232,50 @@ Volume runReader(const fs::path& path, Reader& reader, const itk::ImageIOBase& i
   return v;
 }
 
-Volume readImageFile(const fs::path& path, const Limits& limits) {
-  const Format format = formatOf(path);
+// NIfTI-2, .hdr/.img pairs (NIfTI-1 or Analyze 7.5) and 4D NIfTI: decoded and placed by our own
+// header code (ITK 5.2 reads neither NIfTI-2 nor 4D into a 3D image).
+Volume readOwnNifti(const fs::path& path, bool gzip, const detail::NiftiLayout& layout) {
+  Volume v;
+  v.geometry = layout.geometry;
+  v.volumes = layout.volumes;
+  v.voxels.resize(static_cast<size_t>(v.geometry.voxelCount()));
+  detail::readNiftiVoxels(path, gzip, layout, v.voxels.data());
+  return v;
+}
+
+Volume readImageFile(fs::path path, const Limits& limits, const ReadOptions& options) {
+  Format format = formatOf(path);
   if (format == Format::Unknown)
-    fail(path, "unrecognised image format (expected .nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr or a DICOM series "
-               "directory)");
+    fail(path, "unrecognised image format (expected .nii, .nii.gz, .hdr/.img, .mha, .mhd, .nrrd, .nhdr, a DICOM file "
+               "or a DICOM series directory)");
+  if (format == Format::NiftiPair && endsWith(lowerName(path), ".img")) {
+    fs::path header = path;
+    header.replace_extension(path.extension() == ".IMG" ? ".HDR" : ".hdr");
+    std::error_code missing;
+    if (!fs::exists(header, missing))
+      fail(path, "the header " + header.filename().string() + " is missing (an .img holds voxels only; its .hdr describes them)");
+    path = header;
+  }
   detail::checkRegularFile(path);  // a FIFO or device would block or never end
   if (!std::ifstream(path, std::ios::binary)) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  const bool nifti = format == Format::Nifti || format == Format::NiftiGz;
+  const bool pair = format == Format::NiftiPair;
+  const bool nifti = format == Format::Nifti || format == Format::NiftiGz || pair;
   const bool gzip = format == Format::NiftiGz;
   detail::NiftiLayout layout;
-  if (nifti) layout = detail::readNiftiHeader(path, gzip, limits.maxVoxels);
+  if (nifti) {
+    layout = detail::readNiftiHeader(path, gzip, limits.maxVoxels, pair);
+    layout.replaceNaN = options.replaceNaN;
+    layout.nanValue = options.nanValue;
+    const int64_t volumes = layout.volumes;
+    detail::selectNiftiVolume(path, layout, options.volume);
+    if (pair || layout.version != 1 || volumes > 1) return readOwnNifti(path, gzip, layout);
+  }
   // teem might open data files while reading the header: check them before ITK does anything.
   detail::DataFiles nrrdData;
   if (format == Format::Nrrd) nrrdData = detail::checkNrrdFiles(path, limits.allowExternalData);
 
   itk::ImageIOBase::Pointer io = ioFor(format);
   if (!io->CanReadFile(path.c_str())) {
-    // ITK 5.2's NIfTI library predates NIfTI-2; say so instead of "not valid".
-    if (nifti && layout.version == 2) fail(path, "NIfTI-2 is not supported by the installed ITK; save the image as NIfTI-1");
     fail(path, std::string("not a valid ") + formatName(format) + " file");
   }
   auto reader = itk::ImageFileReader<FloatImage>::New();
@@ -457,14 +485,20 @@ bool readSeriesSlices(const std::vector<std::string>& files, Volume& v) {
   return true;
 }
 
-Volume readDicomDirectory(const fs::path& path, const Limits& limits) {
-  // A FIFO or device among the files would block GDCM's scan of the directory.
+// A FIFO or device among the files would block GDCM's scan of the directory.
+void checkDirectoryEntries(const fs::path& path) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(path, ec)) {
     std::error_code statusError;
     const fs::file_status status = fs::status(entry.path(), statusError);
     if (fs::exists(status) && !fs::is_directory(status)) detail::checkRegularFile(entry.path());
   }
+}
+
+Volume readDicomFiles(const fs::path& path, const std::vector<std::string>& files, const Limits& limits);
+
+Volume readDicomDirectory(const fs::path& path, const Limits& limits) {
+  checkDirectoryEntries(path);
   std::vector<std::string> files;
   {
     // The scan keeps every file it read in memory (the whole series once more) until released.
@@ -480,6 +514,57 @@ Volume readDicomDirectory(const fs::path& path, const Limits& limits) {
                                         describeSeries(*names, uids) + ")");
     files = names->GetFileNames(uids.front());
   }
+  return readDicomFiles(path, files, limits);
+}
+
+// A file that starts like DICOM Part 10 ("DICM" after the 128-byte preamble) and has none of
+// the other formats' endings.
+bool isDicomFile(const fs::path& path) {
+  if (formatOf(path) != Format::Unknown) return false;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return false;
+  std::ifstream in(path, std::ios::binary);
+  char head[132] = {};
+  in.read(head, sizeof head);
+  return in.gcount() == sizeof head && std::memcmp(head + 128, "DICM", 4) == 0;
+}
+
+// One DICOM file given for its series: the files of its folder with the same Series Instance
+// UID (and the same series details: size, thickness, series number) are read as one volume.
+Volume readDicomFileSeries(const fs::path& path, const Limits& limits) {
+  checkDicomFile(path.string());
+  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  checkDirectoryEntries(dir);
+  std::vector<std::string> files;
+  std::string uid;
+  {
+    auto names = itk::GDCMSeriesFileNames::New();
+    names->SetUseSeriesDetails(true);
+    names->SetRecursive(false);
+    names->SetDirectory(dir.string());
+    for (const std::string& group : names->GetSeriesUIDs()) {
+      const auto groupFiles = names->GetFileNames(group);
+      for (const std::string& file : groupFiles) {
+        std::error_code ec;
+        if (!fs::equivalent(file, path, ec)) continue;
+        files = groupFiles;
+        auto io = itk::GDCMImageIO::New();
+        io->SetFileName(file);
+        io->ReadImageInformation();
+        uid = dicomTag(*io, "0020|000e");
+        break;
+      }
+      if (!files.empty()) break;
+    }
+  }
+  if (files.empty()) fail(path, "not a readable DICOM image file (no series found for it in " + dir.string() + ")");
+  Volume v = readDicomFiles(path, files, limits);
+  v.source = "DICOM series " + (uid.empty() ? std::string("(no Series Instance UID)") : uid) + ": " +
+             std::to_string(files.size()) + (files.size() == 1 ? " slice" : " slices") + " found in " + dir.string();
+  return v;
+}
+
+Volume readDicomFiles(const fs::path& path, const std::vector<std::string>& files, const Limits& limits) {
   std::vector<DicomSliceInfo> slices;
   for (const std::string& file : files) slices.push_back(checkDicomFile(file));
   checkSlicePositions(path, slices);
@@ -548,7 +633,7 @@ fs::path directoryOf(const fs::path& path) { return path.parent_path().empty() ?
 
 void checkWritable(const Volume& volume, const fs::path& path, Format format) {
   const Geometry& g = volume.geometry;
-  if (format == Format::Unknown || endsWith(lowerName(path), ".mhd") || endsWith(lowerName(path), ".nhdr"))
+  if (format == Format::Unknown || format == Format::NiftiPair || endsWith(lowerName(path), ".mhd") || endsWith(lowerName(path), ".nhdr"))
     fail(path, "cannot write this format (use .nii, .nii.gz, .mha or .nrrd)");
   if (g.size[0] < 1 || g.size[1] < 1 || g.size[2] < 1) fail(path, "cannot write an image of size " + g.describe());
   if (volume.voxels.size() != static_cast<size_t>(g.voxelCount()))
@@ -585,7 +670,13 @@ Volume readImage(const fs::path& path, const ReadOptions& options) {
     const fs::file_status status = fs::status(path, ec);
     if (ec && ec != std::errc::no_such_file_or_directory) fail(path, ec.message());  // e.g. permission denied
     if (!fs::exists(status)) fail(path, "no such file or directory");
-    Volume v = fs::is_directory(status) ? readDicomDirectory(path, limits) : readImageFile(path, limits);
+    Volume v = fs::is_directory(status) ? readDicomDirectory(path, limits)
+               : isDicomFile(path)         ? readDicomFileSeries(path, limits)
+                                           : readImageFile(path, limits, options);
+    if (v.volumes == 1 && options.volume > 0)
+      fail(path, "--volume " + std::to_string(options.volume) + " is out of range: the image has 1 volume (pass 0)");
+    if (options.replaceNaN)
+      std::replace_if(v.voxels.begin(), v.voxels.end(), [](float x) { return std::isnan(x); }, options.nanValue);
     checkFinite(path, v);
     return v;
   });

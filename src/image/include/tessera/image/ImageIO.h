@@ -1,6 +1,7 @@
 #pragma once
 // Reading and writing medical images through ITK, kept behind a Torch- and ITK-free interface.
 
+#include <cstdint>
 #include <filesystem>
 
 #include "tessera/image/Volume.h"
@@ -20,6 +21,13 @@ struct ReadOptions {
   // own folder, by absolute path or "..". Off by default; TESSERA_ALLOW_EXTERNAL_DATA=1 turns it
   // on too. Data files must be regular files either way (never devices, FIFOs or directories).
   bool allowExternalData = false;
+  // A 4D image (NIfTI: time series, several volumes) is refused unless a volume is chosen:
+  // 0-based index along the 4th dimension. Ignored for 3D images (only 0 is accepted).
+  int64_t volume = -1;
+  // NaN voxels (resampled images often hold NaN outside the field of view) are refused unless
+  // set; then each NaN reads as this value. Inf is refused either way.
+  bool replaceNaN = false;
+  float nanValue = 0.0f;
 };
 
 // TESSERA_MAX_VOXELS when set, else kDefaultMaxVoxels. Throws Error(Config) for a value that is

@@ -37,6 +37,8 @@ struct Volume {
   std::vector<float> voxels;
   std::string modality;  // DICOM Modality (0008,0060) when known, e.g. "MR", "CT"
   std::string bodyPart;  // DICOM BodyPartExamined (0018,0015) when known, e.g. "HEAD"
+  int64_t volumes = 1;   // volumes along the 4th dimension of the file read (this is one of them)
+  std::string source;    // how the file was read when not obvious, e.g. "DICOM series 1.2.3: 20 slices in DIR"
 
   Volume() = default;
   explicit Volume(const Geometry& g, float fill = 0.0f);
