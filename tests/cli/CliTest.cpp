@@ -2,6 +2,7 @@
 #include <sys/wait.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -323,4 +324,75 @@ TEST_F(Cli, TrainRefusesAnImageTooSmallForTheNetworkInOneLine) {
   EXPECT_NE(r.err.find("too small for the network: a 2D U-Net of depth 4 needs at least 16 voxels"), std::string::npos)
       << r.err;
   EXPECT_FALSE(fs::exists(path("m.tsm")));
+}
+
+namespace {
+// A 4x3x2x`volumes` float NIfTI-1 file; volume t holds t+1 inside x < 2, 0 elsewhere.
+void write4d(const fs::path& file, int volumes) {
+  std::string h(352, '\0');
+  const auto put16 = [&](size_t at, int16_t v) { std::memcpy(&h[at], &v, 2); };
+  const auto putf = [&](size_t at, float v) { std::memcpy(&h[at], &v, 4); };
+  const int32_t size = 348;
+  std::memcpy(&h[0], &size, 4);
+  put16(40, 4);
+  put16(42, 4);
+  put16(44, 3);
+  put16(46, 2);
+  put16(48, static_cast<int16_t>(volumes));
+  put16(70, 16);
+  put16(72, 32);
+  for (int i = 0; i < 4; ++i) putf(76 + 4 * i, 1.0f);
+  putf(108, 352.0f);
+  std::memcpy(&h[344], "n+1", 4);
+  std::string data;
+  for (int t = 0; t < volumes; ++t)
+    for (int i = 0; i < 24; ++i) {
+      const float v = i % 4 < 2 ? static_cast<float>(t + 1) : 0.0f;
+      data.append(reinterpret_cast<const char*>(&v), 4);
+    }
+  std::ofstream(file, std::ios::binary) << h << data;
+}
+}  // namespace
+
+TEST_F(Cli, NanBackgroundIsRefusedWithAHintAndReadWithNanAs) {
+  Geometry g;
+  g.size = {4, 4, 2};
+  Volume v(g, 1.0f);
+  v.at(0, 0, 0) = std::numeric_limits<float>::quiet_NaN();
+  tessera::image::writeImage(v, path("nan.nrrd"));
+  auto r = run("info " + path("nan.nrrd"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find(path("nan.nrrd") + ": contains NaN at voxel (0,0,0)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--nan-as VALUE"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = run("info --nan-as 0 " + path("nan.nrrd"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("values:     0 .. 1"), std::string::npos) << r.out;
+  r = run("evaluate --json --nan-as 0 --pred " + path("nan.nrrd") + " --truth " + path("nan.nrrd"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* command : {"train", "predict", "evaluate", "info"}) {
+    r = run(std::string(command) + " --help");
+    EXPECT_NE(r.out.find("--nan-as"), std::string::npos) << command;
+    EXPECT_NE(r.out.find("--volume"), std::string::npos) << command;
+  }
+}
+
+TEST_F(Cli, FourDImagesAreDescribedAndNeedVolumeElsewhere) {
+  write4d(path("series.nii"), 3);
+  auto r = run("info " + path("series.nii"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("size:       4 x 3 x 2 x 3 (4D: 3 volumes of 24 voxels)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("values:     0 .. 1 (volume 0)"), std::string::npos) << r.out;
+  r = run("info --volume 2 " + path("series.nii"));
+  EXPECT_NE(r.out.find("values:     0 .. 3 (volume 2)"), std::string::npos) << r.out;
+  r = run("evaluate --pred " + path("series.nii") + " --truth " + path("series.nii"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find(path("series.nii") + ": image is 4D (4x3x2x3, 3 volumes); pass --volume N (0 to 2)"),
+            std::string::npos)
+      << r.err;
+  r = run("evaluate --json --volume 0 --pred " + path("series.nii") + " --truth " + path("series.nii"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(r.out)["labels"]["1"]["dice"].get<double>(), 1.0);
+  r = run("info --volume 3 " + path("series.nii"));
+  EXPECT_NE(r.err.find("--volume 3 is out of range: the image has 3 volumes (0 to 2)"), std::string::npos) << r.err;
 }
