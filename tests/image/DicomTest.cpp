@@ -119,9 +119,12 @@ TEST(DicomSeries, OneFileReadsTheSeriesItBelongsTo) {
 
 TEST(DicomSeries, NonDicomFileWithoutKnownEndingIsStillUnrecognised) {
   TempDir dir;
+  writeBytes(dir / "notes.bin", std::string(200, 'x'));
+  std::string msg = errorOf([&] { readImage(dir / "notes.bin"); });
+  EXPECT_NE(msg.find("notes.bin: unrecognised image format"), std::string::npos) << msg;
   writeBytes(dir / "notes.dcm", std::string(200, 'x'));
-  const std::string msg = errorOf([&] { readImage(dir / "notes.dcm"); });
-  EXPECT_NE(msg.find("notes.dcm: unrecognised image format"), std::string::npos) << msg;
+  msg = errorOf([&] { readImage(dir / "notes.dcm"); });
+  EXPECT_NE(msg.find("notes.dcm: not a readable DICOM file"), std::string::npos) << msg;
 }
 
 }  // namespace

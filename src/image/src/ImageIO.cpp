@@ -408,6 +408,13 @@ DicomSliceInfo checkDicomFile(const std::string& file) {
   info.file = file;
   const std::vector<double> frames = elementNumbers(ds, 0x0028, 0x0008);
   if (frames.size() == 1 && frames[0] >= 1 && frames[0] < 1e9) info.frames = static_cast<int64_t>(frames[0]);
+  // GDCM asserts (aborts the process) on a malformed Number of Frames, or on a Frame Increment
+  // Pointer without one (both found in pydicom's test files).
+  const bool hasFrames = ds.FindDataElement(gdcm::Tag(0x0028, 0x0008));
+  if (hasFrames && (frames.size() != 1 || frames[0] < 1 || frames[0] != std::floor(frames[0])))
+    fail(file, "invalid Number of Frames (0028,0008) '" + trim(elementText(ds, 0x0028, 0x0008)) + "'");
+  if (!hasFrames && ds.FindDataElement(gdcm::Tag(0x0028, 0x0009)))
+    fail(file, "Frame Increment Pointer (0028,0009) without Number of Frames (0028,0008); not a readable DICOM image");
   const uint64_t rows = elementUS(ds, 0x0028, 0x0010, 0), columns = elementUS(ds, 0x0028, 0x0011, 0);
   const uint64_t bits = elementUS(ds, 0x0028, 0x0100, 16), samples = elementUS(ds, 0x0028, 0x0002, 1);
   const bool native = !syntax.IsEncapsulated() && syntax != gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian &&
@@ -517,8 +524,8 @@ Volume readDicomDirectory(const fs::path& path, const Limits& limits) {
   return readDicomFiles(path, files, limits);
 }
 
-// A file that starts like DICOM Part 10 ("DICM" after the 128-byte preamble) and has none of
-// the other formats' endings.
+// A file that starts like DICOM Part 10 ("DICM" after the 128-byte preamble), or is named .dcm,
+// and has none of the other formats' endings.
 bool isDicomFile(const fs::path& path) {
   if (formatOf(path) != Format::Unknown) return false;
   std::error_code ec;
@@ -526,41 +533,102 @@ bool isDicomFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   char head[132] = {};
   in.read(head, sizeof head);
-  return in.gcount() == sizeof head && std::memcmp(head + 128, "DICM", 4) == 0;
+  if (in.gcount() == sizeof head && std::memcmp(head + 128, "DICM", 4) == 0) return true;
+  return endsWith(lowerName(path), ".dcm");  // without preamble and meta header, as some tools write it
 }
 
-// One DICOM file given for its series: the files of its folder with the same Series Instance
-// UID (and the same series details: size, thickness, series number) are read as one volume.
+// Series Instance UID (0020,000E) and Instance Number (0020,0013) of a DICOM file, from its
+// header only (GDCM stops before the pixel data); false if it is no readable DICOM file.
+bool dicomSeriesOf(const fs::path& file, std::string& uid, double& instance) {
+  gdcm::Reader reader;
+  reader.SetFileName(file.c_str());
+  const gdcm::Tag pixelData(0x7fe0, 0x0010);
+  if (!reader.ReadUpToTag(pixelData, {pixelData})) return false;
+  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  uid = trim(elementText(ds, 0x0020, 0x000e));
+  const std::vector<double> number = elementNumbers(ds, 0x0020, 0x0013);
+  instance = number.size() == 1 ? number[0] : 0.0;
+  return true;
+}
+
+// One DICOM file given for its series: the DICOM files of its folder with the same Series
+// Instance UID are read as one volume, ordered along the slice normal (else by Instance
+// Number). The folder is scanned header by header, never decoding other files' pixels: a
+// broken or exotic neighbour (pydicom's test files include some that abort GDCM's decoders)
+// cannot stop the series from being read.
 Volume readDicomFileSeries(const fs::path& path, const Limits& limits) {
-  checkDicomFile(path.string());
-  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
-  checkDirectoryEntries(dir);
-  std::vector<std::string> files;
+  const DicomSliceInfo given = checkDicomFile(path.string());
   std::string uid;
-  {
-    auto names = itk::GDCMSeriesFileNames::New();
-    names->SetUseSeriesDetails(true);
-    names->SetRecursive(false);
-    names->SetDirectory(dir.string());
-    for (const std::string& group : names->GetSeriesUIDs()) {
-      const auto groupFiles = names->GetFileNames(group);
-      for (const std::string& file : groupFiles) {
-        std::error_code ec;
-        if (!fs::equivalent(file, path, ec)) continue;
-        files = groupFiles;
-        auto io = itk::GDCMImageIO::New();
-        io->SetFileName(file);
-        io->ReadImageInformation();
-        uid = dicomTag(*io, "0020|000e");
-        break;
-      }
-      if (!files.empty()) break;
+  double instance = 0;
+  if (!dicomSeriesOf(path, uid, instance)) fail(path, "not a readable DICOM file");
+  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  struct Member {
+    std::string file;
+    double instance = 0;
+  };
+  std::vector<Member> members{{path.string(), instance}};
+  if (!uid.empty()) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      std::error_code statusError;
+      if (!entry.is_regular_file(statusError)) continue;  // FIFOs, devices, folders: not opened at all
+      if (fs::equivalent(entry.path(), path, statusError) || !isDicomFile(entry.path())) continue;
+      std::string otherUid;
+      double otherInstance = 0;
+      if (dicomSeriesOf(entry.path(), otherUid, otherInstance) && otherUid == uid)
+        members.push_back({entry.path().string(), otherInstance});
     }
   }
-  if (files.empty()) fail(path, "not a readable DICOM image file (no series found for it in " + dir.string() + ")");
+  // Neighbours that cannot be read, or that lie where a slice already taken lies (the same
+  // image exported twice, in another encoding), are skipped and counted; the given file is
+  // always taken.
+  std::sort(members.begin() + 1, members.end(), [](const Member& a, const Member& b) { return a.file < b.file; });
+  std::vector<DicomSliceInfo> slices{given};
+  std::vector<Member> taken{members.front()};
+  size_t skipped = 0;
+  const auto samePlace = [](const DicomSliceInfo& a, const DicomSliceInfo& b) {
+    if (!a.hasPosition || !b.hasPosition) return true;  // cannot be stacked by position
+    double d = 0;
+    for (int i = 0; i < 3; ++i) d += (a.position[i] - b.position[i]) * (a.position[i] - b.position[i]);
+    return d < 1e-6;
+  };
+  for (size_t i = 1; i < members.size(); ++i) {
+    try {
+      const DicomSliceInfo info = checkDicomFile(members[i].file);
+      const bool clash = info.frames != 1 || given.frames != 1 ||
+                         std::any_of(slices.begin(), slices.end(), [&](const DicomSliceInfo& s) { return samePlace(s, info); });
+      if (clash) {
+        ++skipped;
+        continue;
+      }
+      slices.push_back(info);
+      taken.push_back(members[i]);
+    } catch (const Error&) {
+      ++skipped;
+    }
+  }
+  members = taken;
+  const bool positioned = std::all_of(slices.begin(), slices.end(), [](const DicomSliceInfo& s) { return s.hasPosition; });
+  const auto& o = given.orientation;
+  const std::array<double, 3> normal{o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]};
+  std::vector<std::pair<double, size_t>> order;
+  for (size_t i = 0; i < members.size(); ++i) {
+    const auto& p = slices[i].position;
+    order.emplace_back(positioned ? normal[0] * p[0] + normal[1] * p[1] + normal[2] * p[2] : members[i].instance, i);
+  }
+  std::stable_sort(order.begin(), order.end());
+  std::vector<std::string> files;
+  for (const auto& [key, i] : order) files.push_back(members[i].file);
   Volume v = readDicomFiles(path, files, limits);
   v.source = "DICOM series " + (uid.empty() ? std::string("(no Series Instance UID)") : uid) + ": " +
-             std::to_string(files.size()) + (files.size() == 1 ? " slice" : " slices") + " found in " + dir.string();
+             std::to_string(v.geometry.size[2]) + (v.geometry.size[2] == 1 ? " slice" : " slices") +
+             (static_cast<int64_t>(files.size()) == v.geometry.size[2]
+                  ? std::string()
+                  : " in " + std::to_string(files.size()) + (files.size() == 1 ? " file" : " files")) +
+             " found in " + dir.string() +
+             (skipped ? " (" + std::to_string(skipped) + " other file" + (skipped == 1 ? "" : "s") +
+                            " of the series skipped: unreadable, multi-frame or at a position already taken)"
+                      : "");
   return v;
 }
 
