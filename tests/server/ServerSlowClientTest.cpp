@@ -153,6 +153,29 @@ TEST_F(ServerSlowClientTest, SlowBodyIsCutOff) {
   EXPECT_LT(since(start), 6.0);  // 2 s grace + 1000 bytes at 64 KiB/s, checked every 0.1 s
 }
 
+// A client that sends its header and a large body in one go, while every worker is busy, has
+// megabytes in the kernel before anyone read its header: that is not an oversized header.
+TEST_F(ServerSlowClientTest, ABodyQueuedBehindBusyWorkersIsNotAnOversizedHeader) {
+  ServerProcess server(dir_.path(), {"--threads", "2"});
+  std::vector<std::unique_ptr<RawConnection>> busy;
+  for (int i = 0; i < 2; ++i) {
+    busy.push_back(std::make_unique<RawConnection>(server.port()));
+    busy.back()->send("POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + siteToken_ +
+                      "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // both workers now wait for a body
+  const std::string body = "{\"events\": [{\"type\": \"train\", \"task\": \"brain\"}]" + std::string(2 << 20, ' ') + "}";
+  RawConnection upload(server.port());
+  ASSERT_TRUE(upload.send("POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + siteToken_ +
+                          "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 1 << 20)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // several supervisor scans
+  busy.clear();                                                 // the workers are free again
+  upload.send(body.substr(1 << 20));
+  const std::string reply = upload.receive(10);
+  EXPECT_EQ(statusOf(reply), 202) << reply.substr(0, 300) << "\n" << server.logTail(5);
+}
+
 TEST_F(ServerSlowClientTest, ShutdownDoesNotWaitForSlowClients) {
   ServerProcess server(dir_.path());
   std::vector<std::unique_ptr<RawConnection>> slow;

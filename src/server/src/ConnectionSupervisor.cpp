@@ -155,7 +155,7 @@ void ConnectionSupervisor::requestFinished(const std::string& address, int port)
     if (it == connections_.end()) return;
     it->second->inRequest = false;
     it->second->waitingSince = Clock::now();
-    if (it->second->fd >= 0) it->second->bytesAtRest = bytesReceived(it->second->fd);
+    if (it->second->fd >= 0) it->second->bytesAtRest = bytesReceived(it->second->fd) - unreadBytes(it->second->fd);
     mustClose = it->second->closeAfterResponse;
     if (mustClose && it->second->fd < 0) {
       // Not seen by a scan yet: find its socket now (this runs only for refused requests).
@@ -276,9 +276,12 @@ void ConnectionSupervisor::scan() {
       }
     } else {
       // httplib keeps every header line it reads (and a request line of any length): a header
-      // is judged by the bytes the kernel saw arrive since the connection began waiting for it.
+      // is judged by the bytes httplib has taken from the kernel since the connection began
+      // waiting for it. What still sits unread in the kernel (a body sent right behind its
+      // header, before a worker got to the header) does not count.
       const int64_t received = bytesReceived(c->fd);
-      if (received >= 0 && received - c->bytesAtRest > limits_.headerBytes) {
+      const int64_t consumed = received - unreadBytes(c->fd);
+      if (received >= 0 && consumed - c->bytesAtRest > limits_.headerBytes) {
         close(*c, bigHeaders_, "request header over " + std::to_string(limits_.headerBytes) + " bytes");
         continue;
       }
