@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libinsighttoolkit5-dev libdcmtk-dev
   nlohmann-json3-dev libcli11-dev libssl-dev zlib1g-dev
-  libsqlite3-dev libcpp-httplib-dev sqlite3
+  libsqlite3-dev libcpp-httplib-dev sqlite3 openssl
   libcairo2-dev fonts-dejavu-core
   libgtest-dev libgmock-dev libbenchmark-dev libpng-dev libexpat1-dev
   mricron-data python3-torch python3-nibabel python3-numpy
