@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -252,6 +253,59 @@ TEST(ForeignFormats, VolumeOfA3DImage) {
   EXPECT_EQ(readImage(dir / "a.nii.gz", options).volumes, 1);
   options.volume = 1;
   EXPECT_NE(errorOf([&] { readImage(dir / "a.nii.gz", options); }).find("--volume 1 is out of range"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tessera::image
+
+namespace tessera::image {
+namespace {
+
+TEST(ForeignFormats, Nifti2IsWrittenForGridsBeyondNifti1) {
+  test::TempDir dir;
+  Geometry g = test::grid(32768, 2, 1, {0.5, 2.0, 3.0});
+  g.origin = {1.0, -2.0, 3.5};
+  g.direction = {0, 1, 0, -1, 0, 0, 0, 0, 1};
+  Volume v(g, 0.0f);
+  v.at(32767, 1, 0) = 7.0f;
+  v.at(5, 0, 0) = 3.0f;
+  for (const char* name : {"wide.nii", "wide.nii.gz"}) {
+    writeImage(v, dir / name, PixelType::UInt8);
+    const Volume back = readImage(dir / name);
+    EXPECT_TRUE(back.geometry.sameGrid(g, 1e-9)) << name << ": " << back.geometry.describe();
+    for (int i = 0; i < 9; ++i) EXPECT_NEAR(back.geometry.direction[i], g.direction[i], 1e-12) << i;
+    EXPECT_EQ(back.at(32767, 1, 0), 7.0f);
+    EXPECT_EQ(back.at(5, 0, 0), 3.0f);
+  }
+  EXPECT_EQ(test::readBytes(dir / "wide.nii").substr(4, 3), "n+2");
+  // nibabel, where installed, reads the same grid (RAS affine = LPS geometry with x, y negated).
+  const std::string cmd = "/usr/bin/python3 -c 'import sys, nibabel as n; i = n.load(sys.argv[1]); "
+                          "print(i.header.sizeof_hdr, *i.shape, *i.affine[:3].ravel())' '" +
+                          (dir / "wide.nii.gz").string() + "' 2>/dev/null";
+  std::string out;
+  if (FILE* pipe = popen(cmd.c_str(), "r")) {
+    char buffer[512];
+    while (fgets(buffer, sizeof buffer, pipe)) out += buffer;
+    pclose(pipe);
+  }
+  if (!out.empty()) {
+    std::istringstream in(out);
+    int sizeofHdr = 0;
+    std::array<int64_t, 3> shape{};
+    std::array<double, 12> affine{};
+    in >> sizeofHdr >> shape[0] >> shape[1] >> shape[2];
+    for (double& a : affine) in >> a;
+    EXPECT_EQ(sizeofHdr, 540) << out;
+    EXPECT_EQ(shape, g.size) << out;
+    for (int r = 0; r < 3; ++r) {
+      const double flip = r < 2 ? -1.0 : 1.0;
+      for (int c = 0; c < 3; ++c) EXPECT_NEAR(affine[r * 4 + c], flip * g.direction[r * 3 + c] * g.spacing[c], 1e-9) << out;
+      EXPECT_NEAR(affine[r * 4 + 3], flip * g.origin[r], 1e-9) << out;
+    }
+  }
+  // NIfTI-1 below the limit, as before.
+  writeImage(Volume(test::grid(4, 3, 2), 1.0f), dir / "small.nii");
+  EXPECT_EQ(test::readBytes(dir / "small.nii").substr(344, 3), "n+1");
 }
 
 }  // namespace

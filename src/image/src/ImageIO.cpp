@@ -17,6 +17,8 @@
 #include <sstream>
 #include <type_traits>
 
+#include <zlib.h>
+
 #include "gdcmReader.h"
 #include "gdcmTrace.h"
 #include "gdcmTransferSyntax.h"
@@ -696,6 +698,62 @@ void writeWithItk(const Volume& volume, const std::string& file, Format format) 
   writer->Update();
 }
 
+// NIfTI-1 holds at most 32767 voxels along an axis (int16 dim); ITK 5.2 writes NIfTI-1 only.
+// Larger grids are written here as NIfTI-2 (540-byte header, 64-bit dims, double sform).
+constexpr int64_t kNifti1MaxDim = 32767;
+
+bool needsNifti2(const Geometry& g) {
+  return std::any_of(g.size.begin(), g.size.end(), [](int64_t n) { return n > kNifti1MaxDim; });
+}
+
+template <typename Pixel>
+void writeNifti2(const Volume& volume, const std::string& file, bool gzip) {
+  std::string h(544, '\0');  // header + 4-byte extension flag (no extensions)
+  const auto put = [&](size_t at, auto value) { std::memcpy(&h[at], &value, sizeof value); };
+  int16_t datatype = 16;
+  if constexpr (std::is_same_v<Pixel, uint8_t>) datatype = 2;
+  if constexpr (std::is_same_v<Pixel, int16_t>) datatype = 4;
+  const Geometry& g = volume.geometry;
+  put(0, int32_t{540});
+  std::memcpy(&h[4], "n+2\0\r\n\032\n", 8);
+  put(12, datatype);
+  put(14, static_cast<int16_t>(8 * sizeof(Pixel)));
+  put(16, int64_t{3});
+  for (int k = 0; k < 3; ++k) put(24 + 8 * k, g.size[k]);
+  for (int k = 3; k < 7; ++k) put(24 + 8 * k, int64_t{1});
+  put(104, 1.0);  // qfac
+  for (int k = 0; k < 3; ++k) put(112 + 8 * k, g.spacing[k]);
+  put(168, int64_t{544});  // vox_offset
+  put(176, 1.0);           // scl_slope
+  put(348, int32_t{1});    // sform_code: scanner anatomical
+  for (int r = 0; r < 3; ++r) {
+    const double flip = r < 2 ? -1.0 : 1.0;  // LPS -> RAS
+    for (int c = 0; c < 3; ++c) put(400 + 32 * r + 8 * c, flip * g.direction[r * 3 + c] * g.spacing[c]);
+    put(400 + 32 * r + 24, flip * g.origin[r]);
+  }
+  put(500, static_cast<int32_t>(2));  // xyzt_units: mm
+  std::vector<Pixel> data(volume.voxels.size());
+  std::transform(volume.voxels.begin(), volume.voxels.end(), data.begin(), castPixel<Pixel>);
+  const auto* bytes = reinterpret_cast<const char*>(data.data());
+  const size_t size = data.size() * sizeof(Pixel);
+  if (gzip) {
+    gzFile out = gzopen(file.c_str(), "wb6");
+    if (!out) fail(file, std::string("cannot write: ") + std::strerror(errno));
+    bool ok = gzwrite(out, h.data(), static_cast<unsigned>(h.size())) == static_cast<int>(h.size());
+    for (size_t at = 0; ok && at < size; at += 1u << 30) {
+      const auto n = static_cast<unsigned>(std::min<size_t>(size - at, 1u << 30));
+      ok = gzwrite(out, bytes + at, n) == static_cast<int>(n);
+    }
+    if (gzclose(out) != Z_OK || !ok) fail(file, "cannot write the gzip stream");
+    return;
+  }
+  std::ofstream out(file, std::ios::binary);
+  out.write(h.data(), static_cast<std::streamsize>(h.size()));
+  out.write(bytes, static_cast<std::streamsize>(size));
+  out.flush();
+  if (!out) fail(file, std::string("cannot write: ") + std::strerror(errno));
+}
+
 // The directory a file name lives in, "." for a bare name.
 fs::path directoryOf(const fs::path& path) { return path.parent_path().empty() ? fs::path(".") : path.parent_path(); }
 
@@ -757,6 +815,15 @@ void writeImage(const Volume& volume, const fs::path& path, PixelType pixelType)
   withImageErrors(path, [&] {
     // The temporary name keeps the extension: ITK picks the format and compression from it.
     common::writeFileAtomicallyWith(path, fullExtension(path), [&](const fs::path& temp) {
+      if ((format == Format::Nifti || format == Format::NiftiGz) && needsNifti2(volume.geometry)) {
+        const bool gzip = format == Format::NiftiGz;
+        switch (pixelType) {
+          case PixelType::Float32: writeNifti2<float>(volume, temp.string(), gzip); break;
+          case PixelType::UInt8: writeNifti2<uint8_t>(volume, temp.string(), gzip); break;
+          case PixelType::Int16: writeNifti2<int16_t>(volume, temp.string(), gzip); break;
+        }
+        return;
+      }
       switch (pixelType) {
         case PixelType::Float32: writeWithItk<float>(volume, temp.string(), format); break;
         case PixelType::UInt8: writeWithItk<uint8_t>(volume, temp.string(), format); break;
