@@ -169,6 +169,28 @@ TEST(ForeignFormats, AnalyzePairUsesTheDefaultAffine) {
   EXPECT_EQ(v.at(4, 2, 1), 29.0f);
 }
 
+TEST(ForeignFormats, AnalyzePairWithSpmOriginAndHistoryText) {
+  TempDir dir;
+  Header h;
+  h.version = 0;
+  h.pair = true;
+  h.dims = {5, 3, 2};
+  std::string bytes = header(h);
+  std::memcpy(bytes.data() + 148, "SPM compatible", 14);  // descrip
+  bytes[252] = 0;                                          // orient
+  put<int16_t>(bytes, 253, 3);                             // originator: voxel (3, 2, 1), 1-based
+  put<int16_t>(bytes, 255, 2);
+  put<int16_t>(bytes, 257, 1);
+  std::memcpy(bytes.data() + 263, "\xff\xff\x7f\x7fgarbage", 11);  // generated/scannum: no transforms
+  writeBytes(dir / "spm.hdr", bytes);
+  writeBytes(dir / "spm.img", floats(ramp(30)));
+  const Volume v = readImage(dir / "spm.hdr");
+  // nibabel's Spm99/Spm2 reading: voxel origin-1 = (2, 1, 0) at 0 mm; RAS x = 2*2 = 4, y = -3, z = 0.
+  EXPECT_NEAR(v.geometry.origin[0], -4.0, 1e-9);
+  EXPECT_NEAR(v.geometry.origin[1], 3.0, 1e-9);
+  EXPECT_NEAR(v.geometry.origin[2], 0.0, 1e-9);
+}
+
 TEST(ForeignFormats, PairWithoutImgOrHdrSaysWhatIsMissing) {
   TempDir dir;
   Header h;

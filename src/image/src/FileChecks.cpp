@@ -157,7 +157,7 @@ int64_t niftiBytesPerVoxel(int datatype) {
 // subnormal ones (found by fuzzing); absurd magnitudes overflow on the way there. Refuse such
 // headers first: no scanner writes 1e-30 mm or 1e9 mm. A field is checked only when its form
 // code says it is used.
-void checkNiftiGeometryFields(const fs::path& path, const unsigned char* h, bool nifti2, bool swap) {
+void checkNiftiGeometryFields(const fs::path& path, const unsigned char* h, bool nifti2, bool swap, bool analyze) {
   const auto value = [&](size_t offset1, size_t offset2, int i) {
     return nifti2 ? readField<double>(h + offset2 + 8 * i, swap) : readField<float>(h + offset1 + 4 * i, swap);
   };
@@ -170,6 +170,7 @@ void checkNiftiGeometryFields(const fs::path& path, const unsigned char* h, bool
       fail(path, std::string("invalid NIfTI header: ") + name + " = " + std::to_string(v));
   };
   for (int i = 0; i < 4; ++i) check(value(76, 104, i), "pixdim");  // qfac and the spatial spacings
+  if (analyze) return;  // Analyze 7.5 has no qform/sform: those bytes hold other fields there
   if (qformCode > 0)
     for (int i = 0; i < 6; ++i) check(value(256, 352, i), "quatern/qoffset");  // b, c, d, x, y, z
   if (sformCode > 0)
@@ -298,7 +299,7 @@ NiftiLayout parseNiftiHeader(const fs::path& path, const unsigned char* h, size_
     layout.sclSlope = 1.0;
     layout.sclInter = 0.0;
   }
-  checkNiftiGeometryFields(path, h, headerSize == kNifti2, layout.swap);
+  checkNiftiGeometryFields(path, h, headerSize == kNifti2, layout.swap, layout.version == 0);
 
   const int64_t rank = layout.dim[0];
   if (rank < 1 || rank > 7) fail(path, "invalid NIfTI header: dim[0] = " + std::to_string(rank));
