@@ -396,3 +396,18 @@ TEST_F(Cli, FourDImagesAreDescribedAndNeedVolumeElsewhere) {
   r = run("info --volume 3 " + path("series.nii"));
   EXPECT_NE(r.err.find("--volume 3 is out of range: the image has 3 volumes (0 to 2)"), std::string::npos) << r.err;
 }
+
+TEST_F(Cli, InfoOnOneDicomFileReadsItsSeries) {
+  const fs::path ct = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm";
+  if (!fs::exists(ct)) GTEST_SKIP() << "python3-pydicom's test files are not installed";
+  fs::copy_file(ct, path("slice.dcm"));
+  std::ofstream(path("notes.txt")) << "not an image\n";
+  auto r = run("info " + path("slice.dcm"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("size:       128 x 128 x 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("modality:   CT"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("read as:    DICOM series 1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322: 1 slice found in " +
+                       dir_.string()),
+            std::string::npos)
+      << r.out;
+}
