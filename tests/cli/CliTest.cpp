@@ -411,3 +411,14 @@ TEST_F(Cli, InfoOnOneDicomFileReadsItsSeries) {
             std::string::npos)
       << r.out;
 }
+
+// GDCM's JPEG 2000 decoder prints to stderr on its own; the error stays one line.
+TEST_F(Cli, UndecodableDicomFileIsOneLine) {
+  const fs::path j2k = "/usr/lib/python3/dist-packages/pydicom/data/test_files/JPEG2000-embedded-sequence-delimiter.dcm";
+  if (!fs::exists(j2k)) GTEST_SKIP() << "python3-pydicom's test files are not installed";
+  fs::copy_file(j2k, path("broken.dcm"));
+  const auto r = run("info " + path("broken.dcm"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(r.err.rfind("tessera: error: " + path("broken.dcm") + ": ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}

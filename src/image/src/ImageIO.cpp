@@ -14,9 +14,12 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <type_traits>
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "gdcmReader.h"
@@ -634,10 +637,44 @@ Volume readDicomFileSeries(const fs::path& path, const Limits& limits) {
   return v;
 }
 
+// The JPEG and JPEG 2000 decoders inside GDCM print straight to stderr ("Unsupported JPEG data
+// precision 12", "Invalid number of tiles ..."), once per attempt, which breaks the one-line
+// errors. While DICOM pixel data is decoded, file descriptor 2 points to /dev/null; the failure
+// still reaches the caller as an Error. Decoding is serialised so that restoring is safe; other
+// threads' stderr output during a decode (rare: only DICOM is read this way) is lost.
+class QuietStderr {
+ public:
+  QuietStderr() : lock_(mutex()) {
+    std::fflush(stderr);
+    saved_ = ::dup(2);
+    const int devNull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved_ >= 0 && devNull >= 0) ::dup2(devNull, 2);
+    if (devNull >= 0) ::close(devNull);
+  }
+  ~QuietStderr() {
+    std::fflush(stderr);
+    if (saved_ >= 0) {
+      ::dup2(saved_, 2);
+      ::close(saved_);
+    }
+  }
+  QuietStderr(const QuietStderr&) = delete;
+  QuietStderr& operator=(const QuietStderr&) = delete;
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  std::lock_guard<std::mutex> lock_;
+  int saved_ = -1;
+};
+
 Volume readDicomFiles(const fs::path& path, const std::vector<std::string>& files, const Limits& limits) {
   std::vector<DicomSliceInfo> slices;
   for (const std::string& file : files) slices.push_back(checkDicomFile(file));
   checkSlicePositions(path, slices);
+  const QuietStderr quiet;
 
   auto io = itk::GDCMImageIO::New();
   auto reader = itk::ImageSeriesReader<FloatImage>::New();
