@@ -3,6 +3,7 @@
 // test data that nibabel and pydicom ship (Debian: python3-nibabel, python3-pydicom) are read
 // and compared with those libraries' own reading when installed.
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -110,6 +111,19 @@ TEST(ForeignFormats, Nifti2SingleFileReads) {
   expectSformGeometry(v.geometry);
   EXPECT_EQ(v.at(3, 2, 1), 23.0f);
   EXPECT_EQ(v.at(1, 0, 1), 13.0f);
+}
+
+TEST(ForeignFormats, Nifti2WithParallelAxesIsAnError) {
+  TempDir dir;
+  Header h;
+  h.version = 2;
+  h.dims = {4, 3, 2};
+  const double parallel[12] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};  // x and y columns both along x
+  std::copy(parallel, parallel + 12, h.srow);
+  writeBytes(dir / "flat.nii", header(h) + floats(ramp(24)));
+  const std::string msg = errorOf([&] { readImage(dir / "flat.nii"); });
+  EXPECT_NE(msg.find("flat.nii: invalid NIfTI header: the voxel axes of its affine are parallel"), std::string::npos)
+      << msg;
 }
 
 TEST(ForeignFormats, Nifti2TruncatedIsAnError) {

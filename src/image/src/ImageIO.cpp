@@ -240,6 +240,11 @@ Volume runReader(const fs::path& path, Reader& reader, const itk::ImageIOBase& i
 // NIfTI-2, .hdr/.img pairs (NIfTI-1 or Analyze 7.5) and 4D NIfTI: decoded and placed by our own
 // header code (ITK 5.2 reads neither NIfTI-2 nor 4D into a 3D image).
 Volume readOwnNifti(const fs::path& path, bool gzip, const detail::NiftiLayout& layout) {
+  // Parallel or zero axes in the sform (or quaternion) leave no invertible grid.
+  const auto& d = layout.geometry.direction;
+  const double det = d[0] * (d[4] * d[8] - d[5] * d[7]) - d[1] * (d[3] * d[8] - d[5] * d[6]) +
+                     d[2] * (d[3] * d[7] - d[4] * d[6]);
+  if (!(std::abs(det) > 1e-6)) fail(path, "invalid NIfTI header: the voxel axes of its affine are parallel (no 3D grid)");
   Volume v;
   v.geometry = layout.geometry;
   v.volumes = layout.volumes;
