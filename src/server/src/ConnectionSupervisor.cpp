@@ -106,9 +106,31 @@ ConnectionSupervisor::~ConnectionSupervisor() {
   if (devnull_ >= 0) ::close(devnull_);
 }
 
+namespace {
+// httplib 0.11 listens with a backlog of 5: a burst of connections (sixteen sites uploading at
+// once) overflows it, and the kernel's handling of the overflow left some clients without an
+// answer. listen(2) again on the bound socket raises the backlog.
+void raiseBacklog(int listenPort) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return;
+  const int own = dirfd(dir);
+  while (dirent* entry = readdir(dir)) {
+    const int fd = std::atoi(entry->d_name);
+    if (entry->d_name[0] == '.' || fd == own) continue;
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || localPort(fd) != listenPort) continue;
+    int listening = 0;
+    socklen_t length = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0 && listening) ::listen(fd, SOMAXCONN);
+  }
+  closedir(dir);
+}
+}  // namespace
+
 void ConnectionSupervisor::start() {
   std::lock_guard lock(mutex_);
   if (thread_.joinable()) return;
+  raiseBacklog(listenPort_);
   stopping_ = false;
   thread_ = std::thread([this] { loop(); });
 }

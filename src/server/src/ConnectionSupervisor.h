@@ -17,6 +17,7 @@
 //     the oldest that have waited over a second with nothing unread go first: a real client's
 //     header takes milliseconds, and one queued for a worker has its bytes in the kernel);
 //   - closeAll() ends every connection at shutdown, so stopping never waits on slow clients.
+// start() also raises the listening socket's backlog from httplib's 5 to SOMAXCONN.
 
 #include <cstdint>
 #include <functional>
