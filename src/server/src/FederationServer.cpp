@@ -846,20 +846,9 @@ void FederationServer::Impl::policyRoutes(httplib::Server& svr) {
 // /v1/models/T/updates and /v1/updates/N: uploads and their status.
 void FederationServer::Impl::updateRoutes(httplib::Server& svr) {
   svr.Post(R"(/v1/models/([^/]+)/updates)",
-           [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
-             bool bodyRead = false;
-             const httplib::ContentReader tracked(
-                 [&](httplib::ContentReceiver receiver) {
-                   bodyRead = true;
-                   return reader(std::move(receiver));
-                 },
-                 [&](httplib::MultipartContentHeader header, httplib::ContentReceiver receiver) {
-                   bodyRead = true;
-                   return reader(std::move(header), std::move(receiver));
-                 });
-             guard(res, [&] { receiveUpdate(req, res, tracked, req.matches[1]); });
-             if (!bodyRead && res.status >= 400) drainRefusedBody(req, reader);
-           });
+           bodyRoute([this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+             receiveUpdate(req, res, reader, req.matches[1]);
+           }));
   svr.Get(R"(/v1/models/([^/]+)/updates)", [this](const httplib::Request& req, httplib::Response& res) {
     guard(res, [&] {
       require(req, "admin");
