@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "RawConnection.h"
 #include "ServerHarness.h"
 #include "tessera/common/Container.h"
 
@@ -13,45 +14,6 @@ namespace tessera::servertest {
 namespace {
 
 const std::string kTask = "brain-mr";
-
-// A plain TCP connection, for what an HTTP library would not do on purpose.
-class RawConnection {
- public:
-  explicit RawConnection(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
-    }
-  }
-  ~RawConnection() { close(); }
-  bool send(const std::string& bytes) {
-    size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      done += static_cast<size_t>(n);
-    }
-    return true;
-  }
-  std::string receive(size_t atMost) {
-    std::string out(atMost, '\0');
-    const ssize_t n = ::recv(fd_, out.data(), atMost, 0);
-    out.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    return out;
-  }
-  // Hangs up at once: unread data makes the kernel answer with a reset.
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 class ServerRobustnessTest : public ::testing::Test {
  protected:
@@ -86,7 +48,7 @@ TEST_F(ServerRobustnessTest, ClientHangingUpMidDownloadDoesNotKillTheServer) {
     RawConnection c(server_->port());
     ASSERT_TRUE(c.send("GET /v1/models/" + kTask + "/generations/0/model HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
                        siteToken_ + "\r\n\r\n"));
-    const std::string start = c.receive(4096);
+    const std::string start = c.receiveSome(4096);
     EXPECT_EQ(start.rfind("HTTP/1.1 200", 0), 0u) << start.substr(0, 200);
     c.close();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the server writes into the reset

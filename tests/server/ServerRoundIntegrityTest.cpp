@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "RawConnection.h"
 #include "ServerHarness.h"
 #include "tessera/common/Container.h"
 
@@ -17,57 +18,6 @@ namespace {
 
 const std::string kTask = "brain-mr";
 const std::string kUpdates = "/v1/models/" + kTask + "/updates";
-
-// A plain TCP connection: for a client that sends a body slowly, or only part of it.
-class RawConnection {
- public:
-  explicit RawConnection(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
-    }
-  }
-  ~RawConnection() { close(); }
-  RawConnection(const RawConnection&) = delete;
-  RawConnection& operator=(const RawConnection&) = delete;
-
-  bool send(const std::string& bytes) {
-    size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      done += static_cast<size_t>(n);
-    }
-    return true;
-  }
-  // Whatever arrives within `seconds` (until the peer closes or the time is up).
-  std::string receive(double seconds) {
-    std::string out;
-    const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
-    while (Clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      const int left = static_cast<int>(std::chrono::duration<double, std::milli>(deadline - Clock::now()).count());
-      if (::poll(&p, 1, std::max(left, 1)) <= 0) break;
-      char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<size_t>(n));
-      if (out.find("\r\n\r\n") != std::string::npos && out.find('}') != std::string::npos) break;
-    }
-    return out;
-  }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 std::string postHead(const std::string& token, uint64_t contentLength) {
   return "POST " + kUpdates + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +

@@ -9,75 +9,14 @@
 #include <csignal>
 #include <thread>
 
+#include "RawConnection.h"
 #include "ServerHarness.h"
 
 namespace tessera::servertest {
 
 namespace {
 
-
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// A raw TCP connection, optionally from a chosen loopback address (the per-address cap treats
-// 127.0.0.2 as another client than 127.0.0.1).
-class RawConnection {
- public:
-  RawConnection(int port, const char* from = "127.0.0.1") {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in local{};
-    local.sin_family = AF_INET;
-    inet_pton(AF_INET, from, &local.sin_addr);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  ~RawConnection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool connected() const { return connected_; }
-  bool send(const std::string& bytes) { return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()); }
-  // Everything the server sends until it closes or `seconds` pass.
-  std::string receive(double seconds) {
-    std::string out;
-    const auto start = Clock::now();
-    char buffer[4096];
-    while (since(start) < seconds) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-      if (n <= 0) break;
-      out.append(buffer, static_cast<size_t>(n));
-      if (out.find("\r\n\r\n") != std::string::npos && out.find("Connection: close") == std::string::npos &&
-          out.find("\r\n\r\n") + 4 + contentLength(out) <= out.size()) {
-        break;
-      }
-    }
-    return out;
-  }
-  // True once the server has closed (or reset) the connection.
-  bool closedByServer(double seconds) {
-    const auto start = Clock::now();
-    char buffer[4096];
-    while (since(start) < seconds) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-      if (n <= 0) return true;
-    }
-    return false;
-  }
-
- private:
-  static size_t contentLength(const std::string& head) {
-    const auto at = head.find("Content-Length: ");
-    return at == std::string::npos ? 0 : std::stoul(head.substr(at + 16));
-  }
-  int fd_ = -1;
-  bool connected_ = false;
-};
 
 int statusOf(const std::string& response) {
   return response.rfind("HTTP/1.1 ", 0) == 0 ? std::stoi(response.substr(9, 3)) : -1;
