@@ -277,16 +277,22 @@ fs::path resolve(const fs::path& dir, const std::string& file) {
   return (p.is_absolute() ? p : dir / p).lexically_normal();
 }
 
-// ---- nnU-Net v2: imagesTr/CASE_0000.ext + labelsTr/CASE.ext ---------------------------------------
-
-Dataset readNnUNet(const fs::path& dir, const json& j) {
-  const fs::path jsonPath = dir / "dataset.json";
+// What dataset.json says of both layouts that have one: channel and label names (one channel only).
+Dataset describedBy(const json& j, const fs::path& jsonPath, DatasetLayout layout) {
   Dataset d;
-  d.layout = DatasetLayout::NnUNetV2;
+  d.layout = layout;
   d.channelNames = channelNamesOf(j, jsonPath);
   d.channels = std::max<int>(1, static_cast<int>(d.channelNames.size()));
   d.labelNames = labelNamesOf(j, jsonPath);
   requireOneChannel(d.channelNames, jsonPath);
+  return d;
+}
+
+// ---- nnU-Net v2: imagesTr/CASE_0000.ext + labelsTr/CASE.ext ---------------------------------------
+
+Dataset readNnUNet(const fs::path& dir, const json& j) {
+  const fs::path jsonPath = dir / "dataset.json";
+  Dataset d = describedBy(j, jsonPath, DatasetLayout::NnUNetV2);
   if (!j.contains("file_ending") || !j.at("file_ending").is_string()) {
     fail(jsonPath.string() + ": no 'file_ending' (e.g. \".nii.gz\")");
   }
@@ -350,12 +356,7 @@ Dataset readNnUNet(const fs::path& dir, const json& j) {
 
 Dataset readDecathlon(const fs::path& dir, const json& j) {
   const fs::path jsonPath = dir / "dataset.json";
-  Dataset d;
-  d.layout = DatasetLayout::Decathlon;
-  d.channelNames = channelNamesOf(j, jsonPath);
-  d.channels = std::max<int>(1, static_cast<int>(d.channelNames.size()));
-  d.labelNames = labelNamesOf(j, jsonPath);
-  requireOneChannel(d.channelNames, jsonPath);
+  Dataset d = describedBy(j, jsonPath, DatasetLayout::Decathlon);
   if (!j.contains("training") || !j.at("training").is_array()) {
     fail(jsonPath.string() + ": no 'training' list (e.g. [{\"image\": \"./imagesTr/x.nii.gz\", \"label\": \"./labelsTr/x.nii.gz\"}])");
   }
