@@ -15,6 +15,9 @@ namespace tessera::model {
 struct TrainingCase {
   image::Volume image;
   image::Volume labels;
+  // Optional per-voxel loss weights on the same grid (a proxy mask from a few drawn slices is
+  // trusted less far from them); empty means weight 1 everywhere. Not stored by writeCase.
+  image::Volume weights;
 };
 
 struct NamedCase {

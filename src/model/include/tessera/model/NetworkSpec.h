@@ -14,6 +14,10 @@ struct NetworkSpec {
   int dims = 2;  // 2: slice-wise network applied along `axis`; 3: patch-wise volumetric network
   int axis = 2;  // for dims == 2: the index axis the slices are taken across (0, 1 or 2)
   int inChannels = 1;
+  // Interactive models take the person's clicks as extra input channels after the image
+  // channels: 0 (automatic only) or 2 (positive clicks, negative clicks; see nn/Guidance.h).
+  // The network's first convolution sees inChannels + guidanceChannels channels.
+  int guidanceChannels = 0;
   int classes = 2;  // including background
   int baseFeatures = 16;
   int depth = 4;  // resolution levels, the deepest one being the bottleneck

@@ -26,6 +26,18 @@ struct TrainOptions {
   uint64_t seed = 1;
   // Intensity augmentation (random gamma, scale and noise) makes models robust to scanner shift.
   bool augment = true;
+  // Label smoothing of the cross-entropy targets (0: none; 0.1 is typical for continual
+  // fine-tuning, where over-confident targets speed up forgetting).
+  double labelSmoothing = 0.0;
+  // Click simulation, used when the spec has guidance channels: per batch, with probability
+  // noClickProbability the network sees no clicks (so one model serves automatic use); otherwise
+  // clicks are drawn from the label's false-negative (positive) and false-positive (negative)
+  // regions of the network's current prediction, over clickIterations rounds of predict-click.
+  struct ClickSimulation {
+    double noClickProbability = 0.3;
+    int clickIterations = 2;
+    int maxClicksPerIteration = 3;
+  } clicks;
   std::function<void(const TrainProgress&)> onEpoch;
 };
 
@@ -35,6 +47,7 @@ struct TrainOptions {
 void validateTrainingCases(const std::vector<model::TrainingCase>& cases, const model::NetworkSpec& spec,
                            const model::Preprocessing& preprocessing = {});
 
+// Cases may carry per-voxel weights (TrainingCase::weights) that scale their loss.
 // Trains `model` in place, starting from its current weights (fine-tuning when they come from a
 // trained model). Deterministic for a given seed when LibTorch runs on one thread.
 void trainModel(model::Model& model, const std::vector<model::TrainingCase>& cases, const TrainOptions& options);
