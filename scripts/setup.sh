@@ -11,6 +11,7 @@ PACKAGES=(
   libsqlite3-dev libcpp-httplib-dev sqlite3 openssl
   libcairo2-dev fonts-dejavu-core
   libgtest-dev libgmock-dev libbenchmark-dev libpng-dev libexpat1-dev
+  libfftw3-dev libsodium-dev dcmtk dicom3tools orthanc orthanc-dicomweb
   mricron-data python3-torch python3-nibabel python3-numpy python3-pydicom
 )
 
