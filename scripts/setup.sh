@@ -23,8 +23,18 @@ if ((${#missing[@]})); then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo
   echo "setup: installing ${missing[*]}"
+  # Orthanc's package starts a system-wide PACS on ports 4242/8042 after installing; tests run
+  # their own on free loopback ports, so keep services from starting during the install (the
+  # standard policy-rc.d answer 101, "action forbidden"), unless the machine already has a policy.
+  policy_added=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    policy_added=1
+  fi
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+  [ -z "$policy_added" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
