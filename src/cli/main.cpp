@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
       tessera::cli::addClientCommand);
   add("simulate", "Run a whole federation (server + site processes) on this machine and compare strategies",
       tessera::cli::addSimulateCommand);
+  add("privacy", "Plan differential privacy: epsilon of a noise/sampling/rounds plan, or the noise for a target epsilon",
+      tessera::cli::addPrivacyCommand);
   add("demo", "Three simulated hospitals federate brain segmentation on Colin27 (simulate with defaults)",
       tessera::cli::addDemoCommand);
 

@@ -1,0 +1,74 @@
+// `tessera privacy`: the accountant's published values come out of the command, in text and JSON,
+// and bad arguments are one-line usage errors.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+struct Output {
+  int code = -1;
+  std::string text;  // stdout and stderr together
+};
+
+Output tessera(const std::string& args) {
+  const std::string cmd = std::string(TESSERA_BINARY) + " " + args + " 2>&1 </dev/null";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  Output out;
+  if (!pipe) return out;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.text.append(buffer, n);
+  const int status = pclose(pipe);
+  out.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+const char* kTfOrders =
+    "1.25,1.5,1.75,2,2.25,2.5,3,3.5,4,4.5,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,"
+    "32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,128,256,512";
+
+}  // namespace
+
+TEST(PrivacyCli, EpsilonTextNamesEpsilonAndOrder) {
+  const auto r = tessera("privacy epsilon --sigma 1.5 --q 0.04 --steps 2250 --delta 1e-5");
+  ASSERT_EQ(r.code, 0) << r.text;
+  EXPECT_NE(r.text.find("epsilon 7.3291"), std::string::npos) << r.text;
+  EXPECT_NE(r.text.find("order 3.9"), std::string::npos) << r.text;
+}
+
+TEST(PrivacyCli, EpsilonJsonWithOrdersAndBothConversions) {
+  const std::string base = std::string("privacy epsilon --sigma 1.3 --q 0.0025 --steps 6000 --delta 1e-5 --json --orders ") + kTfOrders;
+  const auto balle = tessera(base);
+  ASSERT_EQ(balle.code, 0) << balle.text;
+  const auto b = nlohmann::json::parse(balle.text);
+  EXPECT_NEAR(b["epsilon"].get<double>(), 0.72422, 1e-3);
+  EXPECT_EQ(b["best_order"].get<double>(), 19);
+  const auto classic = tessera(base + " --conversion classic");
+  ASSERT_EQ(classic.code, 0) << classic.text;
+  EXPECT_NEAR(nlohmann::json::parse(classic.text)["epsilon"].get<double>(), 0.94187, 1e-3);
+}
+
+TEST(PrivacyCli, SigmaForTargetEpsilon) {
+  const auto r = tessera("privacy sigma --epsilon 8 --delta 1e-5 --q 0.04 --steps 2250 --json");
+  ASSERT_EQ(r.code, 0) << r.text;
+  const auto j = nlohmann::json::parse(r.text);
+  EXPECT_NEAR(j["sigma"].get<double>(), 1.416, 3e-3);
+  EXPECT_LE(j["epsilon"].get<double>(), 8.0);
+}
+
+TEST(PrivacyCli, BadArgumentsAreUsageErrors) {
+  const auto order = tessera("privacy epsilon --sigma 1 --q 0.5 --steps 3 --delta 1e-5 --orders 2,x");
+  EXPECT_EQ(order.code, 2);
+  EXPECT_NE(order.text.find("--orders: 'x'"), std::string::npos) << order.text;
+  const auto low = tessera("privacy epsilon --sigma 1 --q 0.5 --steps 3 --delta 1e-5 --orders 1,2");
+  EXPECT_EQ(low.code, 2) << low.text;
+  const auto sigma = tessera("privacy epsilon --sigma 0 --steps 3 --delta 1e-5");
+  EXPECT_EQ(sigma.code, 2);
+  EXPECT_NE(sigma.text.find("sigma"), std::string::npos) << sigma.text;
+  EXPECT_NE(tessera("privacy epsilon --sigma 1 --steps 3").code, 0);  // --delta is required
+}
