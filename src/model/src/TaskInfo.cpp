@@ -8,14 +8,37 @@
 
 namespace tessera::model {
 
+namespace {
+
+nlohmann::json codeJson(const CodedConcept& code) {
+  return {{"scheme", code.scheme}, {"value", code.value}, {"meaning", code.meaning}};
+}
+
+CodedConcept codeFromJson(const nlohmann::json& j, const char* field) {
+  CodedConcept code;
+  if (!j.is_object()) throw Error(ErrorCode::BadModel, std::string("task field '") + field + "': expected an object");
+  code.scheme = j.value("scheme", "");
+  code.value = j.value("value", "");
+  code.meaning = j.value("meaning", "");
+  if (code.value.empty() || code.scheme.empty()) {
+    throw Error(ErrorCode::BadModel, std::string("task field '") + field + "': needs 'scheme' and 'value'");
+  }
+  return code;
+}
+
+}  // namespace
+
 nlohmann::json toJson(const TaskInfo& task) {
   nlohmann::json labels = nlohmann::json::object();
   for (const auto& [value, name] : task.labels) labels[std::to_string(value)] = name;
-  return {{"name", task.name},
-          {"modality", task.modality},
-          {"anatomy", task.anatomy},
-          {"disease", task.disease},
-          {"labels", labels}};
+  nlohmann::json j{{"name", task.name},
+                   {"modality", task.modality},
+                   {"anatomy", task.anatomy},
+                   {"disease", task.disease},
+                   {"labels", labels}};
+  if (!task.anatomyCode.empty()) j["anatomy_code"] = codeJson(task.anatomyCode);
+  if (!task.diseaseCode.empty()) j["disease_code"] = codeJson(task.diseaseCode);
+  return j;
 }
 
 TaskInfo taskInfoFromJson(const nlohmann::json& j) {
@@ -26,6 +49,8 @@ TaskInfo taskInfoFromJson(const nlohmann::json& j) {
     task.modality = j.value("modality", task.modality);
     task.anatomy = j.value("anatomy", task.anatomy);
     task.disease = j.value("disease", task.disease);
+    if (j.contains("anatomy_code")) task.anatomyCode = codeFromJson(j.at("anatomy_code"), "anatomy_code");
+    if (j.contains("disease_code")) task.diseaseCode = codeFromJson(j.at("disease_code"), "disease_code");
     if (j.contains("labels")) {
       task.labels.clear();
       for (const auto& [key, name] : j.at("labels").items()) {

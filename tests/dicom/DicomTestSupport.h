@@ -1,0 +1,61 @@
+#pragma once
+// Small models and shell helpers for the DICOM tests.
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "tessera/model/Model.h"
+
+namespace tessera::test {
+
+inline model::Model dicomTestModel(const std::string& task = "brain-seg", int64_t generation = 3) {
+  model::NetworkSpec spec;
+  spec.dims = 2;
+  spec.baseFeatures = 4;
+  spec.depth = 2;
+  model::TaskInfo info;
+  info.name = task;
+  info.modality = "MR";
+  info.anatomy = "BRAIN";
+  info.disease = "glioma";
+  info.diseaseCode = {"SCT", "393563007", "Glioma"};
+  info.labels = {{0, "background"}, {1, "tumour \xc3\xa9" "dema"}};
+  model::Preprocessing prep;
+  auto m = model::initialModel(spec, prep, info, 11 + static_cast<uint64_t>(generation));
+  m.generation = generation;
+  if (generation > 0) m.parentGeneration = generation - 1;
+  return m;
+}
+
+struct CommandResult {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+inline CommandResult runCommand(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return result;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) result.output.append(buf.data(), n);
+  const int status = pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "tessera-dicom-XXXXXX").string();
+    path = mkdtemp(pattern.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+}  // namespace tessera::test
