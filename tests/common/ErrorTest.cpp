@@ -31,6 +31,8 @@ TEST(ErrorTable, HttpStatusesFollowTheApiDocument) {
                  ErrorCode::UnknownBase, ErrorCode::StaleBase, ErrorCode::TaskMismatch}) {
     EXPECT_EQ(tessera::httpStatus(c), 422) << tessera::codeName(c);
   }
+  EXPECT_EQ(tessera::httpStatus(ErrorCode::PrivacyBudgetExceeded), 403);
+  EXPECT_EQ(tessera::codeName(ErrorCode::PrivacyBudgetExceeded), "privacy_budget_exceeded");
   EXPECT_EQ(tessera::httpStatus(ErrorCode::Io), 500);
   EXPECT_EQ(tessera::httpStatus(ErrorCode::Internal), 500);
 }

@@ -33,6 +33,7 @@ constexpr std::array kCodes{
     CodeInfo{ErrorCode::StaleBase, "stale_base", 422, 5},
     CodeInfo{ErrorCode::TaskMismatch, "task_mismatch", 422, 5},
     CodeInfo{ErrorCode::Rejected, "rejected", 422, 5},
+    CodeInfo{ErrorCode::PrivacyBudgetExceeded, "privacy_budget_exceeded", 403, 5},
     CodeInfo{ErrorCode::Checksum, "checksum", 502, 6},
     CodeInfo{ErrorCode::Unreachable, "unreachable", 503, 6},
     CodeInfo{ErrorCode::Server, "server", 502, 6},

@@ -27,6 +27,46 @@ Strategy strategyFromString(const std::string& text) {
   throw std::invalid_argument("unknown merge strategy '" + text + "' (use dafne, fedavg, fedbn or trimmed-mean)");
 }
 
+std::string toString(DpMode mode) {
+  switch (mode) {
+    case DpMode::Off: return "off";
+    case DpMode::Local: return "local";
+    case DpMode::Central: return "central";
+  }
+  return "?";
+}
+
+namespace {
+
+nlohmann::json dpToJson(const DpPolicy& dp) {
+  return {{"mode", toString(dp.mode)}, {"clip", dp.clipNorm}, {"noise_multiplier", dp.noiseMultiplier},
+          {"epsilon_max", dp.epsilonMax}, {"delta", dp.delta}};
+}
+
+DpPolicy dpFromJson(const nlohmann::json& patch, DpPolicy dp) {
+  if (!patch.is_object()) throw std::invalid_argument("policy field 'dp' must be a JSON object, not " + patch.dump());
+  for (const auto& [key, value] : patch.items()) {
+    if (key == "mode") {
+      const std::string m = value.is_string() ? value.get<std::string>() : "";
+      if (m == "off") dp.mode = DpMode::Off;
+      else if (m == "local") dp.mode = DpMode::Local;
+      else if (m == "central") dp.mode = DpMode::Central;
+      else throw std::invalid_argument("policy field 'dp.mode' must be 'off', 'local' or 'central', not " + value.dump());
+      continue;
+    }
+    if (!value.is_number()) throw std::invalid_argument("policy field 'dp." + key + "' must be a number, not " + value.dump());
+    const double v = value.get<double>();
+    if (key == "clip") dp.clipNorm = v;
+    else if (key == "noise_multiplier") dp.noiseMultiplier = v;
+    else if (key == "epsilon_max") dp.epsilonMax = v;
+    else if (key == "delta") dp.delta = v;
+    else throw std::invalid_argument("unknown policy field 'dp." + key + "'");
+  }
+  return dp;
+}
+
+}  // namespace
+
 void MergePolicy::validate() const {
   auto need = [](bool ok, const std::string& what) {
     if (!ok) throw std::invalid_argument("policy field " + what);
@@ -42,6 +82,17 @@ void MergePolicy::validate() const {
   need(std::isfinite(maxDeltaNormRatio) && maxDeltaNormRatio > 0, "'max_delta_norm_ratio' must be positive");
   need(std::isfinite(maxSamples) && maxSamples >= 1 && maxSamples <= 1e15, "'max_samples' must be in [1, 1e15]");
   need(updatesPerSitePerRound >= 1 && updatesPerSitePerRound <= 10000, "'updates_per_site_per_round' must be 1..10000");
+  need(std::isfinite(dp.clipNorm) && dp.clipNorm > 0, "'dp.clip' must be positive");
+  need(std::isfinite(dp.noiseMultiplier) && dp.noiseMultiplier >= 0, "'dp.noise_multiplier' must be >= 0");
+  need(std::isfinite(dp.epsilonMax) && dp.epsilonMax >= 0, "'dp.epsilon_max' must be >= 0 (0: no budget)");
+  need(dp.delta > 0 && dp.delta < 1, "'dp.delta' must be in (0, 1)");
+  need(dp.epsilonMax == 0 || dp.mode != DpMode::Off, "'dp.epsilon_max' needs 'dp.mode' local or central");
+  need(dp.epsilonMax == 0 || dp.mode != DpMode::Central || dp.noiseMultiplier > 0,
+       "'dp.noise_multiplier' must be positive for a budget in central mode");
+  // Central DP needs each site's influence bounded by C: a mean of clipped deltas. Dafne's
+  // running average and the trimmed mean weight and select single updates instead.
+  need(dp.mode != DpMode::Central || strategy == Strategy::FedAvg || strategy == Strategy::FedBN,
+       "'dp.mode' central works with fedavg or fedbn only");
 }
 
 MergePolicy defaultPolicyFor(Strategy strategy) {
@@ -70,7 +121,8 @@ nlohmann::json toJson(const MergePolicy& p) {
           {"max_update_bytes", p.maxUpdateBytes},
           {"max_delta_norm_ratio", p.maxDeltaNormRatio},
           {"max_samples", p.maxSamples},
-          {"updates_per_site_per_round", p.updatesPerSitePerRound}};
+          {"updates_per_site_per_round", p.updatesPerSitePerRound},
+          {"dp", dpToJson(p.dp)}};
 }
 
 MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base) {
@@ -124,6 +176,7 @@ MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base)
       else if (key == "max_delta_norm_ratio") p.maxDeltaNormRatio = number();
       else if (key == "max_samples") p.maxSamples = number();
       else if (key == "updates_per_site_per_round") p.updatesPerSitePerRound = smallInteger();
+      else if (key == "dp") p.dp = dpFromJson(value, p.dp);
       else throw std::invalid_argument("unknown policy field '" + key + "'");
     } catch (const nlohmann::json::exception&) {
       throw std::invalid_argument("policy field '" + key + "' has the wrong type: " + value.dump());

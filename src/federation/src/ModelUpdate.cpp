@@ -46,6 +46,19 @@ UpdateHeader headerFromJson(const nlohmann::json& j, const std::string& source) 
       bad(source, "header field 'idempotency_key' " + problem);
     }
   }
+  if (j.contains("dp")) {
+    const auto& dp = j["dp"];
+    if (!dp.is_object() || dp.value("mode", "") != "local" || !dp.contains("clip") || !dp["clip"].is_number() ||
+        !dp.contains("noise_multiplier") || !dp["noise_multiplier"].is_number()) {
+      bad(source, "header field 'dp' must be {\"mode\": \"local\", \"clip\": C, \"noise_multiplier\": z}");
+    }
+    h.dp = DpParameters{dp["clip"].get<double>(), dp["noise_multiplier"].get<double>()};
+    try {
+      h.dp->validate();
+    } catch (const Error& e) {
+      bad(source, std::string("header field 'dp': ") + e.what());
+    }
+  }
   return h;
 }
 
@@ -56,6 +69,7 @@ nlohmann::json headerToJson(const UpdateHeader& h) {
           {"kind", toString(h.kind)},   {"samples", h.samples},    {"metrics", metrics},
           {"parameters", h.parameters}, {"weights_bytes", h.weightsBytes}, {"weights_sha256", h.weightsSha256}};
   if (!h.idempotencyKey.empty()) j["idempotency_key"] = h.idempotencyKey;
+  if (h.dp) j["dp"] = {{"mode", "local"}, {"clip", h.dp->clipNorm}, {"noise_multiplier", h.dp->noiseMultiplier}};
   return j;
 }
 

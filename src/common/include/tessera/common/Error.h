@@ -29,6 +29,7 @@ enum class ErrorCode {
   StaleBase,      // an update built on a generation too old to merge
   TaskMismatch,   // an update or model for another task
   Rejected,       // the server refused a request for a reason it named
+  PrivacyBudgetExceeded,  // an update that would take a site past its differential-privacy budget
   Checksum,       // content whose SHA-256 differs from the one announced
   Unreachable,    // the server could not be reached
   Server,         // the server failed or answered something unexpected

@@ -14,6 +14,24 @@ Strategy strategyFromString(const std::string& text);  // throws std::invalid_ar
 
 enum class StalenessMode { Delta, Downweight };
 
+// Client-level differential privacy (see GaussianMechanism.h). Local: each site clips and noises
+// its delta before upload and says so in the update's header. Central: the server clips each
+// delta to `clipNorm`, averages the round's deltas with equal weights (sample counts would let
+// one site's share, and so its sensitivity, grow) and adds noise of std z·C/m once.
+enum class DpMode { Off, Local, Central };
+std::string toString(DpMode mode);
+
+struct DpPolicy {
+  DpMode mode = DpMode::Off;
+  double clipNorm = 1.0;         // C
+  double noiseMultiplier = 1.0;  // z (central mode; a local update declares its own)
+  // Each site's budget for this model: an update that would take its ε (RDP accountant, every
+  // accepted update one step with q = 1: sites are not sampled, so no amplification is claimed)
+  // above epsilonMax at delta is refused. 0: no budget, ε is still reported.
+  double epsilonMax = 0;
+  double delta = 1e-5;
+};
+
 struct MergePolicy {
   Strategy strategy = Strategy::FedAvg;
   int roundSize = 3;            // fedavg-family: a round closes at K queued updates …
@@ -31,6 +49,7 @@ struct MergePolicy {
   double maxSamples = 1e6;
   // Queued updates one site may have per model at a time (a round counts each site once).
   int updatesPerSitePerRound = 1;
+  DpPolicy dp;  // JSON: "dp": {"mode", "clip", "noise_multiplier", "epsilon_max", "delta"}
 
   void validate() const;  // throws std::invalid_argument naming the field
 };

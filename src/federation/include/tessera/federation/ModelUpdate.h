@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "tessera/model/Model.h"
+#include "tessera/federation/GaussianMechanism.h"
 
 namespace tessera::federation {
 
@@ -36,6 +37,10 @@ struct UpdateHeader {
   // instead of counting it again. Empty: none (the header then has no "idempotency_key").
   // 1..128 characters of A-Z a-z 0-9 . _ : -
   std::string idempotencyKey;
+  // Set when the site clipped and noised the delta itself (local DP): header "dp":
+  // {"mode": "local", "clip": C, "noise_multiplier": z}. The server accounts the update's ε with
+  // this z; it cannot check the noise, only refuse updates whose declaration misses its policy.
+  std::optional<DpParameters> dp;
 };
 
 struct ModelUpdate {
