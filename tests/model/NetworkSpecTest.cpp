@@ -2,9 +2,11 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/common/Error.h"
+#include "tessera/model/Model.h"
 #include "tessera/model/NetworkSpec.h"
 #include "tessera/model/Preprocessing.h"
 #include "tessera/model/TaskInfo.h"
+#include "tessera/model/WeightLayout.h"
 
 using namespace tessera::model;
 using tessera::Error;
@@ -29,6 +31,34 @@ TEST(NetworkSpec, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(back.patch, (std::array<int, 3>{32, 64, 16}));
 }
 
+TEST(NetworkSpec, GuidanceChannelsRoundTripAndOldFilesReadAsNone) {
+  NetworkSpec spec;
+  spec.guidanceChannels = 2;
+  const auto json = toJson(spec);
+  EXPECT_EQ(json.at("guidance_channels"), 2);
+  EXPECT_EQ(networkSpecFromJson(json).guidanceChannels, 2);
+  // Specs written before guidance existed have no such field: automatic-only models.
+  nlohmann::json old{{"architecture", "unet"}, {"dims", 2}, {"axis", 2}, {"in_channels", 1}, {"classes", 2},
+                     {"base_features", 16}, {"depth", 4}, {"norm", "batch"}};
+  EXPECT_EQ(networkSpecFromJson(old).guidanceChannels, 0);
+  // ... and such a model writes exactly the old JSON back, so its file's bytes do not change.
+  EXPECT_EQ(toJson(networkSpecFromJson(old)).dump(), old.dump());
+}
+
+TEST(NetworkSpec, GuidanceChannelsChangeOnlyTheFirstConvolution) {
+  NetworkSpec plain;
+  NetworkSpec guided = plain;
+  guided.guidanceChannels = 2;
+  const auto a = weightLayout(plain), b = weightLayout(guided);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(b[0].name, "enc0.0.conv.weight");
+  EXPECT_EQ(b[0].shape, (std::vector<int64_t>{16, 3, 3, 3}));
+  EXPECT_EQ(b[0].fanIn, 3 * 9);
+  for (size_t i = 1; i < a.size(); ++i) EXPECT_EQ(a[i].shape, b[i].shape) << a[i].name;
+  const auto model = initialModel(guided, {}, {}, 1);
+  EXPECT_EQ(model.weights[0].shape, b[0].shape);
+}
+
 TEST(NetworkSpec, ErrorsNameTheField) {
   auto expectError = [](const nlohmann::json& j, const std::string& needle) {
     try {
@@ -42,6 +72,7 @@ TEST(NetworkSpec, ErrorsNameTheField) {
   expectError({{"classes", 1}}, "'classes'");
   expectError({{"norm", "group"}}, "'norm'");
   expectError({{"depth", 0}}, "'depth'");
+  expectError({{"guidance_channels", 1}}, "'guidance_channels' must be 0 or 2");
   expectError({{"dims", 3}, {"depth", 4}, {"patch", {20, 64, 64}}}, "'patch'");
   expectError({{"dims", "two"}}, "wrong type");
   expectError({{"layers", 3}}, "unknown field 'layers'");

@@ -75,23 +75,27 @@ TEST(UNet, TorchFreeWeightLayoutMatchesTheModule) {
   for (int dims : {2, 3}) {
     for (auto norm : {tessera::model::Normalization::Batch, tessera::model::Normalization::Instance,
                       tessera::model::Normalization::None}) {
-      NetworkSpec spec;
-      spec.dims = dims;
-      spec.norm = norm;
-      spec.baseFeatures = 4;
-      spec.depth = 3;
-      spec.inChannels = 2;
-      spec.classes = 3;
-      const auto module = impl::moduleLayout(spec);
-      const auto layout = tessera::model::weightLayout(spec);
-      ASSERT_EQ(layout.size(), module.size()) << dims << "D " << toString(norm);
-      for (size_t i = 0; i < layout.size(); ++i) {
-        EXPECT_EQ(layout[i].name, module[i].first) << i;
-        EXPECT_EQ(layout[i].shape, module[i].second) << layout[i].name;
+      for (int guidance : {0, 2}) {
+        NetworkSpec spec;
+        spec.dims = dims;
+        spec.norm = norm;
+        spec.guidanceChannels = guidance;
+        spec.baseFeatures = 4;
+        spec.depth = 3;
+        spec.inChannels = 2;
+        spec.classes = 3;
+        const auto module = impl::moduleLayout(spec);
+        const auto layout = tessera::model::weightLayout(spec);
+        ASSERT_EQ(layout.size(), module.size()) << dims << "D " << toString(norm);
+        for (size_t i = 0; i < layout.size(); ++i) {
+          EXPECT_EQ(layout[i].name, module[i].first) << i;
+          EXPECT_EQ(layout[i].shape, module[i].second) << layout[i].name;
+        }
+        // And the initial weights of the Torch-free initialiser load into the module.
+        auto net = impl::buildNetwork(spec, tessera::model::initialModel(spec, {}, {}, 3).weights);
+        EXPECT_EQ(impl::extractWeights(net).size(), layout.size());
+        EXPECT_EQ(layout[0].shape[1], 2 + guidance);
       }
-      // And the initial weights of the Torch-free initialiser load into the module.
-      auto net = impl::buildNetwork(spec, tessera::model::initialModel(spec, {}, {}, 3).weights);
-      EXPECT_EQ(impl::extractWeights(net).size(), layout.size());
     }
   }
 }

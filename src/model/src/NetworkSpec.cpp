@@ -30,6 +30,8 @@ void NetworkSpec::validate() const {
   require(axis >= 0 && axis <= 2, "'axis' must be 0, 1 or 2, got " + std::to_string(axis));
   require(inChannels >= 1 && inChannels <= 16,
           "'in_channels' must be 1..16, got " + std::to_string(inChannels));
+  require(guidanceChannels == 0 || guidanceChannels == 2,
+          "'guidance_channels' must be 0 or 2, got " + std::to_string(guidanceChannels));
   require(classes >= 2 && classes <= 256, "'classes' must be 2..256, got " + std::to_string(classes));
   require(baseFeatures >= 1 && baseFeatures <= 256,
           "'base_features' must be 1..256, got " + std::to_string(baseFeatures));
@@ -53,6 +55,9 @@ nlohmann::json toJson(const NetworkSpec& spec) {
                    {"depth", spec.depth},
                    {"norm", toString(spec.norm)}};
   if (spec.dims == 2) j["axis"] = spec.axis;
+  // Written only when used, so the header (and SHA-256 of a saved file) of every model made
+  // before guidance existed stays byte-identical.
+  if (spec.guidanceChannels > 0) j["guidance_channels"] = spec.guidanceChannels;
   if (spec.dims == 3) j["patch"] = spec.patch;
   return j;
 }
@@ -68,6 +73,7 @@ NetworkSpec networkSpecFromJson(const nlohmann::json& j) {
     spec.dims = j.value("dims", spec.dims);
     spec.axis = j.value("axis", spec.axis);
     spec.inChannels = j.value("in_channels", spec.inChannels);
+    spec.guidanceChannels = j.value("guidance_channels", spec.guidanceChannels);
     spec.classes = j.value("classes", spec.classes);
     spec.baseFeatures = j.value("base_features", spec.baseFeatures);
     spec.depth = j.value("depth", spec.depth);
@@ -77,8 +83,8 @@ NetworkSpec networkSpecFromJson(const nlohmann::json& j) {
     throw Error(ErrorCode::BadModel, std::string("spec: wrong type of field: ") + e.what());
   }
   for (const auto& [key, value] : j.items()) {
-    static const char* known[] = {"architecture", "dims",  "axis", "in_channels", "classes",
-                                  "base_features", "depth", "norm", "patch"};
+    static const char* known[] = {"architecture", "dims",  "axis", "in_channels", "guidance_channels",
+                                  "classes", "base_features", "depth", "norm", "patch"};
     if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
       throw Error(ErrorCode::BadModel, "spec: unknown field '" + key + "'");
     }

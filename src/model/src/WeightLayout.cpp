@@ -51,7 +51,7 @@ std::vector<TensorSlot> weightLayout(const NetworkSpec& spec) {
   spec.validate();
   LayoutBuilder b{spec, {}, {}};
   std::vector<int64_t> features;
-  int64_t in = spec.inChannels;
+  int64_t in = spec.inChannels + spec.guidanceChannels;
   for (int level = 0; level < spec.depth; ++level) {
     const int64_t f = int64_t{spec.baseFeatures} << level;
     features.push_back(f);

@@ -3,7 +3,9 @@
 #include "ModelTypes.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include "GuidanceMaps.h"
 #include "InferenceNetwork.h"
 #include "VolumeTensors.h"
 #include "tessera/image/Resample.h"
@@ -15,16 +17,23 @@ namespace {
 
 using torch::indexing::Slice;
 
-// Probabilities [C, Z, Y, X] for a preprocessed volume, slice by slice.
-torch::Tensor probabilities2D(detail::InferenceNetwork& net, const torch::Tensor& zyx, const NetworkSpec& spec,
-                              int batchSize) {
+// Probabilities [C, Z, Y, X] for a preprocessed volume (or slab of slices), slice by slice.
+// `guidance`: undefined, or [2, Z, Y, X] click maps on the same grid. `background` pads the image.
+torch::Tensor probabilities2D(detail::InferenceNetwork& net, const torch::Tensor& zyx, const torch::Tensor& guidance,
+                              const NetworkSpec& spec, int batchSize, double background) {
   auto slices = detail::slicesAcross(zyx, spec.axis);  // [S, A, B]
   const int64_t a = slices.size(1), b = slices.size(2);
-  const double background = slices.min().item<double>();
   auto padded = detail::padToMultiple(slices, 2, spec.sizeMultiple(), {}, background).unsqueeze(1);
+  torch::Tensor guide;  // [S, 2, A', B'] like `padded`
+  if (guidance.defined()) {
+    guide = detail::padToMultiple(guidance.movedim(3 - spec.axis, 1).movedim(0, 1).contiguous(), 2,
+                                  spec.sizeMultiple(), {}, 0.0);
+  }
   std::vector<torch::Tensor> outputs;
   for (int64_t s = 0; s < padded.size(0); s += batchSize) {
-    auto x = padded.slice(0, s, std::min<int64_t>(padded.size(0), s + batchSize));
+    const int64_t end = std::min<int64_t>(padded.size(0), s + batchSize);
+    auto x = padded.slice(0, s, end);
+    if (guide.defined()) x = torch::cat({x, guide.slice(0, s, end)}, 1);
     auto p = net.probabilities(x);
     outputs.push_back(p.index({Slice(), Slice(), Slice(0, a), Slice(0, b)}));
   }
@@ -33,11 +42,12 @@ torch::Tensor probabilities2D(detail::InferenceNetwork& net, const torch::Tensor
 }
 
 // Probabilities [C, Z, Y, X] by overlapping patches (half-patch stride), averaged.
-torch::Tensor probabilities3D(detail::InferenceNetwork& net, const torch::Tensor& zyx, const NetworkSpec& spec,
-                              int batchSize) {
+torch::Tensor probabilities3D(detail::InferenceNetwork& net, const torch::Tensor& zyx, const torch::Tensor& guidance,
+                              const NetworkSpec& spec, int batchSize, double background) {
   const std::vector<int64_t> patch{spec.patch[2], spec.patch[1], spec.patch[0]};
-  const double background = zyx.min().item<double>();
   auto padded = detail::padToMultiple(zyx, 3, 1, patch, background);
+  torch::Tensor guide;  // [2, Z', Y', X'] like `padded`
+  if (guidance.defined()) guide = detail::padToMultiple(guidance, 3, 1, patch, 0.0);
   std::vector<std::vector<int64_t>> starts(3);
   for (int d = 0; d < 3; ++d) {
     const int64_t size = padded.size(d), p = patch[static_cast<size_t>(d)];
@@ -59,7 +69,15 @@ torch::Tensor probabilities3D(detail::InferenceNetwork& net, const torch::Tensor
       return std::vector<torch::indexing::TensorIndex>{Slice(s[0], s[0] + patch[0]), Slice(s[1], s[1] + patch[1]),
                                                        Slice(s[2], s[2] + patch[2])};
     };
-    for (size_t i = w; i < end; ++i) xs.push_back(padded.index(region(windows[i])).unsqueeze(0));
+    for (size_t i = w; i < end; ++i) {
+      auto x = padded.index(region(windows[i])).unsqueeze(0);
+      if (guide.defined()) {
+        auto r = region(windows[i]);
+        r.insert(r.begin(), Slice());
+        x = torch::cat({x, guide.index(r)}, 0);
+      }
+      xs.push_back(x);
+    }
     auto p = net.probabilities(torch::stack(xs));
     for (size_t i = w; i < end; ++i) {
       auto r = region(windows[i]);
@@ -72,42 +90,155 @@ torch::Tensor probabilities3D(detail::InferenceNetwork& net, const torch::Tensor
   return probs.index({Slice(), Slice(0, zyx.size(0)), Slice(0, zyx.size(1)), Slice(0, zyx.size(2))});
 }
 
-}  // namespace
+// Input slices first..last (inclusive) along `axis`; `all` when no range was asked for.
+struct SliceRange {
+  bool all = true;
+  int64_t first = 0;
+  int64_t last = 0;
+  int64_t count() const { return last - first + 1; }
+};
 
-image::Volume segment(const Model& model, const image::Volume& input, const InferenceOptions& options) {
-  if (input.voxels.empty()) throw Error(ErrorCode::BadModel, "segment: the image is empty");
-  if (options.batchSize < 1) throw Error(ErrorCode::BadModel, "segment: batch size must be at least 1");
-  detail::InferenceNetwork net(model.spec, model.weights, options.foldBatchNorm);
-  c10::InferenceMode inference;
+SliceRange sliceRangeFor(const Model& model, const image::Geometry& input, const InferenceOptions& options) {
+  SliceRange range;
+  if (options.firstSlice == -1 && options.lastSlice == -1) return range;
+  const auto& spec = model.spec;
+  if (spec.dims != 2 || model.preprocessing.targetSpacing[spec.axis] != 0.0) {
+    throw Error(ErrorCode::BadRequest,
+                "slice range: model for task " + model.task.name +
+                    " does not map input slices one to one to network slices (only 2D models whose preprocessing "
+                    "keeps the slice axis do)");
+  }
+  const int64_t slices = input.size[spec.axis];
+  range.all = false;
+  range.first = options.firstSlice == -1 ? 0 : options.firstSlice;
+  range.last = options.lastSlice == -1 ? slices - 1 : options.lastSlice;
+  if (range.first < 0 || range.last >= slices || range.first > range.last) {
+    throw Error(ErrorCode::BadRequest, "slice range " + std::to_string(options.firstSlice) + ".." +
+                                           std::to_string(options.lastSlice) + " is not within 0.." +
+                                           std::to_string(slices - 1) + " along axis " + std::to_string(spec.axis));
+  }
+  return range;
+}
 
-  const image::Volume pre = model::preprocessImage(input, model.preprocessing);
-  const auto zyx = detail::toTensor(pre);
-  const auto probs = model.spec.dims == 2 ? probabilities2D(net, zyx, model.spec, options.batchSize)
-                                          : probabilities3D(net, zyx, model.spec, options.batchSize);
+// The slices first..first+count-1 of a grid along `axis`, placed where they lie in it.
+image::Geometry slabOf(const image::Geometry& g, int axis, int64_t first, int64_t count) {
+  image::Geometry slab = g;
+  std::array<double, 3> start{0.0, 0.0, 0.0};
+  start[axis] = static_cast<double>(first);
+  slab.origin = g.indexToPoint(start);
+  slab.size[axis] = count;
+  return slab;
+}
 
-  image::Volume out(input.geometry, 0.0f);
-  out.modality = input.modality;
-  out.bodyPart = input.bodyPart;
-  if (pre.geometry.sameGrid(input.geometry)) {
-    auto labels = probs.argmax(0).to(torch::kFloat32).contiguous();
-    std::copy(labels.data_ptr<float>(), labels.data_ptr<float>() + labels.numel(), out.voxels.begin());
+void pasteSlab(image::Volume& into, const image::Volume& slab, int axis, int64_t first) {
+  const auto& s = slab.geometry.size;
+  std::array<int64_t, 3> offset{0, 0, 0};
+  offset[axis] = first;
+  for (int64_t z = 0; z < s[2]; ++z)
+    for (int64_t y = 0; y < s[1]; ++y)
+      for (int64_t x = 0; x < s[0]; ++x) into.at(x + offset[0], y + offset[1], z + offset[2]) = slab.at(x, y, z);
+}
+
+void copyInto(const torch::Tensor& t, image::Volume& v) {
+  auto c = t.to(torch::kFloat32).contiguous();
+  std::copy(c.data_ptr<float>(), c.data_ptr<float>() + c.numel(), v.voxels.begin());
+}
+
+// Labels (and entropy when asked for) on `target` from probabilities [C, Z, Y, X] on `atModel`.
+Segmentation reduce(const torch::Tensor& probs, const image::Geometry& atModel, const image::Geometry& target,
+                    bool withEntropy) {
+  Segmentation out{image::Volume(target, 0.0f), image::Volume()};
+  if (withEntropy) out.entropy = image::Volume(target, 0.0f);
+  const double maxEntropy = std::log(static_cast<double>(probs.size(0)));
+  if (atModel.sameGrid(target)) {
+    copyInto(probs.argmax(0), out.labels);
+    if (withEntropy) {
+      copyInto((-(probs * probs.clamp_min(1e-30f).log()).sum(0)).clamp(0.0, maxEntropy), out.entropy);
+    }
     return out;
   }
   // Interpolating probabilities (not labels) keeps boundaries smooth at the input's resolution.
-  std::vector<float> best(out.voxels.size(), -1.0f);
+  std::vector<float> best(out.labels.voxels.size(), -1.0f);
   for (int64_t c = 0; c < probs.size(0); ++c) {
-    auto channel = probs[c].contiguous();
-    image::Volume atModel(pre.geometry);
-    std::copy(channel.data_ptr<float>(), channel.data_ptr<float>() + channel.numel(), atModel.voxels.begin());
-    const image::Volume atInput = image::resample(atModel, input.geometry, image::Interpolation::Linear);
+    image::Volume channel(atModel);
+    copyInto(probs[c], channel);
+    const image::Volume atInput = image::resample(channel, target, image::Interpolation::Linear);
     for (size_t i = 0; i < best.size(); ++i) {
-      if (atInput.voxels[i] > best[i]) {
-        best[i] = atInput.voxels[i];
-        out.voxels[i] = static_cast<float>(c);
+      const float p = atInput.voxels[i];
+      if (p > best[i]) {
+        best[i] = p;
+        out.labels.voxels[i] = static_cast<float>(c);
       }
+      if (withEntropy && p > 0.0f) out.entropy.voxels[i] -= p * std::log(p);
     }
   }
+  if (withEntropy) {
+    for (float& h : out.entropy.voxels) h = std::clamp(h, 0.0f, static_cast<float>(maxEntropy));
+  }
   return out;
+}
+
+Segmentation run(const Model& model, const image::Volume& input, const Guidance& guidance,
+                 const InferenceOptions& options, bool withEntropy) {
+  if (input.voxels.empty()) throw Error(ErrorCode::BadModel, "segment: the image is empty");
+  if (options.batchSize < 1) throw Error(ErrorCode::BadModel, "segment: batch size must be at least 1");
+  const auto& spec = model.spec;
+  if (!guidance.empty() && spec.guidanceChannels == 0) {
+    throw Error(ErrorCode::BadRequest, "model for task " + model.task.name +
+                                           " has no guidance channels: train it with --guidance to use clicks");
+  }
+  detail::checkClicksInside(guidance, input.geometry);
+  const SliceRange range = sliceRangeFor(model, input.geometry, options);
+
+  detail::InferenceNetwork net(spec, model.weights, options.foldBatchNorm);
+  c10::InferenceMode inference;
+
+  // The whole image is preprocessed even for a slice range: its intensity statistics (and so
+  // every slice's normalised values) are those of the whole volume.
+  const image::Volume pre = model::preprocessImage(input, model.preprocessing);
+  auto zyx = detail::toTensor(pre);
+  const double background = zyx.min().item<double>();
+  image::Geometry atModel = pre.geometry, target = input.geometry;
+  if (!range.all) {
+    zyx = zyx.narrow(2 - spec.axis, range.first, range.count());
+    atModel = slabOf(pre.geometry, spec.axis, range.first, range.count());
+    target = slabOf(input.geometry, spec.axis, range.first, range.count());
+  }
+  torch::Tensor guide;
+  if (spec.guidanceChannels > 0) {
+    guide = detail::guidanceMaps(guidance, input.geometry, atModel, detail::clickSigmaVoxels(spec, pre.geometry));
+  }
+  const auto probs = spec.dims == 2 ? probabilities2D(net, zyx, guide, spec, options.batchSize, background)
+                                    : probabilities3D(net, zyx, guide, spec, options.batchSize, background);
+
+  Segmentation slab = reduce(probs, atModel, target, withEntropy);
+  Segmentation out;
+  if (range.all) {
+    out = std::move(slab);
+  } else {
+    out.labels = image::Volume(input.geometry, 0.0f);
+    pasteSlab(out.labels, slab.labels, spec.axis, range.first);
+    if (withEntropy) {
+      out.entropy = image::Volume(input.geometry, 0.0f);
+      pasteSlab(out.entropy, slab.entropy, spec.axis, range.first);
+    }
+  }
+  for (auto* v : {&out.labels, &out.entropy}) {
+    v->modality = input.modality;
+    v->bodyPart = input.bodyPart;
+  }
+  return out;
+}
+
+}  // namespace
+
+image::Volume segment(const Model& model, const image::Volume& input, const InferenceOptions& options) {
+  return run(model, input, Guidance{}, options, /*withEntropy=*/false).labels;
+}
+
+Segmentation segmentDetailed(const Model& model, const image::Volume& input, const Guidance& guidance,
+                             const InferenceOptions& options) {
+  return run(model, input, guidance, options, /*withEntropy=*/true);
 }
 
 double meanDice(const Model& model, const std::vector<TrainingCase>& cases) {

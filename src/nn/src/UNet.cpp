@@ -78,7 +78,7 @@ void ConvBlockImpl::foldNorm() {
 UNetImpl::UNetImpl(const NetworkSpec& spec) : spec_(spec) {
   spec.validate();
   const int d = spec.dims;
-  int64_t in = spec.inChannels;
+  int64_t in = spec.inChannels + spec.guidanceChannels;  // image channels, then click maps
   std::vector<int64_t> features;
   for (int level = 0; level < spec.depth; ++level) {
     const int64_t f = int64_t{spec.baseFeatures} << level;
