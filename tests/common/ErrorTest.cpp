@@ -33,6 +33,10 @@ TEST(ErrorTable, HttpStatusesFollowTheApiDocument) {
   }
   EXPECT_EQ(tessera::httpStatus(ErrorCode::PrivacyBudgetExceeded), 403);
   EXPECT_EQ(tessera::codeName(ErrorCode::PrivacyBudgetExceeded), "privacy_budget_exceeded");
+  EXPECT_EQ(tessera::httpStatus(ErrorCode::Unsigned), 401);
+  EXPECT_EQ(tessera::httpStatus(ErrorCode::BadSignature), 403);
+  EXPECT_EQ(tessera::httpStatus(ErrorCode::Replay), 409);
+  EXPECT_EQ(tessera::codeName(ErrorCode::BadSignature), "bad_signature");
   EXPECT_EQ(tessera::httpStatus(ErrorCode::Io), 500);
   EXPECT_EQ(tessera::httpStatus(ErrorCode::Internal), 500);
 }

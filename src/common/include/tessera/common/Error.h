@@ -30,6 +30,9 @@ enum class ErrorCode {
   TaskMismatch,   // an update or model for another task
   Rejected,       // the server refused a request for a reason it named
   PrivacyBudgetExceeded,  // an update that would take a site past its differential-privacy budget
+  Unsigned,       // an upload without the signature its site's registered key (or the server) requires
+  BadSignature,   // a signature that does not verify: tampered content, or another key than the one trusted
+  Replay,         // a signed request seen before (its nonce was already used by this site)
   Checksum,       // content whose SHA-256 differs from the one announced
   Unreachable,    // the server could not be reached
   Server,         // the server failed or answered something unexpected
