@@ -188,7 +188,7 @@ TEST_F(ContinualLearning, OptionsLabelSmoothingAndProxyWeightsReachTraining) {
 TEST_F(ContinualLearning, InteractionFiguresAreReadFromTheSidecar) {
   EXPECT_FALSE(readInteractionFigures(dir_, "c1"));
   fs::create_directories(dir_ / "interactions");
-  { std::ofstream(interactionsPath(dir_, "c1")) << R"({"clicks": [[1,2,3],[4,5,6]], "seconds": 42.5, "dice_before": 0.81})"; }
+  { std::ofstream(interactionsPath(dir_, "c1")) << R"({"clicks": [[1,2,3],[4,5,6]], "seconds": 42.5, "dice_initial_to_accepted": 0.81})"; }
   const auto f = readInteractionFigures(dir_, "c1");
   ASSERT_TRUE(f);
   EXPECT_EQ(f->clicks, 2);

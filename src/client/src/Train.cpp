@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -38,13 +40,12 @@ bool sameNetwork(const model::Model& a, const model::Model& b) {
   return true;
 }
 
-std::vector<model::TrainingCase> readCases(const std::filesystem::path& dir, const model::NetworkSpec& spec,
-                                           const model::Preprocessing& preprocessing) {
+std::vector<model::NamedCase> readCases(const std::filesystem::path& dir, const model::NetworkSpec& spec,
+                                        const model::Preprocessing& preprocessing) {
   std::vector<model::NamedCase> named = model::readCaseFolder(dir);
   if (named.empty()) {
     throw Error(ErrorCode::Config, (dir / "images").string() + ": no cases (expected images/NAME.nii.gz with labels/NAME.nii.gz)");
   }
-  std::vector<model::TrainingCase> cases;
   for (auto& c : named) {
     try {
       nn::validateTrainingCases({c.data}, spec, preprocessing);
@@ -57,9 +58,35 @@ std::vector<model::TrainingCase> readCases(const std::filesystem::path& dir, con
       throw Error(image ? ErrorCode::BadImage : ErrorCode::BadModel,
                   (dir / (image ? "images" : "labels") / c.name).string() + (colon == std::string::npos ? ": " + what : what.substr(colon)));
     }
-    cases.push_back(std::move(c.data));
   }
-  return cases;
+  return named;
+}
+
+// What the person's corrections cost, from the interactions sidecars of the cases just learned:
+// one "correct" event each (the server keeps seconds and dice, the Dice of the model's first
+// prediction to the accepted mask; clicks and dice_after ride along for newer servers).
+nlohmann::json correctionEvents(const ClientConfig& config, const std::filesystem::path& casesDir,
+                                const std::vector<std::string>& learned, const std::vector<interactive::CaseDice>& dice,
+                                std::ostream& log) {
+  nlohmann::json events = nlohmann::json::array();
+  for (const auto& name : learned) {
+    std::optional<interactive::InteractionFigures> figures;
+    try {
+      figures = interactive::readInteractionFigures(casesDir, name);
+    } catch (const Error& e) {
+      log << "tessera: warning: " << e.what() << " (not reported)\n";
+    }
+    if (!figures) continue;
+    nlohmann::json event{{"type", "correct"}, {"task", config.task}};
+    if (figures->seconds && *figures->seconds >= 0) event["seconds"] = *figures->seconds;
+    if (figures->diceBefore && *figures->diceBefore >= 0 && *figures->diceBefore <= 1) event["dice"] = *figures->diceBefore;
+    if (figures->clicks) event["clicks"] = *figures->clicks;
+    for (const auto& d : dice) {
+      if (d.name == name) event["dice_after"] = d.after;
+    }
+    events.push_back(std::move(event));
+  }
+  return events;
 }
 
 }  // namespace
@@ -80,10 +107,30 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
                                        " has been pulled; run `tessera client pull` first");
   }
   model::Model model = cache.load(config.task, *baseGeneration);
-  const std::vector<model::TrainingCase> cases = readCases(options.casesDir, model.spec, model.preprocessing);
+  const bool continual = options.replay.has_value();
+  interactive::CaseSelection selection;   // continual learning
+  std::vector<model::NamedCase> allCases;  // plain fine-tuning
+  std::vector<std::string> alreadyLearned;
+  if (continual) {
+    selection = interactive::selectCases(options.casesDir, model);
+    if (selection.fresh.empty()) {
+      throw Error(ErrorCode::NotFound, options.casesDir.string() + ": nothing new to learn: all " +
+                                           std::to_string(selection.recorded) + " case(s) are listed in " +
+                                           interactive::learnedRecordPath(options.casesDir).string());
+    }
+  } else {
+    allCases = readCases(options.casesDir, model.spec, model.preprocessing);
+    try {
+      for (const auto& c : interactive::readLearnedRecord(options.casesDir)) alreadyLearned.push_back(c.name);
+    } catch (const Error& e) {
+      log << "tessera: warning: " << e.what() << "; every case counts as newly learned\n";
+    }
+  }
 
   TrainResult result;
   result.baseGeneration = *baseGeneration;
+  std::vector<model::TrainingCase> cases;
+  for (const auto& c : allCases) cases.push_back(c.data);
   result.cases = static_cast<int>(cases.size());
   result.samples = countSamples(cases, model.spec);
   try {
@@ -107,20 +154,52 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
   }
   model.parentGeneration = model.generation;
 
-  log << "fine-tuning " << config.task << " generation " << *baseGeneration << " on " << cases.size() << " case(s) ("
-      << result.samples << (model.spec.dims == 2 ? " slices" : " volumes") << "), " << options.epochs << " epochs\n";
-  nn::TrainOptions trainOptions;
-  trainOptions.epochs = options.epochs;
-  trainOptions.seed = options.seed;
-  trainOptions.batchSize = options.batchSize;
-  trainOptions.learningRate = options.learningRate;
-  trainOptions.onEpoch = [&](const nn::TrainProgress& p) {
-    result.finalLoss = p.loss;
-    if (options.onEpoch) options.onEpoch(p);
-  };
-  const auto start = std::chrono::steady_clock::now();
-  nn::trainModel(model, cases, trainOptions);
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (continual) {
+    log << "learning " << config.task << " generation " << *baseGeneration << " on " << selection.fresh.size()
+        << " new case(s), replaying up to " << *options.replay << " of " << selection.earlier.size() << " earlier ("
+        << interactive::replaySamplingName(options.replaySampling) << "), " << options.epochs << " epochs\n";
+    interactive::ContinualOptions continualOptions;
+    continualOptions.epochs = options.epochs;
+    continualOptions.learningRate = options.learningRate;
+    continualOptions.labelSmoothing = options.labelSmoothing;
+    continualOptions.replay = *options.replay;
+    continualOptions.sampling = options.replaySampling;
+    continualOptions.seed = options.seed;
+    continualOptions.batchSize = options.batchSize;
+    continualOptions.advanceGeneration = false;  // the base stays the federation's generation
+    continualOptions.onEpoch = options.onEpoch;
+    const interactive::ContinualResult learned =
+        interactive::learnContinually(model, selection.fresh, selection.earlier, continualOptions);
+    result.learned = learned.learned;
+    result.replayed = learned.replayed;
+    result.dice = learned.dice;
+    result.finalLoss = learned.finalLoss;
+    result.seconds = learned.seconds;
+    for (const auto& c : selection.fresh) cases.push_back(c.data);
+    for (const auto& c : selection.earlier) {
+      if (std::find(result.replayed.begin(), result.replayed.end(), c.name) != result.replayed.end()) cases.push_back(c.data);
+    }
+    result.cases = static_cast<int>(cases.size());
+    result.samples = countSamples(cases, model.spec);
+  } else {
+    log << "fine-tuning " << config.task << " generation " << *baseGeneration << " on " << cases.size() << " case(s) ("
+        << result.samples << (model.spec.dims == 2 ? " slices" : " volumes") << "), " << options.epochs << " epochs\n";
+    nn::TrainOptions trainOptions;
+    trainOptions.epochs = options.epochs;
+    trainOptions.seed = options.seed;
+    trainOptions.batchSize = options.batchSize;
+    trainOptions.learningRate = options.learningRate;
+    trainOptions.onEpoch = [&](const nn::TrainProgress& p) {
+      result.finalLoss = p.loss;
+      if (options.onEpoch) options.onEpoch(p);
+    };
+    const auto start = std::chrono::steady_clock::now();
+    nn::trainModel(model, cases, trainOptions);
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (const auto& c : allCases) {
+      if (std::find(alreadyLearned.begin(), alreadyLearned.end(), c.name) == alreadyLearned.end()) result.learned.push_back(c.name);
+    }
+  }
 
   TrainedRecord record;
   record.baseGeneration = *baseGeneration;
@@ -130,8 +209,23 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
   record.trainedAt = utcNow();
   state.writeTrained(model, record);
   result.modelPath = state.trainedModelPath();
+  try {
+    interactive::recordLearned(options.casesDir, result.learned, model);
+  } catch (const Error& e) {
+    // Plain fine-tuning reads folders that may be read-only datasets; continual learning needs the record.
+    if (continual) throw;
+    log << "tessera: warning: " << e.what() << " (the cases are not recorded as learned)\n";
+  }
 
-  reportUsage(config, {{"type", "train"}, {"task", config.task}, {"seconds", result.seconds}}, log);
+  nlohmann::json events = correctionEvents(config, options.casesDir, result.learned, result.dice, log);
+  nlohmann::json trainEvent{{"type", "train"}, {"task", config.task}, {"seconds", result.seconds}};
+  if (!result.dice.empty()) {
+    double sum = 0;
+    for (const auto& d : result.dice) sum += d.after;
+    trainEvent["dice"] = sum / static_cast<double>(result.dice.size());  // the new cases, after learning
+  }
+  events.insert(events.begin(), trainEvent);
+  reportUsageEvents(config, events, log);
   return result;
 }
 

@@ -13,4 +13,14 @@ void reportUsage(const ClientConfig& config, const nlohmann::json& event, std::o
   }
 }
 
+void reportUsageEvents(const ClientConfig& config, const nlohmann::json& events, std::ostream& log) {
+  if (events.empty()) return;
+  try {
+    ApiClient api(config);
+    api.postEvents(events);
+  } catch (const std::exception& e) {
+    log << "tessera: warning: could not report " << events.size() << " usage event(s): " << e.what() << "\n";
+  }
+}
+
 }  // namespace tessera::client

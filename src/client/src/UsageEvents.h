@@ -11,5 +11,7 @@
 namespace tessera::client {
 
 void reportUsage(const ClientConfig& config, const nlohmann::json& event, std::ostream& log);
+// Several events in one request (an array; nothing is sent when it is empty).
+void reportUsageEvents(const ClientConfig& config, const nlohmann::json& events, std::ostream& log);
 
 }  // namespace tessera::client

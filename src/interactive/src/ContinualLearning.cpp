@@ -142,7 +142,7 @@ std::optional<InteractionFigures> readInteractionFigures(const fs::path& casesDi
     return j[field].get<double>();
   };
   f.seconds = number("seconds");
-  f.diceBefore = number("dice_before");
+  f.diceBefore = number("dice_initial_to_accepted");
   return f;
 }
 

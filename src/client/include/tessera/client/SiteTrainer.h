@@ -6,12 +6,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "tessera/client/ClientConfig.h"
+#include "tessera/interactive/ContinualLearning.h"
 #include "tessera/nn/Training.h"
 
 namespace tessera::client {
@@ -31,6 +34,14 @@ struct SiteTrainOptions {
   uint64_t seed = 1;
   int batchSize = 8;
   double learningRate = 2e-3;  // fine-tuning a trained generation often wants less
+  // Continual learning (interactive/ContinualLearning.h) when set: only the cases accepted since
+  // the last learning (not in CASEDIR/learned.json) are learned, with up to `replay` earlier
+  // cases rehearsed and label smoothing. Unset: every case of the folder, as plain fine-tuning.
+  // Either way the cases learned are recorded in learned.json, and those with an interactions
+  // sidecar are reported to the server as "correct" usage events (clicks, seconds, Dice).
+  std::optional<int> replay;
+  interactive::ReplaySampling replaySampling = interactive::ReplaySampling::Uniform;
+  double labelSmoothing = interactive::ContinualOptions{}.labelSmoothing;  // continual learning only
   std::function<void(const nn::TrainProgress&)> onEpoch;
 };
 
@@ -43,6 +54,10 @@ struct TrainResult {
   double seconds = 0;
   std::string strategy;  // the model's merge strategy, as far as known
   bool keptLocalNormalization = false;  // FedBN: the previous local BN tensors were carried over
+  // The cases learned for the first time (not yet in learned.json); with continual learning also
+  // the earlier ones rehearsed and the model's Dice on each new case before and after learning.
+  std::vector<std::string> learned, replayed;
+  std::vector<interactive::CaseDice> dice;
 };
 
 // Fine-tunes the newest pulled generation on the site's cases and records the result under

@@ -8,10 +8,10 @@
 //                                     A proxy mask propagated from a few drawn slices stores
 //                                     w = 1/(1 + distance to the nearest drawn slice) here, so the
 //                                     network trusts the drawn slices most. Absent: weight 1.
-//   CASEDIR/interactions/NAME.json    how the person corrected the case, written on accept:
-//                                     {"clicks": int, "seconds": number, "dice_before": number}
-//                                     (dice_before: Dice of the model's first prediction to the
-//                                     accepted mask). Other fields are ignored here.
+//   CASEDIR/interactions/NAME.json    how the person corrected the case, written by
+//                                     Session::accept (Session.h); read here: "clicks" (a count),
+//                                     "seconds" (interaction time) and "dice_initial_to_accepted"
+//                                     (the model's first prediction against the accepted mask).
 //   CASEDIR/learned.json              which cases a site model has learned, oldest first:
 //                                     {"format": "tessera-learned", "version": 1, "cases":
 //                                      [{"name", "model_sha256", "generation", "learned_at"}]}
