@@ -1,0 +1,81 @@
+#pragma once
+// A DICOM network client (DIMSE, through DCMTK) for one PACS: verification (C-ECHO), storing
+// files (C-STORE), finding model series (C-FIND at series level on the attributes
+// DicomModelCodec writes) and retrieving a model (C-GET). Every failure is an Error with a
+// one-line message naming the PACS: Unreachable (no connection), Rejected (association or
+// request refused, e.g. a wrong called AE title), NotFound (no match), Conflict (several
+// matches where one is needed), BadModel (the object found is not a Tessera model).
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tessera/model/Model.h"
+
+namespace tessera::dicom {
+
+struct PacsAddress {
+  std::string aet;  // called AE title
+  std::string host;
+  uint16_t port = 0;
+
+  // "AET@HOST:PORT"; Error(BadRequest) naming `what` otherwise.
+  static PacsAddress parse(std::string_view text, std::string_view what = "--pacs");
+  std::string describe() const;  // "AET@HOST:PORT"
+};
+
+struct PacsOptions {
+  std::string callingAet = "TESSERA";
+  int timeoutSeconds = 30;  // connection, association and each DIMSE message
+};
+
+// One model series as a PACS describes it.
+struct ModelSeriesInfo {
+  std::string task;
+  int64_t generation = 0;
+  std::string modality;
+  std::string anatomy;  // Body Part Examined
+  std::string disease;  // Admitting Diagnoses Description
+  std::string studyUid;
+  std::string seriesUid;
+  std::string seriesDescription;
+  int64_t instances = 0;  // Number of Series Related Instances (0 when the PACS does not say)
+};
+
+// Empty fields match anything. `anatomy` may be a body part term or a region name ("brain").
+struct ModelQuery {
+  std::string task;
+  std::string modality;
+  std::string anatomy;
+  std::string disease;
+};
+
+struct PushResult {
+  size_t stored = 0;
+  size_t skipped = 0;  // files in folders that are not DICOM
+};
+
+class PacsClient {
+ public:
+  explicit PacsClient(PacsAddress address, PacsOptions options = {});
+
+  void echo() const;
+  // Files, and folders searched recursively (non-DICOM files in folders are skipped; a named
+  // file that is not DICOM is an error).
+  PushResult push(const std::vector<std::filesystem::path>& paths) const;
+  // Tessera model series matching `query`, ordered by task then generation.
+  std::vector<ModelSeriesInfo> findModels(const ModelQuery& query) const;
+  // The model of `task`'s newest generation in the PACS, or of `generation`.
+  model::Model pullModel(const std::string& task, std::optional<int64_t> generation = std::nullopt) const;
+
+  const PacsAddress& address() const { return address_; }
+
+ private:
+  PacsAddress address_;
+  PacsOptions options_;
+};
+
+}  // namespace tessera::dicom
