@@ -28,6 +28,10 @@ struct ClientArgs {
   std::string cases;
   int epochs = 10;
   double learningRate = 2e-3;
+  std::optional<int> replay;
+  std::string replaySampling = "uniform";
+  double labelSmoothing = 0.1;
+  CLI::Option* learningRateOpt = nullptr;
   uint64_t seed = 1;
   int threads = 0;
   bool json = false;
@@ -130,9 +134,20 @@ Action addClientCommand(CLI::App& app) {
   a->train = app.add_subcommand("train", "Fine-tune the newest pulled generation on this site's cases");
   a->train->add_option("--cases", a->cases, "Folder with images/NAME.nii.gz and labels/NAME.nii.gz")->required();
   a->train->add_option("--epochs", a->epochs, "Passes over the cases")->capture_default_str()->check(CLI::Range(1, 100000));
-  a->train->add_option("--learning-rate", a->learningRate, "Adam's initial learning rate (decays over the epochs)")
+  a->learningRateOpt = a->train->add_option("--learning-rate", a->learningRate,
+                                            "Adam's initial learning rate (decays over the epochs; with --replay "
+                                            "default 5e-4)")
       ->capture_default_str()
       ->check(CLI::Range(1e-7, 1.0));
+  a->train->add_option("--replay", a->replay,
+                       "Continual learning: learn only the cases accepted since the last learning (CASEDIR/learned.json), "
+                       "rehearsing up to N earlier ones")
+      ->check(CLI::Range(0, 100000));
+  a->train->add_option("--replay-sampling", a->replaySampling, "With --replay: uniform, recent or stratified (by time)")
+      ->capture_default_str();
+  a->train->add_option("--label-smoothing", a->labelSmoothing, "With --replay: label smoothing of the targets")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.99));
   a->train->add_option("--seed", a->seed, "Random seed (shuffling, augmentation)")->capture_default_str();
   a->train->add_option("--threads", a->threads, "Compute threads (default: all cores)");
   a->push = app.add_subcommand("push", "Send the trained model's difference to its base generation to the server");
@@ -154,6 +169,12 @@ Action addClientCommand(CLI::App& app) {
       options.epochs = a->epochs;
       options.learningRate = a->learningRate;
       options.seed = a->seed;
+      if (a->replay) {
+        options.replay = a->replay;
+        options.replaySampling = interactive::replaySamplingFromName(a->replaySampling);
+        options.labelSmoothing = a->labelSmoothing;
+        if (a->learningRateOpt->count() == 0) options.learningRate = interactive::ContinualOptions{}.learningRate;
+      }
       client::TrainResult r;
       {
         // Scoped so the progress line is finished before the summary is printed.
@@ -165,7 +186,12 @@ Action addClientCommand(CLI::App& app) {
       summary << "wrote " << r.modelPath.string() << " (base generation " << r.baseGeneration << ", " << r.cases
               << " case(s), " << r.samples << " samples, final loss " << r.finalLoss << ", "
               << formatDuration(r.seconds) << (r.keptLocalNormalization ? ", local normalisation kept" : "")
-              << "); next: tessera client push\n";
+              << ")";
+      if (a->replay) {
+        summary << "; learned " << r.learned.size() << " new case(s), replayed " << r.replayed.size();
+        for (const auto& d : r.dice) summary << "; " << d.name << " Dice " << d.before << " -> " << d.after;
+      }
+      summary << "; next: tessera client push\n";
       std::cout << summary.str();
     } else if (a->push->parsed()) {
       const auto answer = client::push(config, std::cerr);

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
       tessera::cli::addEvaluateCommand);
   add("server", "Run the federation server (or, with 'admin', manage its sites, models and policies)",
       tessera::cli::addServerCommand);
+  add("learn", "Continual learning at the site: fine-tune on newly accepted cases with a replay buffer",
+      tessera::cli::addLearnCommand);
   add("client", "Site side: pull the latest generation, train on corrected cases, push the update, status",
       tessera::cli::addClientCommand);
   add("simulate", "Run a whole federation (server + site processes) on this machine and compare strategies",

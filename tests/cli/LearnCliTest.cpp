@@ -1,0 +1,146 @@
+// `tessera learn` run the way a site runs it: after each accepted case, then again with nothing new.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tessera/image/ImageIO.h"
+
+namespace fs = std::filesystem;
+using tessera::image::Geometry;
+using tessera::image::Volume;
+
+namespace {
+
+class LearnCli : public ::testing::Test {
+ protected:
+  struct Result {
+    int code = -1;
+    std::string out, err;
+  };
+
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("tessera-learn-cli-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static std::string slurp(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  Result run(const std::string& args) {
+    const auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
+    const std::string cmd =
+        std::string(TESSERA_BINARY) + " " + args + " >" + out.string() + " 2>" + err.string() + " </dev/null";
+    const int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // A bright sphere of the given radius in a dark box, written as case NAME of folder DIR.
+  void writeCase(const std::string& folder, const std::string& name, double radius, float label = 1.0f) {
+    Geometry g;
+    g.size = {32, 32, 8};
+    g.spacing = {1.0, 1.0, 2.0};
+    Volume img(g), lab(g);
+    for (int64_t z = 0; z < 8; ++z)
+      for (int64_t y = 0; y < 32; ++y)
+        for (int64_t x = 0; x < 32; ++x) {
+          const double dx = x - 16, dy = y - 16, dz = (z - 4) * 2.0;
+          const bool inside = dx * dx + dy * dy + dz * dz <= radius * radius;
+          img.at(x, y, z) = inside ? 100.0f + static_cast<float>((x * 7 + y * 3) % 11) : 20.0f + static_cast<float>((x + y) % 5);
+          lab.at(x, y, z) = inside ? label : 0.0f;
+        }
+    fs::create_directories(dir_ / folder / "images");
+    fs::create_directories(dir_ / folder / "labels");
+    tessera::image::writeImage(img, dir_ / folder / "images" / (name + ".nii.gz"));
+    tessera::image::writeImage(lab, dir_ / folder / "labels" / (name + ".nii.gz"), tessera::image::PixelType::UInt8);
+  }
+
+  // A small model trained on two spheres: the site's generation 0.
+  void trainSiteModel() {
+    writeCase("initial", "s1", 7);
+    writeCase("initial", "s2", 10);
+    std::ofstream(path("spec.json"))
+        << R"({"network": {"dims": 2, "axis": 2, "base_features": 8, "depth": 3}, "preprocessing": {"target_spacing": [0, 0, 0]}})";
+    const auto r = run("train --dataset " + path("initial") + " --spec " + path("spec.json") + " --out " + path("m.tsm") +
+                       " --epochs 15 --batch-size 4 --threads 1 --task sphere");
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(LearnCli, LearnsEachAcceptedCaseOnceAndAdvancesTheSiteGeneration) {
+  trainSiteModel();
+  writeCase("cases", "a1", 8);
+  auto r = run("learn --model " + path("m.tsm") + " --cases " + path("cases") + " --out " + path("m1.tsm") +
+               " --epochs 2 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("epoch 2/2"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("learned 1 case(s) (a1), replayed 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("a1: Dice "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("site generation 1, parent 0"), std::string::npos) << r.out;
+  ASSERT_TRUE(fs::exists(path("m1.tsm")));
+  const auto record = nlohmann::json::parse(slurp(dir_ / "cases" / "learned.json"));
+  ASSERT_EQ(record["cases"].size(), 1u);
+  EXPECT_EQ(record["cases"][0]["name"], "a1");
+  EXPECT_EQ(record["cases"][0]["generation"], 1);
+
+  // Run again: nothing new, nothing written.
+  r = run("learn --model " + path("m1.tsm") + " --cases " + path("cases") + " --out " + path("m2.tsm") + " --threads 1");
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("nothing new to learn"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(path("m2.tsm")));
+
+  // The next accepted case is learned with the first one replayed.
+  writeCase("cases", "a2", 9);
+  r = run("learn --model " + path("m1.tsm") + " --cases " + path("cases") + " --out " + path("m2.tsm") +
+          " --epochs 1 --threads 1 --replay 4 --replay-sampling recent --label-smoothing 0");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("learned 1 case(s) (a2), replayed 1 (a1)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("site generation 2, parent 1"), std::string::npos) << r.out;
+}
+
+TEST_F(LearnCli, BadInputIsOneLineAndWritesNothing) {
+  trainSiteModel();
+  auto r = run("learn --model " + path("m.tsm") + " --cases " + path("nowhere") + " --out " + path("m1.tsm"));
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("nowhere"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+
+  // A case with a class the model does not have (label 2 of a 2-class model).
+  writeCase("cases", "three", 8, 2.0f);
+  r = run("learn --model " + path("m.tsm") + " --cases " + path("cases") + " --out " + path("m1.tsm"));
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("labels/three"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "cases" / "learned.json"));
+
+  fs::remove_all(dir_ / "cases");
+  writeCase("cases", "a1", 8);
+  r = run("learn --model " + path("m.tsm") + " --cases " + path("cases") + " --out " + path("m1.tsm") + " --replay-sampling newest");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("newest"), std::string::npos) << r.err;
+  r = run("learn --model " + path("missing.tsm") + " --cases " + path("cases") + " --out " + path("m1.tsm"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("missing.tsm"), std::string::npos) << r.err;
+  r = run("learn --model " + path("m.tsm") + " --cases " + path("cases") + " --out " + path("m1.tsm") + " --new a7");
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("a7"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(path("m1.tsm")));
+  EXPECT_FALSE(fs::exists(dir_ / "cases" / "learned.json"));
+}
+
+}  // namespace
