@@ -47,5 +47,6 @@ Action addSimulateCommand(CLI::App& app);
 Action addClientCommand(CLI::App& app);
 Action addLearnCommand(CLI::App& app);
 Action addPrivacyCommand(CLI::App& app);
+Action addBenchCommand(CLI::App& app);
 
 }  // namespace tessera::cli

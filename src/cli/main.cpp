@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
       tessera::cli::addSimulateCommand);
   add("privacy", "Plan differential privacy: epsilon of a noise/sampling/rounds plan, or the noise for a target epsilon",
       tessera::cli::addPrivacyCommand);
+  add("bench", "Benchmarks on your own cases: 'interactive' runs the simulated-user protocol (NoC, effort, forgetting)",
+      tessera::cli::addBenchCommand);
   add("demo", "Three simulated hospitals federate brain segmentation on Colin27 (simulate with defaults)",
       tessera::cli::addDemoCommand);
 
