@@ -12,6 +12,7 @@
 #include "Commands.h"
 #include "ProgressReporter.h"
 #include "tessera/client/ClientConfig.h"
+#include "tessera/client/PrivatePush.h"
 #include "tessera/client/SiteTrainer.h"
 #include "tessera/common/Error.h"
 #include "tessera/nn/Runtime.h"
@@ -35,6 +36,7 @@ struct ClientArgs {
   uint64_t seed = 1;
   int threads = 0;
   bool json = false;
+  std::optional<double> dpClip, dpNoise;  // push: local differential privacy
 };
 
 std::optional<std::string> given(const CLI::Option* option, const std::string& value) {
@@ -151,6 +153,8 @@ Action addClientCommand(CLI::App& app) {
   a->train->add_option("--seed", a->seed, "Random seed (shuffling, augmentation)")->capture_default_str();
   a->train->add_option("--threads", a->threads, "Compute threads (default: all cores)");
   a->push = app.add_subcommand("push", "Send the trained model's difference to its base generation to the server");
+  a->push->add_option("--dp-clip", a->dpClip, "Local DP: clip the delta to this L2 norm before adding noise");
+  a->push->add_option("--dp-noise", a->dpNoise, "Local DP: noise multiplier z (Gaussian noise of std z * clip per parameter)");
   a->status = app.add_subcommand("status", "Show the server, the cached generations and what is waiting to be pushed");
   a->status->add_flag("--json", a->json, "Print the status as JSON");
   // The common options may also follow the sub-command: `tessera client pull --task brain`.
@@ -194,7 +198,11 @@ Action addClientCommand(CLI::App& app) {
       summary << "; next: tessera client push\n";
       std::cout << summary.str();
     } else if (a->push->parsed()) {
-      const auto answer = client::push(config, std::cerr);
+      if (a->dpClip.has_value() != a->dpNoise.has_value())
+        throw Error(ErrorCode::Config, "--dp-clip and --dp-noise: give both for a differentially private push, or neither");
+      std::optional<federation::DpParameters> dp;
+      if (a->dpClip) dp = federation::DpParameters{*a->dpClip, *a->dpNoise};
+      const auto answer = client::pushWithPrivacy(config, std::cerr, dp);
       std::cout << "pushed update " << orDash(answer.value("update", nlohmann::json())) << " for " << config.task
                 << " (" << answer.value("status", "queued") << ")\n";
     } else if (a->status->parsed()) {

@@ -11,6 +11,7 @@
 #include "tessera/common/AtomicFile.h"
 #include "tessera/model/Model.h"
 #include "tessera/nn/Inference.h"
+#include "tessera/server/PrivacyLedger.h"
 #include "tessera/server/AdminTasks.h"
 #include "tessera/server/Backup.h"
 #include "tessera/server/BlobStore.h"
@@ -94,6 +95,7 @@ void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>
   struct Args {
     std::string data = "tessera-server";
     std::string name, role = "site", model, strategy = "fedavg", task, cases, policy, out;
+    bool json = false;
   };
   auto a = std::make_shared<Args>();
   auto dataOption = [a](CLI::App* sub) {
@@ -147,6 +149,32 @@ void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>
     server::Registry registry(a->data);
     const auto patch = a->policy.empty() ? nlohmann::json::object() : nlohmann::json::parse(a->policy);
     std::cout << server::updatePolicy(registry, a->task, patch).dump(2) << "\n";
+    return 0;
+  });
+
+  auto* privacy = admin.add_subcommand("privacy", "Show the differential-privacy epsilon each site has spent on a task");
+  privacy->add_option("--task", a->task, "Task name")->required();
+  privacy->add_flag("--json", a->json, "Print the report as JSON (what GET /v1/models/T/privacy answers)");
+  dataOption(privacy);
+  actions.emplace_back(privacy, [a] {
+    requireDataFolder(a->data);
+    server::Registry registry(a->data);
+    const auto report = server::privacyReport(registry, a->task);
+    if (a->json) {
+      std::cout << report.dump(2) << "\n";
+      return 0;
+    }
+    const auto& dp = report["dp"];
+    std::printf("task '%s': dp mode %s, clip %g, noise multiplier %g, delta %g, budget %s\n", a->task.c_str(),
+                dp["mode"].get<std::string>().c_str(), dp["clip"].get<double>(), dp["noise_multiplier"].get<double>(),
+                dp["delta"].get<double>(),
+                dp["epsilon_max"].get<double>() > 0 ? std::to_string(dp["epsilon_max"].get<double>()).c_str() : "none");
+    std::printf("%-24s %9s %12s %12s\n", "site", "releases", "epsilon", "remaining");
+    for (const auto& s : report["sites"]) {
+      const auto value = [](const nlohmann::json& v) { return v.is_null() ? std::string("-") : std::to_string(v.get<double>()); };
+      std::printf("%-24s %9d %12s %12s\n", s["site"].get<std::string>().c_str(), s["releases"].get<int>(),
+                  s["epsilon"].is_null() ? "inf" : value(s["epsilon"]).c_str(), value(s["remaining"]).c_str());
+    }
     return 0;
   });
 

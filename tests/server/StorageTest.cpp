@@ -667,7 +667,8 @@ TEST_F(StorageTest, MigratesAVersionOneFile) {
   // Back to what version 1 wrote.
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP INDEX updates_by_idempotency_key; DROP INDEX updates_by_site_blob; DROP INDEX events_by_site_time; "
-                         "ALTER TABLE updates DROP COLUMN idempotency_key; PRAGMA user_version = 1;",
+                         "ALTER TABLE updates DROP COLUMN idempotency_key; ALTER TABLE updates DROP COLUMN dp_noise_multiplier; "
+                         "PRAGMA user_version = 1;",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(db);
@@ -686,7 +687,7 @@ TEST_F(StorageTest, MigratesAVersionOneFile) {
   sqlite3_stmt* q = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(check, "PRAGMA user_version", -1, &q, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(q, 0), 2);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 3);
   sqlite3_finalize(q);
   sqlite3_close(check);
 }

@@ -4,6 +4,8 @@
 
 #include "UsageEvents.h"
 #include "tessera/client/ApiClient.h"
+#include "tessera/client/PrivatePush.h"
+#include "tessera/common/AtomicFile.h"
 #include "tessera/common/Error.h"
 #include "tessera/common/Sha256.h"
 #include "tessera/client/ModelCache.h"
@@ -29,7 +31,11 @@ std::string idempotencyKey(const std::string& task, const TrainedRecord& record)
 
 }  // namespace
 
-nlohmann::json push(const ClientConfig& config, std::ostream& log) {
+nlohmann::json push(const ClientConfig& config, std::ostream& log) { return pushWithPrivacy(config, log, std::nullopt); }
+
+nlohmann::json pushWithPrivacy(const ClientConfig& config, std::ostream& log,
+                               const std::optional<federation::DpParameters>& dp) {
+  if (dp) dp->validate();
   SiteState state(config.home, config.task);
   const auto record = state.readTrained();
   if (!record) {
@@ -55,7 +61,30 @@ nlohmann::json push(const ClientConfig& config, std::ostream& log) {
   update.header.task = config.task;
   update.header.baseGeneration = record->baseGeneration;
   update.header.idempotencyKey = idempotencyKey(config.task, *record);
-  const std::string bytes = federation::encodeUpdate(update);
+  std::string bytes;
+  if (dp) {
+    const auto privateFile = state.trainedInfoPath().parent_path() / ("private-" + update.header.idempotencyKey + ".tsu");
+    std::error_code ec;
+    if (std::filesystem::exists(privateFile, ec)) {
+      bytes = common::readFile(privateFile);
+      const auto sent = federation::decodeUpdate(bytes, privateFile.string());
+      if (!sent.header.dp || sent.header.dp->clipNorm != dp->clipNorm || sent.header.dp->noiseMultiplier != dp->noiseMultiplier) {
+        throw Error(ErrorCode::Config, privateFile.string() + ": this training was already noised with other DP parameters; "
+                                                             "push it with those, or train again");
+      }
+      log << "resending the noised update written before (" << privateFile.string() << ")\n";
+    } else {
+      federation::NoiseSource noise;
+      const double norm = federation::privatizeLocally(update.weights, *dp, noise);
+      update.header.dp = *dp;
+      bytes = federation::encodeUpdate(update);
+      common::writeFileAtomically(privateFile, bytes);
+      log << "local DP: delta norm " << norm << " clipped to " << dp->clipNorm << ", noise std "
+          << dp->noiseMultiplier * dp->clipNorm << " per parameter\n";
+    }
+  } else {
+    bytes = federation::encodeUpdate(update);
+  }
 
   ApiClient api(config);
   log << "pushing " << config.task << " update (base generation " << record->baseGeneration << ", " << record->samples

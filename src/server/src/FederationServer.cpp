@@ -30,6 +30,7 @@
 #include "tessera/server/AdminTasks.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/HighWater.h"
+#include "tessera/server/PrivacyLedger.h"
 #include "tessera/server/Registry.h"
 #include "tessera/model/TaskName.h"
 #include "tessera/common/Error.h"
@@ -301,6 +302,7 @@ struct FederationServer::Impl {
   void generationRoutes(httplib::Server& svr);
   void policyRoutes(httplib::Server& svr);
   void updateRoutes(httplib::Server& svr);
+  void privacyRoutes(httplib::Server& svr);
   void usageRoutes(httplib::Server& svr);
   void receiveEvents(const httplib::Request& req, httplib::Response& res, const std::string& text);
 
@@ -364,6 +366,8 @@ void FederationServer::Impl::receiveUpdate(const httplib::Request& req, httplib:
   std::optional<federation::UpdateFileInfo> info;
   std::optional<GenerationRecord> base;
   std::optional<UpdateRecord> repeat;  // the update this one repeats (same idempotency key)
+  std::optional<double> dpNoise;       // the noise multiplier its DP release is accounted with
+  std::optional<Error> budgetRefusal;  // over the site's privacy budget, unless it is a repeat
   std::optional<common::AtomicFileWriter> file;
   common::Sha256 hash;
   std::exception_ptr refusal;
@@ -421,6 +425,23 @@ void FederationServer::Impl::receiveUpdate(const httplib::Request& req, httplib:
     if (!h.idempotencyKey.empty()) {
       repeat = registry->sameUpdate(model.id, site.id, h.idempotencyKey, "");
       if (repeat) return Stage::HashOnly;
+    }
+    // Differential privacy: the update's release is accounted at this noise multiplier; refused
+    // here, before its body is stored, when the policy wants DP it lacks or the site's budget is
+    // spent (checked again in the transaction that queues it).
+    if (h.dp && h.kind != federation::UpdateKind::Delta) {
+      throw Error(ErrorCode::BadUpdate, "update declares local DP but is not a delta ('kind' is '" + federation::toString(h.kind) + "')");
+    }
+    dpNoise = accountedNoiseMultiplier(policy.dp, h.dp ? std::optional<double>(h.dp->noiseMultiplier) : std::nullopt, task);
+    if (dpNoise) {
+      try {
+        checkPrivacyBudget(policy.dp, registry->privacySteps(model.id, site.id), *dpNoise, site.name, task);
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::PrivacyBudgetExceeded) throw;
+        // Refused unless its bytes repeat an update already counted (known once they are hashed).
+        budgetRefusal = e;
+        return Stage::HashOnly;
+      }
     }
     if (registry->queuedFrom(model.id, site.id) < policy.updatesPerSitePerRound) return Stage::Store;
     // Over the site's share of the round: refused, unless it repeats an update of this site
@@ -502,13 +523,30 @@ void FederationServer::Impl::receiveUpdate(const httplib::Request& req, httplib:
   if (stage == Stage::HashOnly) {
     if (repeat) return answerRepeat(*repeat);
     if (const auto same = registry->sameUpdate(model.id, site.id, "", sha)) return answerRepeat(*same);
+    if (budgetRefusal) throw *budgetRefusal;
     throw roundFull();
   }
   // The same bytes as an update this site sent before: no need to check or store them again.
   if (const auto same = registry->sameUpdate(model.id, site.id, "", sha)) return answerRepeat(*same);
 
   blobs->verify(base->weightsSha256);  // the norm check reads the base weights: never damaged ones
-  const auto check = federation::checkUpdateFile(file->temporaryPath(), task, {blobs->pathOf(base->weightsSha256), 0, 0}, policy);
+  // A locally private delta is mostly noise, ‖Δ‖ ≈ z·C·√P: the ratio to the model's norm says
+  // nothing then. Its bound is the clip plus the noise's norm with a margin of 6 of its standard
+  // deviations (σ/√2 for the norm of a P-dimensional Gaussian).
+  auto checkPolicy = policy;
+  const auto& declaredDp = info->header.dp;
+  if (declaredDp) checkPolicy.maxDeltaNormRatio = 1e300;
+  const auto check = federation::checkUpdateFile(file->temporaryPath(), task, {blobs->pathOf(base->weightsSha256), 0, 0}, checkPolicy);
+  if (declaredDp) {
+    const double c = declaredDp->clipNorm, sigma = declaredDp->noiseMultiplier * c;
+    const double bound = c + sigma * (std::sqrt(static_cast<double>(check.info.header.parameters)) + 6);
+    if (!(check.deltaNorm <= bound)) {
+      char text[200];
+      std::snprintf(text, sizeof text, "update norm %.4g is over %.4g, the most a delta clipped to %.4g with noise multiplier %.4g can have",
+                    check.deltaNorm, bound, c, declaredDp->noiseMultiplier);
+      throw Error(ErrorCode::NormTooLarge, text);
+    }
+  }
   const fs::path target = blobs->pathOf(sha);
   fs::create_directories(target.parent_path());
   file->commit(target);
@@ -526,8 +564,11 @@ void FederationServer::Impl::receiveUpdate(const httplib::Request& req, httplib:
   u.weightsBytes = static_cast<int64_t>(check.info.weightsLength);
   u.deltaNorm = check.deltaNorm;
   u.idempotencyKey = check.info.header.idempotencyKey;
+  u.dpNoiseMultiplier = dpNoise;
   // One transaction decides, also between two copies of one upload arriving at the same time.
-  const QueuedUpdate queued = registry->queueUpdate(u, policy.updatesPerSitePerRound);
+  const QueuedUpdate queued = registry->queueUpdate(u, policy.updatesPerSitePerRound, [&](const std::vector<PrivacyStep>& earlier) {
+    if (dpNoise) checkPrivacyBudget(policy.dp, earlier, *dpNoise, site.name, task);
+  });
   if (queued.duplicate) return answerRepeat(*registry->update(queued.id));
   const int64_t id = queued.id;
   try {
@@ -843,6 +884,18 @@ void FederationServer::Impl::policyRoutes(httplib::Server& svr) {
   }));
 }
 
+// /v1/models/T/privacy: ε spent per site under the model's DP policy (admin: every site; a site:
+// its own row).
+void FederationServer::Impl::privacyRoutes(httplib::Server& svr) {
+  svr.Get(R"(/v1/models/([^/]+)/privacy)", [this](const httplib::Request& req, httplib::Response& res) {
+    guard(res, [&] {
+      const Site s = require(req, "");
+      const auto m = modelOr404(req.matches[1]);
+      sendJson(res, 200, privacyReport(*registry, m.task, s.role == "admin" ? std::nullopt : std::optional(s.name)));
+    });
+  });
+}
+
 // /v1/models/T/updates and /v1/updates/N: uploads and their status.
 void FederationServer::Impl::updateRoutes(httplib::Server& svr) {
   svr.Post(R"(/v1/models/([^/]+)/updates)",
@@ -957,6 +1010,7 @@ void FederationServer::Impl::routes() {
   modelRoutes(svr);
   generationRoutes(svr);
   policyRoutes(svr);
+  privacyRoutes(svr);
   updateRoutes(svr);
   usageRoutes(svr);
   fallbackRoutes(svr);

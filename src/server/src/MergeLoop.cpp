@@ -6,9 +6,11 @@
 #include <system_error>
 
 #include "tessera/federation/Merge.h"
+#include "tessera/federation/CentralDpMerge.h"
 #include "tessera/federation/ValidationGate.h"
 #include "tessera/server/AdminTasks.h"
 #include "tessera/server/HighWater.h"
+#include "tessera/server/PrivacyLedger.h"
 #include "tessera/model/TaskName.h"
 #include "tessera/common/Error.h"
 
@@ -246,7 +248,13 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
     common::WeightRecordReader r(input.current, "current");
     return r.tensorCount();
   }());
-  const auto merged = federation::mergeUpdates(input, writer);
+  federation::MergeOutput merged;
+  if (policy.dp.mode == federation::DpMode::Central) {
+    federation::NoiseSource noise;  // keyed from OS entropy for every round
+    merged = federation::mergeWithCentralDp(input, {policy.dp.clipNorm, policy.dp.noiseMultiplier}, noise, writer).merge;
+  } else {
+    merged = federation::mergeUpdates(input, writer);
+  }
   const fs::path target = blobs_.pathOf(merged.weightsSha256);
   std::error_code ec;
   const bool existed = fs::exists(target, ec);
@@ -307,6 +315,17 @@ void MergeLoop::recordCandidate(const ModelRecord& model, const GenerationRecord
     if (log_) {
       log_("model '" + model.task + "': generation " + std::to_string(g.generation) + " published (" + g.strategy + ", " +
            std::to_string(ids.size()) + " update(s), validation Dice " + formatDice(before) + " -> " + formatDice(after) + ")");
+    }
+    if (log_ && policy.dp.mode != federation::DpMode::Off) {
+      try {
+        std::string line = "model '" + model.task + "': privacy spent (epsilon at delta " + std::to_string(policy.dp.delta) + "):";
+        for (const auto& s : privacyReport(registry_, model.task)["sites"]) {
+          line += " " + s["site"].get<std::string>() + "=" + (s["epsilon"].is_null() ? std::string("inf") : std::to_string(s["epsilon"].get<double>()));
+        }
+        log_(line);
+      } catch (const std::exception& e) {
+        log_("model '" + model.task + "': privacy report failed: " + e.what());
+      }
     }
   } else {
     RejectedCandidate c;

@@ -23,19 +23,22 @@ void validate(const NewUpdate& u) {
   // SQLite would store NaN as NULL, silently turning "unmeasurable" into "not measured".
   if (u.deltaNorm && !std::isfinite(*u.deltaNorm)) bad("delta_norm is not finite");
   if (u.idempotencyKey.size() > 128) bad("idempotency_key is over 128 characters");
+  if (u.dpNoiseMultiplier && !(*u.dpNoiseMultiplier >= 0 && std::isfinite(*u.dpNoiseMultiplier)))
+    bad("dp_noise_multiplier is not a finite number >= 0");
 }
 
 void insertUpdate(db::Connection& db, const NewUpdate& u) {
   try {
     db::Statement q(db, "queueing an update",
                     "INSERT INTO updates(model_id, site_id, base_generation, kind, samples, metrics_json, blob_sha256, "
-                    "weights_offset, weights_bytes, delta_norm, status, received_at, idempotency_key) "
-                    "VALUES(?,?,?,?,?,?,?,?,?,?,'queued',?,?)");
+                    "weights_offset, weights_bytes, delta_norm, status, received_at, idempotency_key, dp_noise_multiplier) "
+                    "VALUES(?,?,?,?,?,?,?,?,?,?,'queued',?,?,?)");
     q.bind(1, u.modelId).bind(2, u.siteId).bind(3, u.baseGeneration).bind(4, u.kind).bind(5, u.samples);
     q.bindJson(6, u.metrics.is_null() ? nlohmann::json::object() : u.metrics).bind(7, u.blobSha256);
     q.bind(8, u.weightsOffset).bind(9, u.weightsBytes).bind(10, u.deltaNorm).bind(11, rows::now());
     if (u.idempotencyKey.empty()) q.bindNull(12);
     else q.bind(12, u.idempotencyKey);
+    q.bind(13, u.dpNoiseMultiplier);
     q.run();
   } catch (const Error& e) {
     if (e.code() != ErrorCode::NotFound) throw;
@@ -61,6 +64,16 @@ std::optional<UpdateRecord> findSame(db::Connection& db, int64_t modelId, int64_
   return std::nullopt;
 }
 
+std::vector<PrivacyStep> readPrivacySteps(db::Connection& db, int64_t modelId, int64_t siteId) {
+  db::Statement q(db, "reading the privacy ledger",
+                  "SELECT u.site_id, s.name, u.dp_noise_multiplier FROM updates u LEFT JOIN sites s ON s.id = u.site_id "
+                  "WHERE u.model_id = ?1 AND (?2 = 0 OR u.site_id = ?2) AND u.dp_noise_multiplier IS NOT NULL ORDER BY u.id");
+  q.bind(1, modelId).bind(2, siteId);
+  std::vector<PrivacyStep> out;
+  while (q.step()) out.push_back({q.integer(0), q.text(1), q.real(2)});
+  return out;
+}
+
 int64_t countQueued(db::Connection& db, int64_t modelId, int64_t siteId) {
   db::Statement q(db, "counting a site's queued updates",
                   "SELECT count(*) FROM updates WHERE model_id = ? AND site_id = ? AND status = 'queued'");
@@ -78,7 +91,8 @@ int64_t Registry::addUpdate(const NewUpdate& u) {
   return db_->lastInsertId();
 }
 
-QueuedUpdate Registry::queueUpdate(const NewUpdate& u, int maxQueuedPerSite) {
+QueuedUpdate Registry::queueUpdate(const NewUpdate& u, int maxQueuedPerSite,
+                                   const std::function<void(const std::vector<PrivacyStep>&)>& admit) {
   validate(u);
   std::lock_guard lock(mutex_);
   return db_->transaction([&] {
@@ -92,9 +106,15 @@ QueuedUpdate Registry::queueUpdate(const NewUpdate& u, int maxQueuedPerSite) {
                                            std::to_string(maxQueuedPerSite) +
                                            " per round ('updates_per_site_per_round'); wait until the round is merged");
     }
+    if (admit) admit(readPrivacySteps(*db_, u.modelId, u.siteId));
     insertUpdate(*db_, u);
     return QueuedUpdate{db_->lastInsertId(), false, "queued"};
   });
+}
+
+std::vector<PrivacyStep> Registry::privacySteps(int64_t modelId, int64_t siteId) const {
+  std::lock_guard lock(mutex_);
+  return readPrivacySteps(*db_, modelId, siteId);
 }
 
 std::optional<UpdateRecord> Registry::sameUpdate(int64_t modelId, int64_t siteId, const std::string& idempotencyKey,

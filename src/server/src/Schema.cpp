@@ -88,9 +88,17 @@ CREATE INDEX IF NOT EXISTS events_by_site_time ON events(site_id, at);
 PRAGMA user_version = 2;
 )sql";
 
+// Version 3: differential privacy. The noise multiplier an update was released with (declared by
+// the site in local mode, the policy's in central mode; NULL: none), which the privacy ledger
+// composes per site and model.
+constexpr const char* kVersion3 = R"sql(
+ALTER TABLE updates ADD COLUMN dp_noise_multiplier REAL;
+PRAGMA user_version = 3;
+)sql";
+
 // Step i takes a file from version i to i + 1 (version 0: a new, empty file). Append a step for
 // each new version; never change one that has shipped.
-constexpr const char* kSteps[] = {kTables, kVersion2};
+constexpr const char* kSteps[] = {kTables, kVersion2, kVersion3};
 static_assert(std::size(kSteps) == kSchemaVersion, "one migration step per schema version");
 
 int userVersion(Connection& connection) {

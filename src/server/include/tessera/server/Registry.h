@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -98,6 +99,14 @@ struct NewUpdate {
   int64_t weightsBytes = 0;
   std::optional<double> deltaNorm;
   std::string idempotencyKey;  // from the update's header; empty: none
+  std::optional<double> dpNoiseMultiplier;  // the z it was released with under DP; none: no DP
+};
+
+// One DP release of a site's update, as the privacy ledger composes them.
+struct PrivacyStep {
+  int64_t siteId = 0;
+  std::string siteName;
+  double noiseMultiplier = 0;
 };
 
 // What queueUpdate did with an upload.
@@ -163,7 +172,13 @@ class Registry {
   // the same idempotency key or the same blob (the same bytes) is that update again (its id,
   // duplicate, nothing stored); otherwise "conflict" when the site already has
   // `maxQueuedPerSite` updates queued for the model; otherwise queued like addUpdate.
-  QueuedUpdate queueUpdate(const NewUpdate& u, int maxQueuedPerSite);
+  // `admit`, when given, runs inside the same transaction just before the update is stored, with
+  // the site's earlier DP releases for the model; it throws to refuse (the privacy budget).
+  QueuedUpdate queueUpdate(const NewUpdate& u, int maxQueuedPerSite,
+                           const std::function<void(const std::vector<PrivacyStep>&)>& admit = {});
+  // Every DP release for the model (all statuses: a queued or discarded update was seen by the
+  // server all the same), or only one site's (siteId > 0), by update id.
+  std::vector<PrivacyStep> privacySteps(int64_t modelId, int64_t siteId = 0) const;
   // The update `siteId` sent for `modelId` with this idempotency key (when the key is not
   // empty) or else with this blob, if any: what queueUpdate would answer as a duplicate.
   std::optional<UpdateRecord> sameUpdate(int64_t modelId, int64_t siteId, const std::string& idempotencyKey,

@@ -1,0 +1,89 @@
+#include "tessera/federation/CentralDpMerge.h"
+
+#include <string>
+
+#include "tessera/common/Error.h"
+
+namespace tessera::federation {
+
+namespace {
+
+common::WeightSet readAll(const common::WeightsLocation& location, const std::string& source) {
+  common::WeightRecordReader reader(location, source);
+  common::WeightSet set;
+  while (reader.next()) {
+    const auto& info = reader.tensor();
+    common::WeightTensor t{info.name, info.shape, std::vector<float>(static_cast<size_t>(info.elements))};
+    reader.read(t.values.data(), info.elements, true);
+    set.push_back(std::move(t));
+  }
+  return set;
+}
+
+void expectSameLayout(const common::WeightSet& a, const common::WeightSet& b, const std::string& source) {
+  if (a.size() != b.size()) {
+    throw Error(ErrorCode::ShapeMismatch, source + ": holds " + std::to_string(b.size()) + " tensors, the model " +
+                                              std::to_string(a.size()));
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].name != b[i].name || a[i].shape != b[i].shape) {
+      throw Error(ErrorCode::ShapeMismatch, source + ": tensor '" + b[i].name + "' does not match the model's '" + a[i].name + "'");
+    }
+  }
+}
+
+}  // namespace
+
+CentralDpMergeOutput mergeWithCentralDp(const MergeInput& input, const DpParameters& dp, NoiseSource& noise,
+                                        common::WeightRecordWriter& out) {
+  dp.validate();
+  if (input.updates.empty()) throw std::invalid_argument("mergeWithCentralDp: no updates to merge");
+  const Strategy strategy = input.policy.strategy;
+  if (strategy != Strategy::FedAvg && strategy != Strategy::FedBN) {
+    throw Error(ErrorCode::BadRequest, "central DP merges with fedavg or fedbn only, not " + toString(strategy));
+  }
+  const common::WeightSet current = readAll(input.current, "generation " + std::to_string(input.currentGeneration));
+  common::WeightSet mean = current;
+  for (auto& t : mean) std::fill(t.values.begin(), t.values.end(), 0.0f);
+  std::vector<double> sum(static_cast<size_t>(common::parameterCount(current)), 0.0);
+
+  CentralDpMergeOutput result;
+  const double m = static_cast<double>(input.updates.size());
+  for (const auto& u : input.updates) {
+    const std::string name = "update " + std::to_string(u.id);
+    common::WeightSet delta = readAll(u.weights, name);
+    expectSameLayout(current, delta, name);
+    if (u.kind == UpdateKind::Weights) {
+      if (!input.generationWeights) throw std::invalid_argument("mergeWithCentralDp: no access to earlier generations");
+      const auto base = readAll(input.generationWeights(u.baseGeneration), "generation " + std::to_string(u.baseGeneration));
+      expectSameLayout(current, base, "generation " + std::to_string(u.baseGeneration));
+      for (size_t i = 0; i < delta.size(); ++i)
+        for (size_t j = 0; j < delta[i].values.size(); ++j) delta[i].values[j] -= base[i].values[j];
+    }
+    result.normsBeforeClipping.push_back(clipToNorm(delta, dp.clipNorm));
+    size_t k = 0;
+    for (const auto& t : delta)
+      for (float v : t.values) sum[k++] += v;
+    result.merge.contributions.push_back(1.0 / m);
+  }
+  size_t k = 0;
+  for (auto& t : mean)
+    for (float& v : t.values) v = static_cast<float>(sum[k++] / m);
+  addCentralNoise(mean, dp, static_cast<int64_t>(input.updates.size()), noise);
+
+  for (size_t i = 0; i < current.size(); ++i) {
+    const auto& c = current[i];
+    const bool keepCurrent = isRunningStatistic(c.name) || (strategy == Strategy::FedBN && isNormalizationTensor(c.name));
+    std::vector<float> merged(c.values);
+    if (!keepCurrent)
+      for (size_t j = 0; j < merged.size(); ++j) merged[j] = static_cast<float>(double(c.values[j]) + mean[i].values[j]);
+    out.beginTensor(c.name, c.shape);
+    out.write(merged.data(), static_cast<int64_t>(merged.size()));
+    result.merge.parameters += static_cast<int64_t>(merged.size());
+  }
+  result.merge.weightsSha256 = out.finishHash();
+  result.merge.weightsBytes = out.bytesWritten();
+  return result;
+}
+
+}  // namespace tessera::federation
