@@ -79,7 +79,7 @@ Action addLearnCommand(CLI::App& app) {
       // Scoped so the progress line is finished before the summary is printed.
       ProgressReporter progress("learn");
       a->options.onEpoch = [&progress](const nn::TrainProgress& p) { progress(p); };
-      r = interactive::learnContinually(model, selection.fresh, selection.earlier, a->options);
+      r = interactive::learnFromCaseFolder(model, selection, a->options);
     }
     model::saveModel(model, a->out);
     // Only once the model that holds them exists: a failed run leaves the cases new.

@@ -72,9 +72,9 @@ TEST_F(ContinualLearning, LearnRecordKeepsLearnedCasesFromCountingAsNewAgain) {
   EXPECT_TRUE(third.fresh.empty());
   EXPECT_EQ(third.recorded, 3u);
   ASSERT_EQ(third.earlier.size(), 3u);
-  EXPECT_EQ(third.earlier[0].name, "c3");
-  EXPECT_EQ(third.earlier[1].name, "c1");
-  EXPECT_EQ(third.earlier[2].name, "c2");
+  EXPECT_EQ(third.earlier[0], "c3");
+  EXPECT_EQ(third.earlier[1], "c1");
+  EXPECT_EQ(third.earlier[2], "c2");
 
   const auto record = readLearnedRecord(dir_);
   ASSERT_EQ(record.size(), 3u);
@@ -150,7 +150,7 @@ TEST_F(ContinualLearning, OptionsLabelSmoothingAndProxyWeightsReachTraining) {
     seenCases = cases;
   };
   const int64_t generation = m.generation;
-  const ContinualResult r = learnContinually(m, s.fresh, s.earlier, options);
+  const ContinualResult r = learnFromCaseFolder(m, s, options);
   EXPECT_DOUBLE_EQ(seen.labelSmoothing, 0.1);
   EXPECT_DOUBLE_EQ(seen.learningRate, options.learningRate);
   EXPECT_EQ(seen.epochs, options.epochs);
@@ -163,12 +163,13 @@ TEST_F(ContinualLearning, OptionsLabelSmoothingAndProxyWeightsReachTraining) {
   EXPECT_TRUE(seenCases[1].weights.voxels.empty());  // replayed, no proxy: weight 1
   EXPECT_EQ(r.learned, std::vector<std::string>{"c5"});
   EXPECT_EQ(r.replayed, (std::vector<std::string>{"c3", "c4"}));
+  EXPECT_EQ(r.samples, 3 * 16);  // slices along axis 2 of the three cases trained on
   EXPECT_EQ(m.generation, generation + 1);
   EXPECT_EQ(m.parentGeneration, generation);
 
   options.labelSmoothing = 0.0;
   options.advanceGeneration = false;
-  learnContinually(m, s.fresh, s.earlier, options);
+  learnFromCaseFolder(m, s, options);
   EXPECT_DOUBLE_EQ(seen.labelSmoothing, 0.0);
   EXPECT_EQ(m.generation, generation + 1);
 

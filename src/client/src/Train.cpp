@@ -168,19 +168,14 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
     continualOptions.batchSize = options.batchSize;
     continualOptions.advanceGeneration = false;  // the base stays the federation's generation
     continualOptions.onEpoch = options.onEpoch;
-    const interactive::ContinualResult learned =
-        interactive::learnContinually(model, selection.fresh, selection.earlier, continualOptions);
+    const interactive::ContinualResult learned = interactive::learnFromCaseFolder(model, selection, continualOptions);
     result.learned = learned.learned;
     result.replayed = learned.replayed;
     result.dice = learned.dice;
     result.finalLoss = learned.finalLoss;
     result.seconds = learned.seconds;
-    for (const auto& c : selection.fresh) cases.push_back(c.data);
-    for (const auto& c : selection.earlier) {
-      if (std::find(result.replayed.begin(), result.replayed.end(), c.name) != result.replayed.end()) cases.push_back(c.data);
-    }
-    result.cases = static_cast<int>(cases.size());
-    result.samples = countSamples(cases, model.spec);
+    result.cases = static_cast<int>(learned.learned.size() + learned.replayed.size());
+    result.samples = learned.samples;
   } else {
     log << "fine-tuning " << config.task << " generation " << *baseGeneration << " on " << cases.size() << " case(s) ("
         << result.samples << (model.spec.dims == 2 ? " slices" : " volumes") << "), " << options.epochs << " epochs\n";

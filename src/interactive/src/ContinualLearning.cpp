@@ -5,6 +5,7 @@
 #include <cmath>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -170,6 +171,9 @@ ContinualResult learnContinually(model::Model& model, const std::vector<model::N
     cases.push_back(c.data);
   }
   for (const auto& name : result.replayed) cases.push_back(byName.at(name)->data);
+  for (const auto& c : cases) {
+    result.samples += model.spec.dims == 2 ? static_cast<double>(c.image.geometry.size[model.spec.axis]) : 1.0;
+  }
 
   nn::TrainOptions train;
   train.epochs = options.epochs;
@@ -198,39 +202,117 @@ ContinualResult learnContinually(model::Model& model, const std::vector<model::N
   return result;
 }
 
+namespace {
+
+// "case1.nii.gz" → "case1" for the endings model::readCaseFolder takes in the Tessera layout.
+std::string tesseraCaseName(const fs::path& file) {
+  const std::string name = file.filename().string();
+  for (const std::string ext : {".nii.gz", ".nii", ".mha", ".nrrd"}) {
+    if (name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0) {
+      return name.substr(0, name.size() - ext.size());
+    }
+  }
+  return {};
+}
+
+// Name → image file of a Tessera-layout folder, every image with its label map; nullopt for the
+// other layouts (nnU-Net, Decathlon: fixed datasets, read whole).
+std::optional<std::map<std::string, fs::path>> listTesseraCases(const fs::path& casesDir) {
+  if (model::detectDatasetLayout(casesDir) != model::DatasetLayout::Tessera) return std::nullopt;
+  std::map<std::string, fs::path> found;
+  for (const auto& entry : fs::directory_iterator(casesDir / "images")) {
+    if (!entry.is_regular_file()) continue;
+    const std::string name = tesseraCaseName(entry.path());
+    if (name.empty()) continue;
+    const fs::path labels = casesDir / "labels" / entry.path().filename();
+    if (!fs::exists(labels)) {
+      throw Error(ErrorCode::BadDataset, entry.path().string() + ": has no label map " + labels.string());
+    }
+    found[name] = entry.path();
+  }
+  return found;
+}
+
+model::NamedCase readChecked(const fs::path& casesDir, const model::Model& model, model::NamedCase c) {
+  validateAgainstModel(casesDir, c, model);
+  c.data.weights = readProxyWeights(casesDir, c);
+  return c;
+}
+
+}  // namespace
+
+std::vector<model::NamedCase> readCases(const fs::path& casesDir, const model::Model& model,
+                                        const std::vector<std::string>& names) {
+  std::vector<model::NamedCase> out;
+  if (names.empty()) return out;
+  if (const auto listed = listTesseraCases(casesDir)) {
+    for (const auto& name : names) {
+      const auto it = listed->find(name);
+      if (it == listed->end()) throw Error(ErrorCode::NotFound, casesDir.string() + ": no case named '" + name + "'");
+      model::NamedCase c;
+      c.name = name;
+      c.data.image = image::readImage(it->second);
+      c.data.labels = image::readImage(casesDir / "labels" / it->second.filename());
+      out.push_back(readChecked(casesDir, model, std::move(c)));
+    }
+    return out;
+  }
+  std::vector<model::NamedCase> all = model::readCaseFolder(casesDir);
+  for (const auto& name : names) {
+    const auto it = std::find_if(all.begin(), all.end(), [&](const model::NamedCase& c) { return c.name == name; });
+    if (it == all.end()) throw Error(ErrorCode::NotFound, casesDir.string() + ": no case named '" + name + "'");
+    out.push_back(readChecked(casesDir, model, *it));
+  }
+  return out;
+}
+
 CaseSelection selectCases(const fs::path& casesDir, const model::Model& model, const std::vector<std::string>& explicitNew) {
   if (!fs::is_directory(casesDir)) throw Error(ErrorCode::NotFound, casesDir.string() + ": no such case folder");
-  std::vector<model::NamedCase> all = model::readCaseFolder(casesDir);
-  for (auto& c : all) {
-    validateAgainstModel(casesDir, c, model);
-    c.data.weights = readProxyWeights(casesDir, c);
+  std::vector<std::string> names;  // sorted
+  if (const auto listed = listTesseraCases(casesDir)) {
+    for (const auto& [name, file] : *listed) names.push_back(name);
+  } else {
+    for (const auto& c : model::readCaseFolder(casesDir)) names.push_back(c.name);
+    std::sort(names.begin(), names.end());
   }
   const std::vector<LearnedCase> record = readLearnedRecord(casesDir);
   std::map<std::string, size_t> learnedOrder;  // the latest position of each name
   for (size_t i = 0; i < record.size(); ++i) learnedOrder[record[i].name] = i;
 
-  std::set<std::string> named(explicitNew.begin(), explicitNew.end());
+  const std::set<std::string> named(explicitNew.begin(), explicitNew.end());
   for (const auto& name : named) {
-    const bool present = std::any_of(all.begin(), all.end(), [&](const model::NamedCase& c) { return c.name == name; });
-    if (!present) throw Error(ErrorCode::NotFound, casesDir.string() + ": no case named '" + name + "' (--new)");
-  }
-  CaseSelection s;
-  std::vector<std::pair<size_t, model::NamedCase>> recorded;
-  for (auto& c : all) {
-    const auto learned = learnedOrder.find(c.name);
-    if (learned != learnedOrder.end()) ++s.recorded;
-    const bool isNew = named.empty() ? learned == learnedOrder.end() : named.count(c.name) > 0;
-    if (isNew) {
-      s.fresh.push_back(std::move(c));
-    } else if (learned == learnedOrder.end()) {
-      s.earlier.push_back(std::move(c));  // predates the record: the oldest (sorted by name)
-    } else {
-      recorded.emplace_back(learned->second, std::move(c));
+    if (!std::binary_search(names.begin(), names.end(), name)) {
+      throw Error(ErrorCode::NotFound, casesDir.string() + ": no case named '" + name + "' (--new)");
     }
   }
-  std::sort(recorded.begin(), recorded.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (auto& [order, c] : recorded) s.earlier.push_back(std::move(c));
+  CaseSelection s;
+  s.casesDir = casesDir;
+  std::vector<std::string> fresh;
+  std::vector<std::pair<size_t, std::string>> recorded;
+  for (const auto& name : names) {
+    const auto learned = learnedOrder.find(name);
+    if (learned != learnedOrder.end()) ++s.recorded;
+    const bool isNew = named.empty() ? learned == learnedOrder.end() : named.count(name) > 0;
+    if (isNew) {
+      fresh.push_back(name);
+    } else if (learned == learnedOrder.end()) {
+      s.earlier.push_back(name);  // predates the record: the oldest (in name order)
+    } else {
+      recorded.emplace_back(learned->second, name);
+    }
+  }
+  std::sort(recorded.begin(), recorded.end());
+  for (const auto& [order, name] : recorded) s.earlier.push_back(name);
+  s.fresh = readCases(casesDir, model, fresh);
   return s;
+}
+
+ContinualResult learnFromCaseFolder(model::Model& model, const CaseSelection& selection, const ContinualOptions& options) {
+  if (options.replay < 0) throw Error(ErrorCode::BadRequest, "--replay: must be 0 or more, not " + std::to_string(options.replay));
+  const std::vector<std::string> replayed =
+      ReplayBuffer(selection.earlier).sample(static_cast<size_t>(options.replay), options.sampling, options.seed);
+  // The sample is the whole pool handed on, so learnContinually keeps exactly these.
+  return learnContinually(model, selection.fresh, readCases(selection.casesDir, model, replayed), options);
 }
 
 }  // namespace tessera::interactive

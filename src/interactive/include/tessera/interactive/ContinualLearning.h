@@ -100,6 +100,9 @@ struct ContinualResult {
   std::vector<CaseDice> dice;         // one per new case
   double finalLoss = 0.0;
   double seconds = 0.0;  // training only
+  // What a site reports for the update: slices along the slice axis of the cases trained on
+  // (2D networks) or the number of those cases (3D).
+  double samples = 0.0;
 };
 
 // Fine-tunes `model` in place on `fresh` plus a replay sample of `earlier` (oldest first).
@@ -108,18 +111,31 @@ struct ContinualResult {
 ContinualResult learnContinually(model::Model& model, const std::vector<model::NamedCase>& fresh,
                                  const std::vector<model::NamedCase>& earlier, const ContinualOptions& options);
 
+// A case folder split into what to learn now and what may be replayed. Only the new cases are
+// read: a site's folder of accepted cases grows without bound, and a learning step needs the
+// new ones and the few it replays (learnFromCaseFolder reads those).
 struct CaseSelection {
-  std::vector<model::NamedCase> fresh;    // to learn now
-  std::vector<model::NamedCase> earlier;  // the replay buffer's cases, oldest first
-  size_t recorded = 0;                    // cases of the folder that learned.json lists
+  std::filesystem::path casesDir;
+  std::vector<model::NamedCase> fresh;  // to learn now, read and checked against the model
+  std::vector<std::string> earlier;     // the replay buffer: the other cases' names, oldest first
+  size_t recorded = 0;                  // cases of the folder that learned.json lists
 };
 
-// Reads the case folder with the weights of each case, and splits it into new and earlier cases
-// (see the top of this file). `explicitNew` non-empty: exactly these are new (Error(NotFound)
-// naming a name the folder lacks). Error(NotFound) for a missing folder; Error(BadModel) naming
-// CASEDIR/labels/NAME when a case's labels do not fit the model's classes; Error(BadImage) naming
-// the weights file when it is not on the image's grid or not within 0..1. `fresh` may be empty.
+// Splits the case folder into new and earlier cases (see the top of this file) and reads the new
+// ones with their weights. `explicitNew` non-empty: exactly these are new (Error(NotFound) naming
+// a name the folder lacks). Error(NotFound) for a missing folder, Error(BadDataset) for a folder
+// that is no dataset or an image without labels; for a case read: Error(BadModel) naming
+// CASEDIR/labels/NAME when its labels do not fit the model's classes, Error(BadImage) naming the
+// weights file when it is not on the image's grid or not within 0..1. `fresh` may be empty.
 CaseSelection selectCases(const std::filesystem::path& casesDir, const model::Model& model,
                           const std::vector<std::string>& explicitNew = {});
+
+// Reads the named cases of the folder with their weights, checked as selectCases checks the new
+// ones; in the order given.
+std::vector<model::NamedCase> readCases(const std::filesystem::path& casesDir, const model::Model& model,
+                                        const std::vector<std::string>& names);
+
+// learnContinually on the selection: samples the replay from `selection.earlier`, reads only those.
+ContinualResult learnFromCaseFolder(model::Model& model, const CaseSelection& selection, const ContinualOptions& options);
 
 }  // namespace tessera::interactive
