@@ -1,5 +1,7 @@
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
+#include <iostream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -71,6 +73,7 @@ TEST(DicomModelCodec, DciodvfyReportsNoErrors) {
   const auto result = test::runCommand("/usr/bin/dciodvfy " + file.string());
   EXPECT_EQ(result.output.find("Error"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("RawData"), std::string::npos) << result.output;
+  if (std::getenv("TESSERA_SHOW_DCIODVFY")) std::cout << result.output;
 }
 
 TEST(DicomModelCodec, PydicomReadsTheStandardAttributes) {

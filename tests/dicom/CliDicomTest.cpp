@@ -1,0 +1,100 @@
+// `tessera model` and `tessera pacs` through the real binary (skipped when it is not built:
+// this test binary does not depend on it, so it stays free of LibTorch).
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "DicomTestSupport.h"
+#include "OrthancFixture.h"
+#include "tessera/common/AtomicFile.h"
+#include "tessera/dicom/DicomModelCodec.h"
+
+using namespace tessera;
+namespace fs = std::filesystem;
+
+namespace {
+
+#ifdef TESSERA_CLI
+const std::string kCli = TESSERA_CLI;
+#else
+const std::string kCli;
+#endif
+
+class CliDicomTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (kCli.empty() || !fs::exists(kCli)) GTEST_SKIP() << "the tessera binary is not built";
+  }
+  test::CommandResult tessera(const std::string& args) { return test::runCommand(kCli + " " + args); }
+  static size_t lines(const std::string& text) { return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')); }
+  test::TempDir dir;
+};
+
+}  // namespace
+
+TEST_F(CliDicomTest, ToDicomAndBackIsByteIdentical) {
+  const fs::path tsm = dir.path / "m.tsm", dcm = dir.path / "m.dcm", back = dir.path / "back.tsm";
+  model::saveModel(test::dicomTestModel(), tsm);
+  auto r = tessera("model to-dicom " + tsm.string() + " --out " + dcm.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = tessera("model from-dicom " + dcm.string() + " --out " + back.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(common::readFile(back), common::readFile(tsm));
+}
+
+TEST_F(CliDicomTest, ForeignOrDamagedObjectIsOneLine) {
+  const fs::path dcm = dir.path / "m.dcm";
+  std::string bytes = dicom::encodeModelDicom(test::dicomTestModel());
+  common::writeFileAtomically(dcm, bytes.substr(0, bytes.size() / 2));
+  auto r = tessera("model from-dicom " + dcm.string() + " --out " + (dir.path / "x.tsm").string());
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_NE(r.output.find("tessera: error: " + dcm.string() + ": "), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.path / "x.tsm"));
+
+  const fs::path ct = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm";
+  if (fs::exists(ct)) {
+    r = tessera("model from-dicom " + ct.string() + " --out " + (dir.path / "x.tsm").string());
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_EQ(lines(r.output), 1u) << r.output;
+    EXPECT_NE(r.output.find("not a Tessera model"), std::string::npos) << r.output;
+  }
+}
+
+TEST_F(CliDicomTest, PacsRoundTrip) {
+  if (!test::OrthancServer::available()) GTEST_SKIP() << "Orthanc is not installed";
+  test::OrthancServer pacs;
+  const std::string at = " --pacs " + pacs.address();
+  for (int g = 0; g <= 2; ++g) dicom::saveModelDicom(test::dicomTestModel("brain-seg", g), dir.path / ("g" + std::to_string(g) + ".dcm"));
+  auto r = tessera("pacs echo" + at);
+  EXPECT_EQ(r.status, 0) << r.output;
+  r = tessera("pacs push " + dir.path.string() + at);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("stored 3 object(s)"), std::string::npos) << r.output;
+
+  r = tessera("pacs find-models --json --modality MR --anatomy BRAIN --disease glioma" + at);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto found = nlohmann::json::parse(r.output);
+  ASSERT_EQ(found.size(), 3u);
+  EXPECT_EQ(found[2]["task"], "brain-seg");
+  EXPECT_EQ(found[2]["generation"], 2);
+
+  const fs::path out = dir.path / "pulled.tsm";
+  r = tessera("pacs pull-model --task brain-seg --out " + out.string() + at);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(common::readFile(out), model::encodeModel(test::dicomTestModel("brain-seg", 2)));
+
+  r = tessera("pacs pull-model --task brain-seg --generation 9 --out " + out.string() + at);
+  EXPECT_EQ(r.status, 3) << r.output;  // not found
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  r = tessera("pacs echo --pacs WRONGAET@127.0.0.1:" + std::to_string(pacs.dicomPort()));
+  EXPECT_EQ(r.status, 5) << r.output;  // rejected
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_NE(r.output.find("association rejected"), std::string::npos) << r.output;
+  r = tessera("pacs echo --timeout 5 --pacs X@127.0.0.1:" + std::to_string(test::freeLoopbackPort()));
+  EXPECT_EQ(r.status, 6) << r.output;  // unreachable
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+}
