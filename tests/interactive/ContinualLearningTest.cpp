@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -92,6 +93,17 @@ TEST_F(ContinualLearning, LearnRecordKeepsLearnedCasesFromCountingAsNewAgain) {
     EXPECT_EQ(e.code(), ErrorCode::NotFound);
     EXPECT_NE(std::string(e.what()).find("c9"), std::string::npos);
   }
+}
+
+TEST_F(ContinualLearning, ConcurrentRecordersKeepEachOthersCases) {
+  const model::Model m = tinyModel();
+  const auto recordMany = [&](const std::string& prefix) {
+    for (int i = 0; i < 15; ++i) recordLearned(dir_, {prefix + std::to_string(i)}, m);
+  };
+  std::thread a(recordMany, "a"), b(recordMany, "b");
+  a.join();
+  b.join();
+  EXPECT_EQ(readLearnedRecord(dir_).size(), 30u);
 }
 
 TEST_F(ContinualLearning, DamagedRecordAndBadFoldersAreOneLineErrors) {

@@ -1,6 +1,12 @@
 #include "tessera/interactive/ContinualLearning.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -115,6 +121,16 @@ std::vector<LearnedCase> readLearnedRecord(const fs::path& casesDir) {
 }
 
 void recordLearned(const fs::path& casesDir, const std::vector<std::string>& names, const model::Model& learnedInto) {
+  // Read, modify, write under a lock: a `learn` and a `client train` finishing at the same time
+  // must not drop each other's cases from the record.
+  const fs::path lockPath = casesDir / ".learned.lock";
+  const int lock = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock < 0) throw Error(ErrorCode::Io, lockPath.string() + ": cannot open: " + std::strerror(errno));
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }  // closing releases the flock
+  } unlock{lock};
+  if (::flock(lock, LOCK_EX) != 0) throw Error(ErrorCode::Io, lockPath.string() + ": cannot lock: " + std::strerror(errno));
   std::vector<LearnedCase> record = readLearnedRecord(casesDir);
   const std::set<std::string> now(names.begin(), names.end());
   std::erase_if(record, [&](const LearnedCase& c) { return now.count(c.name) > 0; });

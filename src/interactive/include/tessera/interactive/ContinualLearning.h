@@ -16,7 +16,8 @@
 //                                     {"format": "tessera-learned", "version": 1, "cases":
 //                                      [{"name", "model_sha256", "generation", "learned_at"}]}
 //                                     Rewritten atomically after the learned model was saved, so
-//                                     a case counts as learned only once a model holds it.
+//                                     a case counts as learned only once a model holds it;
+//                                     CASEDIR/.learned.lock serialises concurrent writers.
 //
 // "New" cases are those in the folder that learned.json does not list (or those named
 // explicitly). The replay buffer holds every other case, oldest first: cases that predate the
