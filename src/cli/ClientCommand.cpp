@@ -13,6 +13,7 @@
 #include "ProgressReporter.h"
 #include "tessera/client/ClientConfig.h"
 #include "tessera/client/PrivatePush.h"
+#include "tessera/client/SiteKeys.h"
 #include "tessera/client/SiteTrainer.h"
 #include "tessera/common/Error.h"
 #include "tessera/nn/Runtime.h"
@@ -22,9 +23,11 @@ namespace tessera::cli {
 namespace {
 
 struct ClientArgs {
-  std::string server, token, task, configFile, home, caCert;
+  std::string server, token, task, configFile, home, caCert, pinSha256, serverKey;
   CLI::Option *serverOpt = nullptr, *tokenOpt = nullptr, *taskOpt = nullptr, *configOpt = nullptr,
-              *homeOpt = nullptr, *caCertOpt = nullptr;
+              *homeOpt = nullptr, *caCertOpt = nullptr, *pinOpt = nullptr, *serverKeyOpt = nullptr;
+  bool insecure = false, replaceKey = false;
+  CLI::App* keygen = nullptr;
   CLI::App *pull = nullptr, *train = nullptr, *push = nullptr, *status = nullptr;
   std::string cases;
   int epochs = 10;
@@ -50,13 +53,17 @@ client::ClientConfig resolveConfig(const ClientArgs& a) {
   flags.task = given(a.taskOpt, a.task);
   flags.home = given(a.homeOpt, a.home);
   flags.caCert = given(a.caCertOpt, a.caCert);
+  flags.pinSha256 = given(a.pinOpt, a.pinSha256);
+  flags.serverKey = given(a.serverKeyOpt, a.serverKey);
   client::ConfigLayer file;
   if (a.configOpt->count() > 0) {
     file = client::readConfigFile(a.configFile);
   } else if (const auto found = client::defaultConfigFile(flags.home)) {
     file = client::readConfigFile(*found);
   }
-  return client::mergeConfig(flags, file, client::configFromEnvironment());
+  client::ClientConfig config = client::mergeConfig(flags, file, client::configFromEnvironment());
+  config.insecure = a.insecure;
+  return config;
 }
 
 // Status values for people: "-" for unknown, numbers without JSON's trailing digits.
@@ -131,6 +138,13 @@ Action addClientCommand(CLI::App& app) {
   a->configOpt = app.add_option("--config", a->configFile, "Client config JSON (default: $TESSERA_HOME/client.json if present)");
   a->homeOpt = app.add_option("--home", a->home, "Site state folder (default: $TESSERA_HOME or ~/.tessera)");
   a->caCertOpt = app.add_option("--ca-cert", a->caCert, "CA certificate (PEM) trusted for an https:// server");
+  a->pinOpt = app.add_option("--pin-sha256", a->pinSha256,
+                             "Accept only the server certificate with this SHA-256 of its DER encoding (openssl x509 "
+                             "-noout -fingerprint -sha256), on top of the CA check");
+  a->serverKeyOpt = app.add_option("--server-key", a->serverKey,
+                                   "The server's Ed25519 public key (hex): generations must be signed with it (default: "
+                                   "the key seen on first contact, pinned in the home folder)");
+  app.add_flag("--insecure", a->insecure, "Allow plain http:// to a server on another machine (token and updates in clear)");
 
   a->pull = app.add_subcommand("pull", "Download the latest generation unless it is already cached");
   a->train = app.add_subcommand("train", "Fine-tune the newest pulled generation on this site's cases");
@@ -155,13 +169,22 @@ Action addClientCommand(CLI::App& app) {
   a->push = app.add_subcommand("push", "Send the trained model's difference to its base generation to the server");
   a->push->add_option("--dp-clip", a->dpClip, "Local DP: clip the delta to this L2 norm before adding noise");
   a->push->add_option("--dp-noise", a->dpNoise, "Local DP: noise multiplier z (Gaussian noise of std z * clip per parameter)");
+  a->keygen = app.add_subcommand("keygen", "Make this site's Ed25519 key pair (home/site-key); push signs with it from then on");
+  a->keygen->add_flag("--replace", a->replaceKey, "Replace an existing key (the operator must register the new one)");
   a->status = app.add_subcommand("status", "Show the server, the cached generations and what is waiting to be pushed");
   a->status->add_flag("--json", a->json, "Print the status as JSON");
   // The common options may also follow the sub-command: `tessera client pull --task brain`.
-  for (CLI::App* sub : {a->pull, a->train, a->push, a->status}) sub->fallthrough();
+  for (CLI::App* sub : {a->pull, a->train, a->push, a->status, a->keygen}) sub->fallthrough();
 
   return [a] {
     const client::ClientConfig config = resolveConfig(*a);
+    if (a->keygen->parsed()) {
+      const std::string key = client::createSiteKey(config.home, a->replaceKey);
+      std::cerr << "wrote " << client::siteKeyFile(config.home).string() << " (secret, mode 0600) and its .pub; register the "
+                << "public key with the server operator: tessera server admin set-site-key --site NAME --public-key KEY\n";
+      std::cout << key << "\n";
+      return 0;
+    }
     if (a->pull->parsed()) {
       const auto r = client::pull(config, std::cerr);
       std::cout << config.task << " generation " << r.generation << ": " << r.path.string()

@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "Commands.h"
+#include "SiteAdminCommands.h"
 #include "tessera/common/AtomicFile.h"
+#include "tessera/common/Ed25519.h"
 #include "tessera/model/Model.h"
 #include "tessera/nn/Inference.h"
 #include "tessera/server/PrivacyLedger.h"
@@ -94,7 +96,7 @@ void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>
   admin.require_subcommand(1);
   struct Args {
     std::string data = "tessera-server";
-    std::string name, role = "site", model, strategy = "fedavg", task, cases, policy, out;
+    std::string name, role = "site", model, strategy = "fedavg", task, cases, policy, out, publicKey;
     bool json = false;
   };
   auto a = std::make_shared<Args>();
@@ -105,11 +107,17 @@ void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>
   auto* addSite = admin.add_subcommand("add-site", "Register a site (or an admin) and print its token once");
   addSite->add_option("name", a->name, "Site name (letters, digits, . _ -)")->required();
   addSite->add_option("--role", a->role, "site or admin")->capture_default_str()->check(CLI::IsMember({"site", "admin"}));
+  addSite->add_option("--public-key", a->publicKey,
+                      "The site's Ed25519 public key (.pub file from `tessera client keygen`, or 64 hex digits): its "
+                      "updates must then be signed");
   dataOption(addSite);
   actions.emplace_back(addSite, [a] {
+    // Checked before the site exists, so that a bad key leaves nothing half-registered.
+    const std::string key = a->publicKey.empty() ? "" : common::readPublicKey(a->publicKey, "--public-key");
     fs::create_directories(a->data);
     server::Registry registry(a->data);
     const auto [site, token] = registry.addSite(a->name, a->role);
+    if (!key.empty()) registry.setSitePublicKey(site.name, key);
     std::cerr << "registered " << site.role << " '" << site.name << "'; its token is shown only now:\n";
     std::cout << token << std::endl;
     return 0;
@@ -178,6 +186,8 @@ void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>
     return 0;
   });
 
+  addSiteAdminCommands(admin, actions);
+
   auto* check = admin.add_subcommand(
       "check", "Check a data folder: registry file and rows, blobs, and that the registry is not behind highwater.json");
   dataOption(check);
@@ -202,6 +212,7 @@ Action addServerCommand(CLI::App& app) {
     double bodyGraceSeconds = 30;
     int connectionsPerAddress = 32;
     bool quiet = false;
+    bool requireSignatures = false;
   };
   auto a = std::make_shared<Args>();
   app.add_option("--data", a->data, "Data folder: registry.sqlite3, blobs/, validation/")->capture_default_str();
@@ -220,6 +231,8 @@ Action addServerCommand(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   app.add_flag("--quiet", a->quiet, "Log only errors");
+  app.add_flag("--require-signatures", a->requireSignatures,
+               "Accept only signed updates (without it, only sites with a registered public key must sign)");
   app.require_subcommand(0, 1);
   auto* admin = app.add_subcommand("admin", "Operator tasks on the server's data folder (run on the server machine)");
   auto adminActions = std::make_shared<std::vector<std::pair<CLI::App*, Action>>>();
@@ -251,6 +264,7 @@ Action addServerCommand(CLI::App& app) {
     o.headerSeconds = a->headerSeconds;
     o.bodyGraceSeconds = a->bodyGraceSeconds;
     o.connectionsPerAddress = a->connectionsPerAddress;
+    o.requireSignatures = a->requireSignatures;
     o.scorer = [](const model::Model& m, const std::vector<model::TrainingCase>& cases) { return nn::meanDice(m, cases); };
     const bool quiet = a->quiet;
     o.log = [quiet](const std::string& line) {

@@ -668,6 +668,8 @@ TEST_F(StorageTest, MigratesAVersionOneFile) {
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP INDEX updates_by_idempotency_key; DROP INDEX updates_by_site_blob; DROP INDEX events_by_site_time; "
                          "ALTER TABLE updates DROP COLUMN idempotency_key; ALTER TABLE updates DROP COLUMN dp_noise_multiplier; "
+                         "ALTER TABLE sites DROP COLUMN public_key; ALTER TABLE sites DROP COLUMN revoked_at; "
+                         "ALTER TABLE generations DROP COLUMN signature; DROP TABLE update_nonces; "
                          "PRAGMA user_version = 1;",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
@@ -687,7 +689,7 @@ TEST_F(StorageTest, MigratesAVersionOneFile) {
   sqlite3_stmt* q = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(check, "PRAGMA user_version", -1, &q, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(q, 0), 3);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 4);
   sqlite3_finalize(q);
   sqlite3_close(check);
 }

@@ -113,12 +113,69 @@ struct Reply {
   httplib::Headers headers;
 };
 
+// localhost, 127.0.0.0/8 and ::1, with or without a port: traffic that never leaves the machine.
+bool isLoopback(std::string host) {
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(1, host.find(']') - 1);
+  } else if (const auto colon = host.rfind(':'); colon != std::string::npos) {
+    host = host.substr(0, colon);
+  }
+  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const std::regex v4(R"(127\.\d{1,3}\.\d{1,3}\.\d{1,3})");
+  return host == "localhost" || host == "::1" || std::regex_match(host, v4);
+}
+
+// 64 hex digits, colons allowed between them, as lower case.
+std::string normalizedPin(const std::string& text) {
+  std::string hex;
+  bool ok = true;
+  for (const char c : text) {
+    if (c == ':') continue;
+    if (!std::isxdigit(static_cast<unsigned char>(c))) ok = false;
+    hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (!ok || hex.size() != 64) {
+    throw Error(ErrorCode::Config, "pin_sha256 '" + text.substr(0, 100) +
+                                       "' is not a SHA-256 (64 hex digits, colons allowed, as `openssl x509 -noout "
+                                       "-fingerprint -sha256 -in CERT` prints it)");
+  }
+  return hex;
+}
+
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+// OpenSSL's chain verification, then the leaf certificate's SHA-256 against the pin. A mismatch
+// is reported as X509_V_ERR_CERT_REJECTED, which httplib turns into a verification failure.
+int verifyChainAndPin(X509_STORE_CTX* store, void* arg) {
+  const auto* pin = static_cast<const std::string*>(arg);
+  if (X509_verify_cert(store) <= 0) return 0;
+  X509* leaf = X509_STORE_CTX_get0_cert(store);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (leaf == nullptr || X509_digest(leaf, EVP_sha256(), digest, &length) != 1) {
+    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+    return 0;
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string actual;
+  for (unsigned int i = 0; i < length; ++i) {
+    actual += hex[digest[i] >> 4];
+    actual += hex[digest[i] & 15];
+  }
+  if (actual != *pin) {
+    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+    return 0;
+  }
+  return 1;
+}
+#endif
+
 }  // namespace
 
 struct ApiClient::Impl {
   std::string url;     // as configured, for messages
   std::string prefix;  // path the server is mounted under ("" or "/tessera")
   std::string token;
+  std::string pin;  // lower-case hex SHA-256 of the server certificate; empty: not pinned
   std::unique_ptr<httplib::Client> http;
 
   explicit Impl(const ClientConfig& config) : url(config.server), token(config.token) {
@@ -131,6 +188,15 @@ struct ApiClient::Impl {
     std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
     prefix = m[3].str();
     while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    if (scheme == "http" && !config.insecure && !isLoopback(m[2].str())) {
+      throw Error(ErrorCode::Config, "server URL '" + config.server +
+                                      "' is plain HTTP to another machine: the token and the updates would travel in clear; "
+                                      "use https:// (or pass --insecure on a network you trust)");
+    }
+    if (!config.pinSha256.empty()) {
+      if (scheme != "https") throw Error(ErrorCode::Config, "pin_sha256 is set but server URL '" + config.server + "' is not https://");
+      pin = normalizedPin(config.pinSha256);
+    }
 #ifndef CPPHTTPLIB_OPENSSL_SUPPORT
     if (scheme == "https") {
       throw Error(ErrorCode::Config, "server URL '" + config.server +
@@ -154,6 +220,7 @@ struct ApiClient::Impl {
         }
         http->set_ca_cert_path(config.caCert);
       }
+      if (!pin.empty()) SSL_CTX_set_cert_verify_callback(http->ssl_context(), verifyChainAndPin, &pin);
     }
 #endif
   }
@@ -167,16 +234,26 @@ struct ApiClient::Impl {
   }
 
   Reply send(const std::string& method, const std::string& path, const std::string& body = {},
-             const std::string& contentType = {}, const std::string& rejectedLead = {}) {
+             const std::string& contentType = {}, const std::string& rejectedLead = {},
+             const std::map<std::string, std::string>& extraHeaders = {}) {
     if (token.empty() && path.rfind("/v1/", 0) == 0) {
       throw Error(ErrorCode::Config, "no token for the server at " + url +
                                       ": pass --token, set TESSERA_TOKEN or add \"token\" to the client config");
     }
     const std::string target = prefix + path;
-    httplib::Result result = method == "GET"    ? http->Get(target)
-                             : method == "PUT" ? http->Put(target, body, contentType)
-                                               : http->Post(target, body, contentType);
+    const httplib::Headers headers(extraHeaders.begin(), extraHeaders.end());
+    httplib::Result result = method == "GET"    ? http->Get(target, headers)
+                             : method == "PUT" ? http->Put(target, headers, body, contentType)
+                                               : http->Post(target, headers, body, contentType);
     if (!result) {
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+      if (!pin.empty() && result.error() == httplib::Error::SSLServerVerification &&
+          verifyResult() == X509_V_ERR_CERT_REJECTED) {
+        throw Error(ErrorCode::Unreachable, "refusing the server at " + url +
+                                                ": its certificate's SHA-256 differs from pin_sha256 " + pin +
+                                                " (another server, or its certificate was replaced)");
+      }
+#endif
       throw Error(ErrorCode::Unreachable, "cannot reach the Tessera server at " + url + ": " + describe(result.error(), verifyResult()));
     }
     const httplib::Response& response = result.value();
@@ -188,6 +265,12 @@ struct ApiClient::Impl {
                                    const std::string& rejectedLead) const {
     const ServerReason reason = reasonOf(response);
     const std::string status = "(" + std::to_string(response.status) + ")";
+    // Integrity refusals keep their own codes: a script must tell a tampered or replayed upload
+    // from a bad token or a full round.
+    if (reason.code == "unsigned" || reason.code == "bad_signature" || reason.code == "replay") {
+      const std::string lead = rejectedLead.empty() ? "the server refused " + request : rejectedLead;
+      throw Error(codeFromName(reason.code), lead + " " + status + ": " + reason.text());
+    }
     switch (response.status) {
       case 401:
         throw Error(ErrorCode::Unauthorized, "the server refused the token " + status + ": " + reason.message);
@@ -284,10 +367,18 @@ std::string ApiClient::downloadModel(const std::string& task, int64_t generation
   return std::move(reply.body);
 }
 
-nlohmann::json ApiClient::pushUpdate(const std::string& task, const std::string& updateBytes) {
-  return impl_->json("POST", modelPath(task) + "/updates", updateBytes, "application/octet-stream",
-                     "update rejected by the server");
+nlohmann::json ApiClient::pushUpdate(const std::string& task, const std::string& updateBytes,
+                                     const std::map<std::string, std::string>& headers) {
+  const Reply reply = impl_->send("POST", modelPath(task) + "/updates", updateBytes, "application/octet-stream",
+                                  "update rejected by the server", headers);
+  try {
+    return nlohmann::json::parse(reply.body);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(ErrorCode::Server, "the server at " + impl_->url + " answered an upload with something that is not JSON: " + e.what());
+  }
 }
+
+nlohmann::json ApiClient::serverKey() { return impl_->json("GET", "/v1/server-key"); }
 
 nlohmann::json ApiClient::seedModel(const std::string& tsmBytes, const std::string& strategy) {
   const std::string query = strategy.empty() ? "" : "?strategy=" + percentEncode(strategy);

@@ -54,10 +54,12 @@ ConfigLayer readConfigFile(const fs::path& file) {
     else if (key == "task") field = &layer.task;
     else if (key == "home") field = &layer.home;
     else if (key == "ca_cert") field = &layer.caCert;
+    else if (key == "pin_sha256") field = &layer.pinSha256;
+    else if (key == "server_key") field = &layer.serverKey;
     else {
       // A typo such as "tokn" would otherwise silently fall back to another layer's token.
       throw Error(ErrorCode::Config, file.string() + ": unknown key '" + key +
-                                      "' (known: server, token, task, home, ca_cert)");
+                                      "' (known: server, token, task, home, ca_cert, pin_sha256, server_key)");
     }
     if (!value.is_string()) {
       throw Error(ErrorCode::Config, file.string() + ": key '" + key + "' must be a string, got " + value.type_name());
@@ -103,6 +105,8 @@ ClientConfig mergeConfig(const ConfigLayer& flags, const ConfigLayer& file, cons
   // Empty means "not set" (commands that need a task say so); anything else must be a valid name.
   if (!config.task.empty()) model::requireValidTaskName(config.task, "task setting");
   pick(&ConfigLayer::caCert, config.caCert);
+  pick(&ConfigLayer::pinSha256, config.pinSha256);
+  pick(&ConfigLayer::serverKey, config.serverKey);
   std::string home;
   pick(&ConfigLayer::home, home);
   config.home = home.empty() ? defaultHome() : fs::path(home);

@@ -1,5 +1,6 @@
 #include <nlohmann/json.hpp>
 
+#include "ServerTrust.h"
 #include "tessera/client/ApiClient.h"
 #include "tessera/common/Error.h"
 #include "tessera/client/ModelCache.h"
@@ -22,6 +23,8 @@ PullResult pull(const ClientConfig& config, std::ostream& log) {
   // The summary carries the merge strategy, which train needs even when the server is away.
   cache.storeSummary(config.task, api.model(config.task));
 
+  // The record's signature is checked before its weights hash decides what is used.
+  verifyGenerationRecord(config, api, latest, log);
   const nlohmann::json announcedJson = latest.value("weights_sha256", nlohmann::json(""));
   const std::string announced = announcedJson.is_string() ? announcedJson.get<std::string>() : "";
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "UploadSigning.h"
 #include "UsageEvents.h"
 #include "tessera/client/ApiClient.h"
 #include "tessera/client/PrivatePush.h"
@@ -90,7 +91,8 @@ nlohmann::json pushWithPrivacy(const ClientConfig& config, std::ostream& log,
   log << "pushing " << config.task << " update (base generation " << record->baseGeneration << ", " << record->samples
       << " samples, " << bytes.size() / 1024 << " KiB) to " << api.serverUrl() << "\n";
   const auto start = std::chrono::steady_clock::now();
-  nlohmann::json answer = api.pushUpdate(config.task, bytes);
+  nlohmann::json answer =
+      api.pushUpdate(config.task, bytes, uploadSignatureHeaders(config, api, config.task, record->baseGeneration, bytes, log));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   TrainedRecord pushed = *record;

@@ -19,6 +19,7 @@
 #include "ConnectionSupervisor.h"
 #include "JsonViews.h"
 #include "MergeLoop.h"
+#include "SignatureCheck.h"
 #include "ServerMetrics.h"
 #include "tessera/common/AtomicFile.h"
 #include "tessera/common/Container.h"
@@ -338,6 +339,7 @@ void FederationServer::Impl::receiveUpdate(const httplib::Request& req, httplib:
   const Site site = require(req, "site");
   const ModelRecord model = modelOr404(task);
   const auto policy = federation::policyFromJson(model.policy);
+  const auto signature = readUploadSignature(req, *registry, site, options.requireSignatures);
   const bool sized = req.has_header("Content-Length");
   const uint64_t declared = declaredLength(req);
   const auto overLimit = [&](uint64_t bytes) {
@@ -515,6 +517,8 @@ void FederationServer::Impl::receiveUpdate(const httplib::Request& req, httplib:
                                                                 " unexpected bytes after the weights section");
   }
   const std::string sha = hash.finishHex();
+  // Before anything is stored or answered as a repeat: the bytes must be the ones the site signed.
+  if (signature) verifyUploadSignature(*registry, site, *signature, task, info->header.baseGeneration, sha);
   const auto answerRepeat = [&](const UpdateRecord& first) {
     log("model '" + task + "': update from site '" + site.name + "' repeats update " + std::to_string(first.id) +
         " (same " + (repeat ? "idempotency key" : "bytes") + "); not counted again");
@@ -626,6 +630,7 @@ void FederationServer::Impl::sendModelFile(httplib::Response& res, const ModelRe
     modelFileSha[key] = fileSha;
   }
   res.set_header("X-Tessera-Sha256", fileSha);
+  if (!g.signature.empty()) res.set_header("X-Tessera-Signature", g.signature);
   res.set_header("Content-Disposition", "attachment; filename=\"" + m.task + "-generation-" + std::to_string(g.generation) + ".tsm\"");
   const size_t total = prefix->size() + static_cast<size_t>(g.weightsBytes);
   res.set_content_provider(total, "application/octet-stream",
@@ -796,6 +801,10 @@ void FederationServer::Impl::healthRoutes(httplib::Server& svr) {
   });
   svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     guard(res, [&] { res.set_content(prometheus(), "text/plain; version=0.0.4"); });
+  });
+  // The key every generation is signed with; public, so no token (a client pins it on first use).
+  svr.Get("/v1/server-key", [this](const httplib::Request&, httplib::Response& res) {
+    guard(res, [&] { sendJson(res, 200, {{"algorithm", "ed25519"}, {"public_key", registry->serverPublicKey()}}); });
   });
   svr.Get("/v1/whoami", [this](const httplib::Request& req, httplib::Response& res) {
     guard(res, [&] {

@@ -33,7 +33,9 @@ nlohmann::json generationJson(const std::string& task, const GenerationRecord& g
           {"merged_updates", g.mergedUpdates},
           {"validation", g.validation},
           {"reason", ""},
-          {"created_at", g.createdAt}};
+          {"created_at", g.createdAt},
+          // Over common::generationSignatureMessage(task, generation, parent, weights_sha256).
+          {"signature", g.signature.empty() ? nlohmann::json(nullptr) : nlohmann::json(g.signature)}};
 }
 
 nlohmann::json rejectedCandidateJson(const std::string& task, const RejectedCandidate& c) {

@@ -13,7 +13,7 @@ namespace tessera::server {
 
 namespace fs = std::filesystem;
 
-Registry::Registry(const fs::path& dataDir) {
+Registry::Registry(const fs::path& dataDir) : dataDir_(dataDir) {
   std::error_code ec;
   fs::create_directories(dataDir, ec);
   if (ec) throw Error(ErrorCode::Io, dataDir.string() + ": cannot create the data directory: " + ec.message());
@@ -23,6 +23,12 @@ Registry::Registry(const fs::path& dataDir) {
     db::migrate(*db_);
   } catch (const Error& e) {
     throw Error(e.code(), file.string() + ": " + e.what());
+  }
+  try {
+    signUnsignedGenerations();
+  } catch (const Error& e) {
+    // A folder opened read-only (inspection, a mounted backup) keeps them unsigned for now.
+    if (e.code() != ErrorCode::Io) throw;
   }
 }
 
@@ -52,7 +58,7 @@ std::pair<Site, std::string> Registry::addSite(const std::string& name, const st
 std::string Registry::rotateToken(const std::string& name) {
   const std::string token = newSiteToken();
   std::lock_guard lock(mutex_);
-  db::Statement q(*db_, "replacing a site token", "UPDATE sites SET token_sha256 = ? WHERE name = ?");
+  db::Statement q(*db_, "replacing a site token", "UPDATE sites SET token_sha256 = ?, revoked_at = NULL WHERE name = ?");
   q.bind(1, tokenHash(token)).bind(2, name).run();
   if (db_->changes() != 1) throw Error(ErrorCode::NotFound, "no site named '" + name.substr(0, 80) + "'");
   return token;
@@ -62,7 +68,8 @@ std::optional<Site> Registry::siteForToken(const std::string& token) const {
   // Tokens we issue are 68 characters; anything far off is not worth hashing.
   if (token.empty() || token.size() > 256) return std::nullopt;
   std::lock_guard lock(mutex_);
-  db::Statement q(*db_, "looking up a token", "SELECT id, name, role, created_at FROM sites WHERE token_sha256 = ?");
+  db::Statement q(*db_, "looking up a token",
+                  "SELECT id, name, role, created_at FROM sites WHERE token_sha256 = ? AND revoked_at IS NULL");
   q.bind(1, tokenHash(token));
   if (!q.step()) return std::nullopt;
   return rows::readSite(q);

@@ -41,15 +41,16 @@ void requireModel(db::Connection& c, int64_t modelId) {
   if (!q.step()) throw Error(ErrorCode::NotFound, "no model with id " + std::to_string(modelId));
 }
 
-void insertGeneration(db::Connection& c, const GenerationRecord& g, int64_t modelId, const std::vector<int64_t>& merged) {
+void insertGeneration(db::Connection& c, const GenerationRecord& g, int64_t modelId, const std::vector<int64_t>& merged,
+                      const std::string& signature) {
   requireSha(g.weightsSha256, "weights_sha256");
   try {
     db::Statement q(c, "adding a generation",
                     "INSERT INTO generations(model_id, generation, parent, weights_sha256, weights_bytes, parameters, strategy, "
-                    "merged_updates_json, validation_json, created_at) VALUES(?,?,?,?,?,?,?,?,?,?)");
+                    "merged_updates_json, validation_json, created_at, signature) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
     q.bind(1, modelId).bind(2, g.generation).bind(3, g.parent).bind(4, g.weightsSha256).bind(5, g.weightsBytes);
     q.bind(6, g.parameters).bind(7, g.strategy).bindJson(8, json(merged)).bindJson(9, g.validation);
-    q.bind(10, g.createdAt > 0 ? g.createdAt : rows::now()).run();
+    q.bind(10, g.createdAt > 0 ? g.createdAt : rows::now()).bind(11, signature).run();
   } catch (const Error& e) {
     if (e.code() != ErrorCode::Conflict) throw;
     throw Error(ErrorCode::Conflict, "model " + std::to_string(modelId) + " already has generation " + std::to_string(g.generation));
@@ -81,6 +82,8 @@ ModelRecord Registry::addModel(const std::string& task, const std::string& modal
                                const GenerationRecord& first) {
   if (task.empty()) throw Error(ErrorCode::BadRequest, "a model needs a task name");
   ModelRecord m{0, task, modality, anatomy, disease, header, policy, rows::now(), first.generation};
+  requireSha(first.weightsSha256, "weights_sha256");
+  const std::string signature = signGeneration(task, first);
   std::lock_guard lock(mutex_);
   db_->transaction([&] {
     try {
@@ -95,7 +98,7 @@ ModelRecord Registry::addModel(const std::string& task, const std::string& modal
       throw;
     }
     m.id = db_->lastInsertId();
-    insertGeneration(*db_, first, m.id, first.mergedUpdates);
+    insertGeneration(*db_, first, m.id, first.mergedUpdates, signature);
   });
   return m;
 }
@@ -177,10 +180,14 @@ std::vector<RejectedCandidate> Registry::rejectedCandidates(int64_t modelId) con
 void Registry::publishGeneration(const GenerationRecord& g, const std::vector<int64_t>& updateIds) {
   const auto merged = roundUpdates(g.mergedUpdates, updateIds, "merged_updates");
   const double at = rows::now();
+  // An unknown model has no task to sign for; requireModel below refuses it.
+  const auto model = modelById(g.modelId);
+  requireSha(g.weightsSha256, "weights_sha256");
+  const std::string signature = model ? signGeneration(model->task, g) : std::string();
   std::lock_guard lock(mutex_);
   db_->transaction([&] {
     requireModel(*db_, g.modelId);
-    insertGeneration(*db_, g, g.modelId, merged);
+    insertGeneration(*db_, g, g.modelId, merged, signature);
     db::Statement change(*db_, "marking an update merged",
                          "UPDATE updates SET status = 'merged', merged_into = ?1, merged_at = ?2, reason = NULL "
                          "WHERE id = ?3 AND model_id = ?4 AND status = 'queued'");

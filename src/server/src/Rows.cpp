@@ -16,7 +16,7 @@ const std::string kModelSelect =
 
 const std::string kGenerationSelect =
     "SELECT g.model_id, g.generation, g.parent, g.weights_sha256, g.weights_bytes, g.parameters, g.strategy, "
-    "g.merged_updates_json, g.validation_json, g.created_at FROM generations g ";
+    "g.merged_updates_json, g.validation_json, g.created_at, g.signature FROM generations g ";
 
 const std::string kRejectedSelect =
     "SELECT r.id, r.model_id, r.base_generation, r.strategy, r.update_ids_json, r.validation_json, r.reason, "
@@ -53,6 +53,7 @@ GenerationRecord readGeneration(const db::Statement& q) {
   g.mergedUpdates = idList(q.json(7), "generation " + std::to_string(g.generation) + " merged_updates_json");
   g.validation = q.json(8);
   g.createdAt = q.real(9);
+  g.signature = q.text(10);
   return g;
 }
 

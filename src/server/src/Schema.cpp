@@ -96,9 +96,25 @@ ALTER TABLE updates ADD COLUMN dp_noise_multiplier REAL;
 PRAGMA user_version = 3;
 )sql";
 
+// Version 4: integrity. A site's Ed25519 public key (hex; NULL: none registered) and when it was
+// revoked (NULL: active); the server's signature of each generation (hex; NULL only in files
+// from before, signed when the registry is next opened); the nonces of signed uploads, each
+// usable once per site.
+constexpr const char* kVersion4 = R"sql(
+ALTER TABLE sites ADD COLUMN public_key TEXT;
+ALTER TABLE sites ADD COLUMN revoked_at REAL;
+ALTER TABLE generations ADD COLUMN signature TEXT;
+CREATE TABLE IF NOT EXISTS update_nonces(
+  site_id INTEGER NOT NULL REFERENCES sites(id),
+  nonce TEXT NOT NULL,
+  at REAL NOT NULL,
+  PRIMARY KEY(site_id, nonce));
+PRAGMA user_version = 4;
+)sql";
+
 // Step i takes a file from version i to i + 1 (version 0: a new, empty file). Append a step for
 // each new version; never change one that has shipped.
-constexpr const char* kSteps[] = {kTables, kVersion2, kVersion3};
+constexpr const char* kSteps[] = {kTables, kVersion2, kVersion3, kVersion4};
 static_assert(std::size(kSteps) == kSchemaVersion, "one migration step per schema version");
 
 int userVersion(Connection& connection) {

@@ -5,7 +5,7 @@ namespace tessera::server::db {
 
 class Connection;
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // Creates the tables of a new file, or brings an older file up to kSchemaVersion, in one
 // transaction. Error("io") if the file was written by a newer schema than this program knows:

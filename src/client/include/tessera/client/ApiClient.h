@@ -16,8 +16,9 @@ namespace tessera::client {
 
 class ApiClient {
  public:
-  // Throws Error("config") for a URL that is not http(s)://host[:port][/prefix], or an
-  // https:// URL when cpp-httplib was built without OpenSSL.
+  // Throws Error("config") for a URL that is not http(s)://host[:port][/prefix], an https:// URL
+  // when cpp-httplib was built without OpenSSL, a plain http:// URL to a host other than this
+  // machine without config.insecure, and a pin that is not a SHA-256 or not for https://.
   explicit ApiClient(const ClientConfig& config);
   ~ApiClient();
   ApiClient(const ApiClient&) = delete;
@@ -38,8 +39,12 @@ class ApiClient {
   // The generation's .tsm bytes; Error("checksum") when they do not hash to the
   // X-Tessera-Sha256 header (or the header is missing).
   std::string downloadModel(const std::string& task, int64_t generation);
-  // Body: an encoded update file. Answers {"update":id,"status":"queued"}.
-  nlohmann::json pushUpdate(const std::string& task, const std::string& updateBytes);
+  // Body: an encoded update file; `headers` carry its signature (X-Tessera-Nonce,
+  // X-Tessera-Signature). Answers {"update":id,"status":"queued"}.
+  nlohmann::json pushUpdate(const std::string& task, const std::string& updateBytes,
+                            const std::map<std::string, std::string>& headers = {});
+  // {"algorithm": "ed25519", "public_key": hex}: the key the server signs generations with.
+  nlohmann::json serverKey();
   // Admin: publishes a .tsm as a new model; `strategy` may be empty (the server's default).
   nlohmann::json seedModel(const std::string& tsmBytes, const std::string& strategy);
   // Admin: changes the fields present in `patch`; answers the whole new policy.

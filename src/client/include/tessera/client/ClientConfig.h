@@ -15,6 +15,14 @@ struct ClientConfig {
   std::string task;
   std::filesystem::path home;  // site state folder: ~/.tessera unless TESSERA_HOME says otherwise
   std::string caCert;          // PEM file trusted for https:// servers (empty: the system store)
+  // SHA-256 of the server certificate's DER encoding (what `openssl x509 -noout -fingerprint
+  // -sha256` prints; colons optional): checked on top of the usual chain and host name checks.
+  std::string pinSha256;
+  // The server's Ed25519 public key (hex or base64): generations must be signed with it. Empty:
+  // the key the server presents on first contact is pinned in home/trusted-servers.json.
+  std::string serverKey;
+  // Allows plain http:// to a host other than this machine (tokens and updates in clear).
+  bool insecure = false;
 
   // The file's settings over the environment's over the defaults. Throws Error("config")
   // naming the file and the key when the file is unreadable, not JSON, or a value has the wrong type.
@@ -23,10 +31,10 @@ struct ClientConfig {
 
 // One layer of settings: only the fields it sets.
 struct ConfigLayer {
-  std::optional<std::string> server, token, task, home, caCert;
+  std::optional<std::string> server, token, task, home, caCert, pinSha256, serverKey;
 };
 
-// Keys: server, token, task, home, ca_cert (strings). Relative `home` and `ca_cert` are taken
+// Keys: server, token, task, home, ca_cert, pin_sha256, server_key (strings). Relative `home` and `ca_cert` are taken
 // relative to the file's folder, so a config can travel with the state folder it describes.
 ConfigLayer readConfigFile(const std::filesystem::path& file);
 ConfigLayer configFromEnvironment();

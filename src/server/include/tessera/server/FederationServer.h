@@ -36,6 +36,9 @@ struct ServerOptions {
   std::function<void(const std::string&)> log;  // one line per event; null: quiet
   // Null: candidates are published without a validation score (the gate cannot hold them back).
   ValidationScorer scorer;
+  // Every upload must be signed (sites without a registered public key cannot upload). Without
+  // it, only sites with a registered key must sign.
+  bool requireSignatures = false;
 };
 
 class FederationServer {

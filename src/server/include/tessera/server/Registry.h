@@ -19,6 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tessera/common/Ed25519.h"
+
 namespace tessera::server {
 
 class BlobStore;
@@ -54,6 +56,10 @@ struct GenerationRecord {
   std::vector<int64_t> mergedUpdates;
   nlohmann::json validation;  // null when not scored
   double createdAt = 0;       // 0 when writing: "now"
+  // The server key's Ed25519 signature (hex) of common::generationSignatureMessage (task,
+  // generation, parent, weights SHA-256). Made by the registry when it stores the generation;
+  // what a caller sets is ignored.
+  std::string signature;
 };
 
 struct RejectedCandidate {
@@ -143,6 +149,19 @@ class Registry {
   std::string rotateToken(const std::string& name);
   std::optional<Site> siteForToken(const std::string& token) const;
   std::vector<Site> sites() const;
+  // Integrity (RegistrySecurity.cpp). A site's Ed25519 public key (normalised hex; empty clears
+  // it): once set, every upload of the site must carry a valid signature. "not_found" for
+  // unknown names.
+  void setSitePublicKey(const std::string& name, const std::string& publicKeyHex);
+  std::optional<std::string> sitePublicKey(int64_t siteId) const;
+  // The site's token stops working at once (the next request gets 401); rotateToken gives it a
+  // new one and reinstates it. "not_found" for unknown names.
+  void revokeSite(const std::string& name);
+  // A signed upload's nonce, once per site: true the first time, false when it was seen before.
+  bool claimNonce(int64_t siteId, const std::string& nonce);
+  bool nonceSeen(int64_t siteId, const std::string& nonce) const;
+  // The public half of DATA/server-key, which signs every generation (created on first use).
+  std::string serverPublicKey() const;
 
   // One transaction: the model and its first generation (firstGeneration.modelId is ignored).
   // "conflict" if the task exists.
@@ -216,8 +235,16 @@ class Registry {
   std::set<std::string> referencedBlobs() const;
 
  private:
+  // The server key's signature of generation `g` of `task`.
+  std::string signGeneration(const std::string& task, const GenerationRecord& g) const;
+  // Generations stored before signatures existed are signed when the registry is opened.
+  void signUnsignedGenerations();
+
   std::unique_ptr<db::Connection> db_;
   mutable std::mutex mutex_;
+  std::filesystem::path dataDir_;
+  mutable std::mutex keyMutex_;
+  mutable std::shared_ptr<const common::SigningKey> serverKey_;
 };
 
 }  // namespace tessera::server
