@@ -27,6 +27,7 @@ struct TrainArgs {
   int threads = 0;
   bool binarize = false;
   bool noAugment = false;
+  bool guidance = false;
   model::TaskInfo task;
 };
 
@@ -80,6 +81,10 @@ Action addTrainCommand(CLI::App& app) {
   app.add_option("--threads", a->threads, "Compute threads (default: all cores; 1 for bit-identical reruns)");
   app.add_flag("--binarize", a->binarize, "Treat every non-zero label value as label 1");
   app.add_flag("--no-augment", a->noAugment, "Disable intensity augmentation");
+  app.add_flag("--guidance", a->guidance,
+               "Interactive model: positive/negative click maps as 2 extra input channels, trained with simulated "
+               "clicks (and none part of the time, so it also segments on its own); with --init, that model must "
+               "have them");
   app.add_option("--task", a->task.name, "Task name stored in the model (a-z, 0-9, . _ -; at most 64)")->capture_default_str();
   app.add_option("--modality", a->task.modality, "Modality stored in the model (DICOM code, e.g. MR)");
   app.add_option("--anatomy", a->task.anatomy, "Anatomical region stored in the model (e.g. BRAIN)");
@@ -133,9 +138,19 @@ Action addTrainCommand(CLI::App& app) {
       model = model::loadModel(a->init);
       model.parentGeneration = model.generation;
       model.generation += 1;
+      // Adding channels would throw away what the first layer learned: a new model is the honest way.
+      if (a->guidance && model.spec.guidanceChannels == 0) {
+        throw Error(ErrorCode::BadRequest, a->init +
+                                               ": model has no guidance channels, so --guidance cannot fine-tune it "
+                                               "(train a new model with --guidance instead of --init)");
+      }
     } else {
       model = nn::defaultModelFor(cases, a->task, a->seed);
       if (!a->spec.empty()) model = modelFromSpecFile(a->spec, model, a->seed);
+      if (a->guidance && model.spec.guidanceChannels == 0) {
+        model.spec.guidanceChannels = 2;
+        model = model::initialModel(model.spec, model.preprocessing, model.task, a->seed);
+      }
     }
     for (size_t i = 0; i < cases.size(); ++i) {
       try {
@@ -150,7 +165,8 @@ Action addTrainCommand(CLI::App& app) {
       }
     }
     std::cerr << "training " << (model.spec.dims == 2 ? "2D" : "3D") << " U-Net (" << common::parameterCount(model.weights)
-              << " parameters) on " << cases.size() << " image(s), " << a->epochs << " epochs, "
+              << " parameters" << (model.spec.guidanceChannels > 0 ? ", click guidance" : "") << ") on "
+              << cases.size() << " image(s), " << a->epochs << " epochs, "
               << nn::threadCount() << " thread(s)" << std::endl;
     nn::TrainOptions options;
     options.epochs = a->epochs;

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "ClickSimulation.h"
 #include "UNet.h"
 #include "VolumeTensors.h"
 #include "tessera/common/Error.h"
@@ -54,6 +55,18 @@ void validateTrainingCases(const std::vector<TrainingCase>& cases, const Network
                        " differs from image grid " + c.image.geometry.describe());
     }
     checkLargeEnough(which, c.image.geometry, spec, preprocessing);
+    if (!c.weights.voxels.empty()) {
+      if (!c.weights.geometry.sameGrid(c.image.geometry)) {
+        throw Error(ErrorCode::BadModel, which + ": weight map grid " + c.weights.geometry.describe() +
+                                             " differs from image grid " + c.image.geometry.describe());
+      }
+      for (float w : c.weights.voxels) {
+        if (!(w >= 0.0f && std::isfinite(w))) {
+          throw Error(ErrorCode::BadModel, which + ": loss weight " + std::to_string(w) +
+                                               " is not a finite number >= 0");
+        }
+      }
+    }
     for (float v : c.labels.voxels) {
       if (v < 0 || v >= static_cast<float>(spec.classes) || v != std::round(v)) {
         throw Error(ErrorCode::BadModel, which + ": label value " + std::to_string(v) + " is not an integer in 0.." +
@@ -69,34 +82,81 @@ namespace {
 struct PreparedData {
   std::vector<torch::Tensor> images;  // [1, ...spatial] per case (3D) or per slice stack (2D)
   std::vector<torch::Tensor> labels;  // [...spatial] int64
+  std::vector<torch::Tensor> weights;  // [...spatial] float, only when some case has weights
 };
 
 PreparedData prepare(const Model& model, const std::vector<TrainingCase>& cases) {
   PreparedData data;
   const auto& spec = model.spec;
+  const bool weighted =
+      std::any_of(cases.begin(), cases.end(), [](const TrainingCase& c) { return !c.weights.voxels.empty(); });
   for (const auto& c : cases) {
     auto img = detail::toTensor(model::preprocessImage(c.image, model.preprocessing));
-    auto lab = detail::toTensor(model::preprocessLabels(c.labels, model.preprocessing)).round().to(torch::kInt64);
+    const image::Volume labels = model::preprocessLabels(c.labels, model.preprocessing);
+    auto lab = detail::toTensor(labels).round().to(torch::kInt64);
+    torch::Tensor weights;
+    if (weighted) {
+      if (c.weights.voxels.empty()) {
+        weights = torch::ones(lab.sizes(), torch::kFloat32);
+      } else {
+        // Linear, unlike labels: a weight is a degree of trust, not a class.
+        weights = detail::toTensor(labels.geometry.sameGrid(c.weights.geometry)
+                                       ? c.weights
+                                       : image::resample(c.weights, labels.geometry, image::Interpolation::Linear));
+      }
+    }
     if (spec.dims == 2) {
       img = detail::slicesAcross(img, spec.axis);
       lab = detail::slicesAcross(lab, spec.axis);
+      if (weighted) weights = detail::slicesAcross(weights, spec.axis);
     }
     data.images.push_back(img);
     data.labels.push_back(lab);
+    if (weighted) data.weights.push_back(weights);
   }
   return data;
 }
 
-torch::Tensor softDiceLoss(const torch::Tensor& logits, const torch::Tensor& target) {
+// One training batch: images [N, 1, ...], labels [N, ...], loss weights like labels (undefined:
+// weight 1 everywhere).
+struct Batch {
+  torch::Tensor images, labels, weights;
+};
+
+torch::Tensor softDiceLoss(const torch::Tensor& logits, const torch::Tensor& target, const torch::Tensor& weights) {
   const auto classes = logits.size(1);
   auto probs = torch::softmax(logits, 1);
   auto onehot = torch::one_hot(target, classes).movedim(-1, 1).to(probs.dtype());
   std::vector<int64_t> reduce{0};
   for (int64_t d = 2; d < logits.dim(); ++d) reduce.push_back(d);
-  auto intersection = (probs * onehot).sum(reduce);
-  auto denominator = probs.sum(reduce) + onehot.sum(reduce);
+  torch::Tensor intersection, denominator;
+  if (weights.defined()) {
+    // Weighted sums: a voxel of weight 0 takes no part in the overlap at all.
+    const auto w = weights.unsqueeze(1);
+    const auto weightedProbs = probs * w;
+    intersection = (weightedProbs * onehot).sum(reduce);
+    denominator = weightedProbs.sum(reduce) + (onehot * w).sum(reduce);
+  } else {
+    intersection = (probs * onehot).sum(reduce);
+    denominator = probs.sum(reduce) + onehot.sum(reduce);
+  }
   auto dice = (2 * intersection + 1.0) / (denominator + 1.0);
   return 1.0 - dice.slice(0, 1).mean();  // foreground classes only
+}
+
+// Cross-entropy (with smoothed targets when asked for) plus soft Dice, both scaled per voxel by
+// `weights` when defined.
+torch::Tensor segmentationLoss(const torch::Tensor& logits, const torch::Tensor& target, const torch::Tensor& weights,
+                               double labelSmoothing) {
+  namespace F = torch::nn::functional;
+  auto options = F::CrossEntropyFuncOptions().label_smoothing(labelSmoothing);
+  torch::Tensor crossEntropy;
+  if (weights.defined()) {
+    crossEntropy = (F::cross_entropy(logits, target, options.reduction(torch::kNone)) * weights).mean();
+  } else {
+    crossEntropy = F::cross_entropy(logits, target, options);
+  }
+  return crossEntropy + softDiceLoss(logits, target, weights);
 }
 
 // Random contrast, brightness and noise per sample: sites' scanners differ in exactly these.
@@ -115,7 +175,7 @@ class BatchSource {
   virtual ~BatchSource() = default;
   virtual int64_t batchesPerEpoch() const = 0;
   virtual void startEpoch(std::mt19937_64& rng) = 0;
-  virtual std::pair<torch::Tensor, torch::Tensor> batch(int64_t b, std::mt19937_64& rng) = 0;
+  virtual Batch batch(int64_t b, std::mt19937_64& rng) = 0;
 };
 
 // 2D: every slice of every case once per epoch, shuffled.
@@ -127,14 +187,17 @@ class SliceBatches : public BatchSource {
       a = std::max(a, img.size(1));
       b = std::max(b, img.size(2));
     }
-    std::vector<torch::Tensor> imgs, labs;
+    std::vector<torch::Tensor> imgs, labs, weights;
     for (size_t i = 0; i < data.images.size(); ++i) {
       const double background = data.images[i].min().item<double>();
       imgs.push_back(detail::padToMultiple(data.images[i], 2, spec.sizeMultiple(), {a, b}, background));
       labs.push_back(detail::padToMultiple(data.labels[i], 2, spec.sizeMultiple(), {a, b}, 0));
+      // Padding is not data: no loss there once weights are in play.
+      if (!data.weights.empty()) weights.push_back(detail::padToMultiple(data.weights[i], 2, spec.sizeMultiple(), {a, b}, 0));
     }
     images_ = torch::cat(imgs, 0).unsqueeze(1).contiguous();
     labels_ = torch::cat(labs, 0).contiguous();
+    if (!weights.empty()) weights_ = torch::cat(weights, 0).contiguous();
     order_.resize(static_cast<size_t>(images_.size(0)));
   }
   int64_t batchesPerEpoch() const override {
@@ -144,17 +207,19 @@ class SliceBatches : public BatchSource {
     std::iota(order_.begin(), order_.end(), 0);
     std::shuffle(order_.begin(), order_.end(), rng);
   }
-  std::pair<torch::Tensor, torch::Tensor> batch(int64_t b, std::mt19937_64&) override {
+  Batch batch(int64_t b, std::mt19937_64&) override {
     const auto begin = static_cast<size_t>(b * batchSize_);
     const auto end = std::min(order_.size(), begin + static_cast<size_t>(batchSize_));
     auto idx = torch::tensor(std::vector<int64_t>(order_.begin() + static_cast<std::ptrdiff_t>(begin),
                                                   order_.begin() + static_cast<std::ptrdiff_t>(end)));
-    return {images_.index_select(0, idx), labels_.index_select(0, idx)};
+    Batch out{images_.index_select(0, idx), labels_.index_select(0, idx), {}};
+    if (weights_.defined()) out.weights = weights_.index_select(0, idx);
+    return out;
   }
 
  private:
   int batchSize_;
-  torch::Tensor images_, labels_;
+  torch::Tensor images_, labels_, weights_;
   std::vector<int64_t> order_;
 };
 
@@ -170,6 +235,7 @@ class PatchBatches : public BatchSource {
       auto lab = detail::padToMultiple(data.labels[i], 3, 1, patch_, 0);
       images_.push_back(img.unsqueeze(0).contiguous());
       labels_.push_back(lab.contiguous());
+      if (!data.weights.empty()) weights_.push_back(detail::padToMultiple(data.weights[i], 3, 1, patch_, 0).contiguous());
       foreground_.push_back(torch::nonzero(lab > 0));
       voxels += img.numel();
     }
@@ -178,8 +244,8 @@ class PatchBatches : public BatchSource {
   }
   int64_t batchesPerEpoch() const override { return batches_; }
   void startEpoch(std::mt19937_64&) override {}
-  std::pair<torch::Tensor, torch::Tensor> batch(int64_t, std::mt19937_64& rng) override {
-    std::vector<torch::Tensor> xs, ys;
+  Batch batch(int64_t, std::mt19937_64& rng) override {
+    std::vector<torch::Tensor> xs, ys, ws;
     for (int i = 0; i < batchSize_; ++i) {
       const size_t c = std::uniform_int_distribution<size_t>(0, images_.size() - 1)(rng);
       const auto& lab = labels_[c];
@@ -200,14 +266,15 @@ class PatchBatches : public BatchSource {
       auto sl = [&](int d) { return Slice(start[d], start[d] + patch_[static_cast<size_t>(d)]); };
       xs.push_back(images_[c].index({Slice(), sl(0), sl(1), sl(2)}));
       ys.push_back(lab.index({sl(0), sl(1), sl(2)}));
+      if (!weights_.empty()) ws.push_back(weights_[c].index({sl(0), sl(1), sl(2)}));
     }
-    return {torch::stack(xs), torch::stack(ys)};
+    return {torch::stack(xs), torch::stack(ys), ws.empty() ? torch::Tensor() : torch::stack(ws)};
   }
 
  private:
   int batchSize_;
   std::vector<int64_t> patch_;
-  std::vector<torch::Tensor> images_, labels_, foreground_;
+  std::vector<torch::Tensor> images_, labels_, weights_, foreground_;
   int64_t batches_ = 1;
 };
 
@@ -218,6 +285,20 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
   validateTrainingCases(cases, model.spec, model.preprocessing);
   if (options.epochs < 1) throw Error(ErrorCode::BadModel, "training: epochs must be at least 1");
   if (options.batchSize < 1) throw Error(ErrorCode::BadModel, "training: batch size must be at least 1");
+  if (!(options.labelSmoothing >= 0.0 && options.labelSmoothing < 1.0)) {
+    throw Error(ErrorCode::BadModel, "training: label smoothing must be in [0, 1), got " +
+                                         std::to_string(options.labelSmoothing));
+  }
+  const bool guided = model.spec.guidanceChannels > 0;
+  if (guided) {
+    const auto& c = options.clicks;
+    if (!(c.noClickProbability >= 0.0 && c.noClickProbability <= 1.0) || c.clickIterations < 1 ||
+        c.maxClicksPerIteration < 1) {
+      throw Error(ErrorCode::BadModel,
+                  "training: click simulation needs a no-click probability in [0, 1] and at least 1 iteration and "
+                  "1 click per iteration");
+    }
+  }
 
   torch::manual_seed(options.seed);
   std::mt19937_64 rng(options.seed);
@@ -246,12 +327,13 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
     double lossSum = 0.0;
     const int64_t batches = source->batchesPerEpoch();
     for (int64_t b = 0; b < batches; ++b) {
-      auto [x, y] = source->batch(b, rng);
+      auto [x, y, w] = source->batch(b, rng);
       if (options.augment) x = augmentIntensity(x);
+      if (guided) x = torch::cat({x, detail::simulateClicks(net, x, y, options.clicks, channelsLast, rng)}, 1);
       if (channelsLast) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
       optimizer.zero_grad();
       auto logits = net->forward(x);
-      auto loss = torch::nn::functional::cross_entropy(logits, y) + softDiceLoss(logits, y);
+      auto loss = segmentationLoss(logits, y, w, options.labelSmoothing);
       loss.backward();
       optimizer.step();
       lossSum += loss.item<double>();
