@@ -46,6 +46,7 @@ Action addServerCommand(CLI::App& app);
 Action addSimulateCommand(CLI::App& app);
 Action addClientCommand(CLI::App& app);
 Action addLearnCommand(CLI::App& app);
+Action addPropagateCommand(CLI::App& app);
 Action addPrivacyCommand(CLI::App& app);
 Action addBenchCommand(CLI::App& app);
 

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
       tessera::cli::addServerCommand);
   add("learn", "Continual learning at the site: fine-tune on newly accepted cases with a replay buffer",
       tessera::cli::addLearnCommand);
+  add("propagate", "Proxy 3D mask from a few drawn slices: register neighbouring slices, carry the contours through",
+      tessera::cli::addPropagateCommand);
   add("client", "Site side: pull the latest generation, train on corrected cases, push the update, status",
       tessera::cli::addClientCommand);
   add("simulate", "Run a whole federation (server + site processes) on this machine and compare strategies",
