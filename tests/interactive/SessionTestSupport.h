@@ -37,12 +37,25 @@ class SessionFixture : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(root_); }
 
   // An untrained 2D network across axis 2 that keeps the slice spacing (clicks re-infer slices).
-  std::filesystem::path writeModel(const std::string& name, int guidanceChannels, uint64_t seed = 1) {
+  // With `guidanceGain` > 1 the first convolution's weights on the click channels are scaled up,
+  // so that clicks visibly change an untrained network's labels near them (tests of which slices
+  // a click may change need changes to look at).
+  std::filesystem::path writeModel(const std::string& name, int guidanceChannels, uint64_t seed = 1,
+                                   float guidanceGain = 1.0f) {
     auto spec = tinySpec(2);
     spec.guidanceChannels = guidanceChannels;
     model::Preprocessing prep;
     prep.targetSpacing = {1.0, 1.0, 0.0};
-    const auto m = model::initialModel(spec, prep, model::TaskInfo{}, seed);
+    auto m = model::initialModel(spec, prep, model::TaskInfo{}, seed);
+    const int64_t inputs = spec.inChannels + spec.guidanceChannels;
+    for (auto& tensor : m.weights) {
+      if (tensor.shape.size() != 4 || tensor.shape[1] != inputs) continue;
+      const int64_t perChannel = tensor.shape[2] * tensor.shape[3];
+      for (int64_t out = 0; out < tensor.shape[0]; ++out)
+        for (int64_t c = spec.inChannels; c < inputs; ++c)
+          for (int64_t k = 0; k < perChannel; ++k) tensor.values[static_cast<size_t>((out * inputs + c) * perChannel + k)] *= guidanceGain;
+      break;
+    }
     const auto path = root_ / name;
     model::saveModel(m, path);
     return path;

@@ -128,6 +128,22 @@ float quantizeEntropy(float nats, double maxNats) {
   return static_cast<float>(q);
 }
 
+// How many input slices a click's Gaussian reaches on each side along a slice-keeping 2D model's
+// axis. Mirrors nn's guidance maps (src/nn/src/GuidanceMaps.cpp): there a 2D network's click has
+// sigma kClickSigmaVoxels network voxels in-plane and the same width in mm across slices, and is
+// exactly 0 beyond 3 sigma. Slices farther away cannot change, so they are not re-inferred.
+double clickReachSlices(const model::Model& m, const image::Geometry& g) {
+  const int axis = m.spec.axis;
+  double inPlaneMm = 0.0;
+  for (int a = 0; a < 3; ++a) {
+    if (a == axis) continue;
+    const double spacing = m.preprocessing.targetSpacing[static_cast<size_t>(a)] > 0 ? m.preprocessing.targetSpacing[static_cast<size_t>(a)]
+                                                                                     : g.spacing[static_cast<size_t>(a)];
+    inPlaneMm += 0.5 * nn::kClickSigmaVoxels * spacing;
+  }
+  return 3.0 * inPlaneMm / g.spacing[static_cast<size_t>(axis)];
+}
+
 }  // namespace
 
 json toJson(const StepReport& r) {
@@ -536,9 +552,10 @@ StepReport Session::clickVoxel(const std::array<int64_t, 3>& voxel, bool positiv
   const int axis = model.spec.axis;
   const bool partial = s_->doc.at("model").at("keeps_slice_axis").get<bool>();
   if (partial) {
-    const auto reach = static_cast<int64_t>(std::ceil(3.0 * nn::kClickSigmaVoxels));
-    inference.firstSlice = std::max<int64_t>(0, voxel[static_cast<size_t>(axis)] - reach);
-    inference.lastSlice = std::min<int64_t>(g.size[static_cast<size_t>(axis)] - 1, voxel[static_cast<size_t>(axis)] + reach);
+    const double reach = clickReachSlices(model, g);
+    const auto k = static_cast<double>(voxel[static_cast<size_t>(axis)]);
+    inference.firstSlice = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(k - reach)));
+    inference.lastSlice = std::min<int64_t>(g.size[static_cast<size_t>(axis)] - 1, static_cast<int64_t>(std::floor(k + reach)));
   }
   const auto computeStarted = Clock::now();
   auto segmentation = nn::segmentDetailed(model, s_->image, nn::Guidance{clicks}, inference);

@@ -103,8 +103,9 @@ class Session {
 
   // A positive (the structure) or negative (not the structure) click. Re-infers the slices the
   // click's Gaussian reaches (±3 sigma along the model's slice axis for 2D models that keep the
-  // slice spacing; the whole image otherwise) with all clicks so far; drawn slices keep what was
-  // drawn. Error(BadRequest) for a click outside the image or a model without guidance channels;
+  // slice spacing, sigma being the in-plane width in mm as nn/Guidance.h encodes it; the whole
+  // image otherwise) with all clicks so far, so the mask equals a full re-inference; drawn
+  // slices keep what was drawn. Error(BadRequest) for a click outside the image or a model without guidance channels;
   // Error(Conflict) when the model file changed since start.
   StepReport click(const std::array<double, 3>& position, ClickSpace space, bool positive);
   StepReport clickVoxel(const std::array<int64_t, 3>& voxel, bool positive);
