@@ -81,6 +81,40 @@ TEST(ServerTls, CertificateProblemsAreNamedAndStatusFails) {
   EXPECT_EQ(untrusted.output.find("host name"), std::string::npos) << untrusted.output;
 }
 
+// --pin-sha256 (the server certificate's DER SHA-256, as openssl prints it) on top of the CA
+// check: the right pin connects, any other is refused with a message naming the pin.
+TEST(ServerTls, CertificatePinIsEnforced) {
+  TempDir dir;
+  makeCertificates(dir.path());
+  const fs::path data = dir.path() / "data";
+  fs::create_directories(data);
+  const std::string token = addSite(data, "site-a");
+  seed(data, makeModel("brain"));
+  ServerProcess server(data, {"--tls-cert", (dir.path() / "server.pem").string(), "--tls-key",
+                              (dir.path() / "server.key").string()});
+  const std::string url = "https://localhost:" + std::to_string(server.port());
+  const std::string ca = (dir.path() / "ca.pem").string();
+  const auto fingerprint = run("openssl x509 -noout -fingerprint -sha256 -in '" + (dir.path() / "server.pem").string() + "'");
+  ASSERT_EQ(fingerprint.status, 0) << fingerprint.output;
+  std::string pin = fingerprint.output.substr(fingerprint.output.find('=') + 1);
+  while (!pin.empty() && std::isspace(static_cast<unsigned char>(pin.back()))) pin.pop_back();
+
+  const auto good = run(statusCommand(url, token, ca, dir.path() / "home1") + " --pin-sha256 '" + pin + "'");
+  EXPECT_EQ(good.status, 0) << good.output;
+  std::string wrongPin = pin;
+  wrongPin[0] = wrongPin[0] == 'A' ? 'B' : 'A';
+  const auto wrong = run(statusCommand(url, token, ca, dir.path() / "home2") + " --pin-sha256 '" + wrongPin + "'");
+  EXPECT_NE(wrong.status, 0) << wrong.output;
+  EXPECT_NE(wrong.output.find("differs from pin_sha256"), std::string::npos) << wrong.output;
+}
+
+TEST(ServerTls, PlainHttpToAnotherMachineNeedsInsecure) {
+  TempDir dir;
+  const auto refused = run(statusCommand("http://192.0.2.1:8470", "t", "", dir.path() / "home"));
+  EXPECT_EQ(refused.status, 2) << refused.output;  // config: refused before any connection
+  EXPECT_NE(refused.output.find("--insecure"), std::string::npos) << refused.output;
+}
+
 TEST(ServerTls, StatusFailsWhenTheServerIsUnreachable) {
   TempDir dir;
   // A port nothing listens on: bound once to learn a free number, then released.
