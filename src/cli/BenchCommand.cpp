@@ -67,11 +67,10 @@ void writePlot(const nlohmann::json& report, const std::string& path) {
   for (const auto& stage : report.at("learning_curve")) {
     const auto& dice = stage.at("mean").at("dice_per_click");
     longest = std::max(longest, dice.size());
-    series.push_back(curve("held out, model after " + std::to_string(stage.at("learned").get<int>()) + " case(s)", dice, false));
+    series.push_back(curve("held out, after learning " + std::to_string(stage.at("learned").get<int>()), dice, false));
   }
   const auto& first = report.at("sequence").at("cases").at(0);
-  series.push_back(curve("first case (" + first.at("case").get<std::string>() + "), model before learning",
-                         first.at("dice_per_click"), true));
+  series.push_back(curve("first case, before learning", first.at("dice_per_click"), true));
   const double target = report.at("protocol").at("target").get<double>();
   series.push_back({"target Dice", {0.0, static_cast<double>(longest - 1)}, {target, target}, true});
   plot::LinePlotOptions options;
@@ -80,6 +79,7 @@ void writePlot(const nlohmann::json& report, const std::string& path) {
   options.yLabel = "Dice";
   options.yMin = 0.0;
   options.yMax = 1.0;
+  options.width = 1000;
   plot::writeLinePlot(series, options, path);
 }
 

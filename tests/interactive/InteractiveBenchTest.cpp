@@ -86,10 +86,11 @@ TEST(InteractiveBenchEffort, ManualEffortIsOneInteractionPerStructureSlice) {
   EXPECT_THROW(manualEffort(truth, 3, 1), Error);
 }
 
-TEST(InteractiveBenchEffort, EveryNthSliceStartsAtTheStructure) {
+TEST(InteractiveBenchEffort, EveryNthSliceBracketsTheStructure) {
   const Volume truth = box({8, 8, 20}, {1, 1, 3}, {5, 5, 14});
-  EXPECT_EQ(everyNthStructureSlice(truth, 2, 1, 5), (std::vector<int64_t>{3, 8, 13}));
-  EXPECT_EQ(everyNthStructureSlice(truth, 2, 1, 20), (std::vector<int64_t>{3}));
+  EXPECT_EQ(everyNthStructureSlice(truth, 2, 1, 5), (std::vector<int64_t>{3, 8, 13, 14}));
+  EXPECT_EQ(everyNthStructureSlice(truth, 2, 1, 20), (std::vector<int64_t>{3, 14}));
+  EXPECT_EQ(everyNthStructureSlice(truth, 2, 1, 11), (std::vector<int64_t>{3, 14}));
   EXPECT_EQ(everyNthStructureSlice(truth, 2, 1, 1).size(), 12u);
   EXPECT_TRUE(everyNthStructureSlice(truth, 2, 2, 5).empty());
   EXPECT_THROW(everyNthStructureSlice(truth, 2, 1, 0), Error);

@@ -329,8 +329,8 @@ class Protocol {
           slowest = proxy.totalSeconds;
           slowestSize = truth.geometry.size;
         }
-        say("proxy " + cases_[i].name + ", every " + std::to_string(o_.proxyEvery[e]) + "th slice (" +
-            std::to_string(slices.size()) + " drawn): Dice " + fixed(dicePropagated) + " propagated, " + fixed(diceCopied) +
+        say("proxy " + cases_[i].name + ", 1 slice in " + std::to_string(o_.proxyEvery[e]) + " drawn (" +
+            std::to_string(slices.size()) + " slices): Dice " + fixed(dicePropagated) + " propagated, " + fixed(diceCopied) +
             " nearest-slice copy, " + fixed(proxy.totalSeconds, 2) + " s");
       }
       perCase.push_back({{"case", cases_[i].name}, {"slices", truth.geometry.size[static_cast<size_t>(axis_)]}, {"every", every}});

@@ -55,6 +55,7 @@ std::vector<int64_t> everyNthStructureSlice(const image::Volume& truth, int axis
   std::vector<int64_t> slices;
   if (first < 0) return slices;
   for (int64_t s = first; s <= last; s += every) slices.push_back(s);
+  if (slices.back() != last) slices.push_back(last);
   return slices;
 }
 

@@ -55,9 +55,9 @@ std::string formatInteractiveBench(const json& r) {
       << " slices, " << e["manual"]["edited_voxels"] << " voxels; reduction " << number(e["reduction_interactions_percent"], 1)
       << "% interactions, " << number(e["reduction_voxels_percent"], 1) << "% voxels\n";
 
-  out << "\nproxy masks from every k-th slice (mean Dice to the truth): propagated vs nearest-slice copy\n";
+  out << "\nproxy masks from 1 drawn slice in k (mean Dice to the truth): propagated vs nearest-slice copy\n";
   for (const auto& m : r.at("proxy").at("mean")) {
-    out << "  every " << m["every"] << "th: " << number(m["dice_propagated"]) << " vs " << number(m["dice_nearest_copy"]) << "\n";
+    out << "  k = " << m["every"] << ": " << number(m["dice_propagated"]) << " vs " << number(m["dice_nearest_copy"]) << "\n";
   }
 
   out << "\nforgetting (automatic Dice on earlier cases, right after learning them -> at the end):\n";

@@ -17,8 +17,8 @@
 //   interactive: clicks + slices drawn; edited voxels = the structure's voxels in the drawn slices
 //                (what the person had to draw; a click edits none).
 //   reduction % = 100 * (1 - interactive / manual), for interactions and for edited voxels.
-// Proxy masks: for every case and every k in proxyEvery, the truth's slices first, first+k, …
-// (first..last = the slices that contain the structure) are "drawn" and the rest propagated
+// Proxy masks: for every case and every k in proxyEvery, the truth's slices first, first+k, …,
+// last (first..last = the slices that contain the structure) are "drawn" and the rest propagated
 // (SlicePropagation.h), against copying the nearest drawn slice; Dice to the truth.
 // Forgetting: for each sequence case but the last, automatic (no-click) Dice of the model right
 // after learning it against the final model's, with the options' replay and again (from M_0, on
@@ -89,7 +89,9 @@ struct AnnotationEffort {
 AnnotationEffort manualEffort(const image::Volume& truth, int axis, int label);
 
 // The slice indices a person draws when drawing every `every`-th slice of the structure: first,
-// first + every, … up to the last slice that contains truth == label. Empty for an empty structure.
+// first + every, … and the last slice that contains truth == label (so that the drawn slices
+// bracket the structure and neither propagation nor the nearest-slice copy extrapolates past a
+// drawn end). Empty for an empty structure.
 std::vector<int64_t> everyNthStructureSlice(const image::Volume& truth, int axis, int label, int every);
 
 // The case count and the options alone (before any file is read): Error(BadRequest) naming the
