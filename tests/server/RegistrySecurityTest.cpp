@@ -10,6 +10,7 @@
 #include "tessera/common/Ed25519.h"
 #include "tessera/common/Error.h"
 #include "tessera/common/SignedMessages.h"
+#include "tessera/server/Backup.h"
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/Registry.h"
 #include "tessera/server/ServerKey.h"
@@ -71,6 +72,19 @@ TEST_F(RegistrySecurityTest, EveryStoredGenerationIsSignedByThePrivateServerKey)
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   // Another process on the same folder (an admin command) signs with the same key.
   EXPECT_EQ(Registry(dir_).serverPublicKey(), registry.serverPublicKey());
+}
+
+// A server restored from a backup signs with the key sites have pinned.
+TEST_F(RegistrySecurityTest, BackupKeepsTheServerKey) {
+  std::string key;
+  {
+    Registry registry(dir_);
+    BlobStore blobs(dir_);
+    registry.addModel("liver", "CT", "", "", json{{"spec", 1}}, json::object(), generation(0, blobs.put("w0"), std::nullopt));
+    key = registry.serverPublicKey();
+  }
+  backupDataFolder(dir_, dir_ / "backup");
+  EXPECT_EQ(Registry(dir_ / "backup").serverPublicKey(), key);
 }
 
 TEST_F(RegistrySecurityTest, GenerationsOfAnOlderFileAreSignedWhenItIsOpened) {

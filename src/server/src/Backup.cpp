@@ -17,6 +17,7 @@
 #include "tessera/server/BlobStore.h"
 #include "tessera/server/HighWater.h"
 #include "tessera/server/Registry.h"
+#include "tessera/server/ServerKey.h"
 
 namespace tessera::server {
 
@@ -204,6 +205,9 @@ BackupReport backupDataFolder(const fs::path& dataDir, const fs::path& outPath) 
     makeDirectory(staging / "blobs" / "tmp");
     copyBlobs(dataDir, staging, referencedBlobs(staging / "registry.sqlite3", report), report);
     copyValidationSets(dataDir, staging, report);
+    // The key every generation is signed with: a restored server without it would make a new
+    // one, and sites that pinned the old one would refuse every generation it serves.
+    if (fs::exists(serverKeyFile(dataDir), ec)) common::SigningKey::load(serverKeyFile(dataDir)).save(serverKeyFile(staging));
     {
       const Registry copy(staging);  // also proves the copy opens
       raiseHighWater(staging, copy.highWater());
