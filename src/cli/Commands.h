@@ -47,6 +47,8 @@ Action addSimulateCommand(CLI::App& app);
 Action addClientCommand(CLI::App& app);
 Action addLearnCommand(CLI::App& app);
 Action addPropagateCommand(CLI::App& app);
+Action addModelCommand(CLI::App& app);
+Action addPacsCommand(CLI::App& app);
 Action addPrivacyCommand(CLI::App& app);
 Action addBenchCommand(CLI::App& app);
 

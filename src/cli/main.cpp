@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
       tessera::cli::addSimulateCommand);
   add("privacy", "Plan differential privacy: epsilon of a noise/sampling/rounds plan, or the noise for a target epsilon",
       tessera::cli::addPrivacyCommand);
+  add("model", "Convert a model to a DICOM object for a PACS (to-dicom) and back (from-dicom)",
+      tessera::cli::addModelCommand);
+  add("pacs", "Models in a PACS: echo, push (C-STORE), find-models (C-FIND), pull-model (C-GET)",
+      tessera::cli::addPacsCommand);
   add("bench", "Benchmarks on your own cases: 'interactive' runs the simulated-user protocol (NoC, effort, forgetting)",
       tessera::cli::addBenchCommand);
   add("demo", "Three simulated hospitals federate brain segmentation on Colin27 (simulate with defaults)",

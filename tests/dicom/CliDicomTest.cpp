@@ -11,6 +11,7 @@
 #include "OrthancFixture.h"
 #include "tessera/common/AtomicFile.h"
 #include "tessera/dicom/DicomModelCodec.h"
+#include "tessera/image/ImageIO.h"
 
 using namespace tessera;
 namespace fs = std::filesystem;
@@ -96,5 +97,50 @@ TEST_F(CliDicomTest, PacsRoundTrip) {
   EXPECT_NE(r.output.find("association rejected"), std::string::npos) << r.output;
   r = tessera("pacs echo --timeout 5 --pacs X@127.0.0.1:" + std::to_string(test::freeLoopbackPort()));
   EXPECT_EQ(r.status, 6) << r.output;  // unreachable
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+}
+
+TEST_F(CliDicomTest, PredictWritesASegMatchingTheNiftiPrediction) {
+  if (!fs::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3";
+  const fs::path series = dir.path / "series", tsm = dir.path / "m.tsm";
+  auto r = test::runCommand("/usr/bin/python3 " + (fs::path(TESSERA_DICOM_TEST_DIR) / "make_series.py").string() + " " +
+                            series.string() + " 1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  model::saveModel(test::dicomTestModel("brain-seg", 1), tsm);  // untrained: any label map will do
+  r = tessera("predict --threads 1 --model " + tsm.string() + " --in " + series.string() + " --out " + (dir.path / "p.nii.gz").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = tessera("predict --threads 1 --model " + tsm.string() + " --in " + series.string() + " --out " + (dir.path / "p.dcm").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::string sources;
+  for (const auto& e : fs::directory_iterator(series)) sources += " " + e.path().string();
+  r = test::runCommand("/usr/bin/python3 " + (fs::path(TESSERA_DICOM_TEST_DIR) / "read_seg.py").string() + " " +
+                       (dir.path / "p.dcm").string() + sources);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["segments"]["1"], "tumour \xc3\xa9" "dema");  // UTF-8 label kept
+  const auto nifti = image::readImage(dir.path / "p.nii.gz");
+  const auto& g = nifti.geometry;
+  ASSERT_EQ(j["frames"].size(), static_cast<size_t>(g.size[2]));  // one foreground label
+  int64_t mismatches = 0, set = 0;
+  for (const auto& f : j["frames"]) {
+    const auto index = g.pointToIndex({f["position"][0], f["position"][1], f["position"][2]});
+    const int64_t z = std::llround(index[2]);
+    ASSERT_NEAR(index[0], 0.0, 1e-3);
+    ASSERT_NEAR(index[1], 0.0, 1e-3);
+    ASSERT_NEAR(index[2], static_cast<double>(z), 1e-3);
+    const std::string mask = f["mask"];
+    for (int64_t y = 0; y < g.size[1]; ++y) {
+      for (int64_t x = 0; x < g.size[0]; ++x) {
+        const bool inSeg = mask[static_cast<size_t>(x + g.size[0] * y)] == '1';
+        mismatches += inSeg != (std::lround(nifti.at(x, y, z)) == 1);
+        set += inSeg;
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+  RecordProperty("foreground_voxels", static_cast<int>(set));
+
+  r = tessera("predict --model " + tsm.string() + " --in " + (dir.path / "p.nii.gz").string() + " --out " + (dir.path / "q.dcm").string());
+  EXPECT_NE(r.status, 0) << r.output;  // a SEG needs a DICOM series to reference
   EXPECT_EQ(lines(r.output), 1u) << r.output;
 }

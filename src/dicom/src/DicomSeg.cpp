@@ -166,22 +166,35 @@ void writeDicomSeg(const image::Volume& labels, const model::TaskInfo& task, con
   if (!orientation) throw Error(ErrorCode::Internal, "DICOM SEG: orientation");
   check(seg->addForAllFrames(*orientation), "orientation");
 
+  // Label names are UTF-8: written as they are when the object's character set allows it
+  // (none or ISO_IR 192 taken over from the source), else with '_' for non-ASCII bytes.
+  OFString charset;
+  seg->getSOPCommon().getSpecificCharacterSet(charset);
+  const bool utf8 = charset.empty() || charset == "ISO_IR 192" || charset == "ISO_IR 6";
+  auto ascii = [](std::string text) {
+    for (char& c : text) {
+      if (static_cast<unsigned char>(c) >= 0x80 || c == '\\') c = '_';
+    }
+    return text;
+  };
+  std::map<Uint16, std::string> utf8Labels;  // segment number -> label, put in after encoding
   std::vector<Uint8> frame(static_cast<size_t>(g.size[0] * g.size[1]));
   for (const auto& [value, name] : names) {
     const auto type = propertyType(name, task);
     const bool anatomical = type.value != "85756007";
     DcmSegment* segment = nullptr;
-    check(DcmSegment::create(segment, name.substr(0, 64),
+    const std::string label = name.substr(0, 64);
+    check(DcmSegment::create(segment, ascii(label),
                              anatomical ? CodeSequenceMacro("123037004", "SCT", "Anatomical Structure")
                                         : CodeSequenceMacro("85756007", "SCT", "Tissue"),
                              CodeSequenceMacro(type.value.c_str(), type.scheme.c_str(), type.meaning.c_str()),
                              DcmSegTypes::SAT_AUTOMATIC, options.algorithmName.c_str()),
           "segment '" + name + "'");
+    std::unique_ptr<DcmSegment> owned(segment);  // until the segmentation takes it
     Uint16 number = 0;
-    if (seg->addSegment(segment, number).bad()) {
-      delete segment;
-      throw Error(ErrorCode::Internal, "DICOM SEG: cannot add segment '" + name + "'");
-    }
+    if (seg->addSegment(segment, number).bad()) throw Error(ErrorCode::Internal, "DICOM SEG: cannot add segment '" + name + "'");
+    owned.release();
+    if (utf8 && ascii(label) != label) utf8Labels[number] = label;
     for (int64_t z = 0; z < g.size[2]; ++z) {
       for (int64_t y = 0; y < g.size[1]; ++y) {
         for (int64_t x = 0; x < g.size[0]; ++x) {
@@ -218,8 +231,21 @@ void writeDicomSeg(const image::Volume& labels, const model::TaskInfo& task, con
   references.addFromFiles(files, IODReference::LEVEL_STUDY);
   seg->getCommonInstanceReference().addReferences(references);
 
+  DcmFileFormat file;
+  DcmDataset& dataset = *file.getDataset();
+  check(seg->writeDataset(dataset), "encoding");
+  // dcmiod checks strings as ASCII; UTF-8 labels go in once it is done.
+  if (!utf8Labels.empty()) {
+    dataset.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
+    DcmItem* item = nullptr;
+    for (long i = 0; dataset.findAndGetSequenceItem(DCM_SegmentSequence, item, i).good() && item; ++i) {
+      Uint16 number = 0;
+      item->findAndGetUint16(DCM_SegmentNumber, number);
+      if (auto it = utf8Labels.find(number); it != utf8Labels.end()) item->putAndInsertString(DCM_SegmentLabel, it->second.c_str());
+    }
+  }
   common::writeFileAtomicallyWith(out, ".dcm", [&](const std::filesystem::path& temporary) {
-    check(seg->saveFile(temporary.c_str(), EXS_LittleEndianExplicit), "writing " + out.string());
+    check(file.saveFile(temporary.c_str(), EXS_LittleEndianExplicit), "writing " + out.string());
   });
 }
 
