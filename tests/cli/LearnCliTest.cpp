@@ -74,7 +74,7 @@ class LearnCli : public ::testing::Test {
     std::ofstream(path("spec.json"))
         << R"({"network": {"dims": 2, "axis": 2, "base_features": 8, "depth": 3}, "preprocessing": {"target_spacing": [0, 0, 0]}})";
     const auto r = run("train --dataset " + path("initial") + " --spec " + path("spec.json") + " --out " + path("m.tsm") +
-                       " --epochs 15 --batch-size 4 --threads 1 --task sphere");
+                       " --epochs 4 --batch-size 4 --threads 1 --task sphere");
     ASSERT_EQ(r.code, 0) << r.err;
   }
 
