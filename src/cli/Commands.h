@@ -45,6 +45,7 @@ Action addDemoCommand(CLI::App& app);
 Action addServerCommand(CLI::App& app);
 Action addSimulateCommand(CLI::App& app);
 Action addClientCommand(CLI::App& app);
+Action addInteractCommand(CLI::App& app);
 Action addLearnCommand(CLI::App& app);
 Action addPropagateCommand(CLI::App& app);
 Action addModelCommand(CLI::App& app);

@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
       tessera::cli::addLearnCommand);
   add("propagate", "Proxy 3D mask from a few drawn slices: register neighbouring slices, carry the contours through",
       tessera::cli::addPropagateCommand);
+  add("interact", "Correct a segmentation: start, click, scribble, propagate, suggest, accept, undo (a session in a directory)",
+      tessera::cli::addInteractCommand);
   add("client", "Site side: pull the latest generation, train on corrected cases, push the update, status",
       tessera::cli::addClientCommand);
   add("simulate", "Run a whole federation (server + site processes) on this machine and compare strategies",

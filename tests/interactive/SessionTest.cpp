@@ -203,6 +203,9 @@ TEST_F(SessionTest, PropagateFillsTheVolumeFromDrawnSlicesAndStoresWeights) {
     sum += (truth.voxels[i] > 0) + (proxy.voxels[i] > 0);
   }
   EXPECT_GT(2.0 * static_cast<double>(both) / static_cast<double>(sum), 0.8);
+  const auto accepted = session.accept(root_ / "cases");
+  EXPECT_EQ(accepted.weights, root_ / "cases" / "weights" / (accepted.name + ".nii.gz"));
+  EXPECT_EQ(image::readImage(accepted.weights).voxels, image::readImage(root_ / "s" / "weights.nii.gz").voxels);
   session.undo();
   EXPECT_FALSE(fs::exists(root_ / "s" / "weights.nii.gz"));
 }
@@ -217,6 +220,7 @@ TEST_F(SessionTest, AcceptWritesTheCaseAndItsUsageSidecar) {
   const auto accepted = session.accept(cases);
   EXPECT_TRUE(fs::exists(accepted.image));
   EXPECT_TRUE(fs::exists(accepted.labels));
+  EXPECT_TRUE(accepted.weights.empty());  // nothing propagated
   EXPECT_EQ(accepted.interactions, cases / "interactions" / (accepted.name + ".json"));
   EXPECT_EQ(accepted.name.rfind("image-", 0), 0u) << accepted.name;
   const auto usage = nlohmann::json::parse(common::readFile(accepted.interactions));

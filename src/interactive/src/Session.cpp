@@ -735,7 +735,7 @@ AcceptedCase Session::accept(const fs::path& casesDir) {
   const std::string base = stem + "-" + utcNow("%Y%m%dT%H%M%SZ");
   std::string name = base;
   for (int n = 2; fs::exists(casesDir / "images" / (name + ".nii.gz")) || fs::exists(casesDir / "labels" / (name + ".nii.gz")) ||
-                  fs::exists(casesDir / "interactions" / (name + ".json"));
+                  fs::exists(casesDir / "weights" / (name + ".nii.gz")) || fs::exists(casesDir / "interactions" / (name + ".json"));
        ++n) {
     name = base + "-" + std::to_string(n);
   }
@@ -781,10 +781,15 @@ AcceptedCase Session::accept(const fs::path& casesDir) {
                       {"accepted_at", utcNow()}};
 
   model::writeCase(casesDir, name, model::TrainingCase{s_->image, s_->mask, {}});
+  AcceptedCase accepted;
+  if (!s_->weights.voxels.empty()) {
+    fs::create_directories(casesDir / "weights");
+    accepted.weights = casesDir / "weights" / (name + ".nii.gz");
+    image::writeImage(s_->weights, accepted.weights, image::PixelType::Float32);
+  }
   fs::create_directories(casesDir / "interactions");
   common::writeFileAtomically(casesDir / "interactions" / (name + ".json"), usage.dump(2) + "\n");
 
-  AcceptedCase accepted;
   accepted.name = name;
   accepted.image = casesDir / "images" / (name + ".nii.gz");
   accepted.labels = casesDir / "labels" / (name + ".nii.gz");

@@ -80,9 +80,11 @@ struct SessionOptions {
 //   (wall time from start to accept), dice_initial_to_accepted (foreground Dice of the model's
 //   first prediction to the accepted mask: how much the person had to fix), voxels_changed
 //   (initial vs accepted), accepted_at (ISO-8601 UTC).
+// After `propagate`, CASEDIR/weights/NAME.nii.gz holds the proxy's per-voxel trust (what
+// `tessera learn` scales the loss with); `weights` is empty otherwise.
 struct AcceptedCase {
   std::string name;
-  std::filesystem::path image, labels, interactions;
+  std::filesystem::path image, labels, interactions, weights;
   StepReport report;
 };
 
