@@ -39,6 +39,7 @@ struct SimulateArgs {
   int baseFeatures = 16;
   int rootEpochs = 15;
   int rootSlices = 12;
+  std::optional<double> dpEpsilon;
 };
 
 void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
@@ -65,6 +66,10 @@ void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
                  "Epochs the operator trains generation 0 on reference-scanner slices (0: random weights)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
+  app.add_option("--dp-epsilon", a.dpEpsilon,
+                 "Also run fedavg/fedbn under central differential privacy at this epsilon (delta 1e-5) and report "
+                 "the Dice cost side by side")
+      ->check(CLI::PositiveNumber);
   app.add_option("--root-slices", a.rootSlices, "Reference-scanner slices for generation 0")
       ->capture_default_str()
       ->check(CLI::Range(1, 60));
@@ -88,6 +93,7 @@ int runAndPrint(const SimulateArgs& a, const char* title) {
   o.baseFeatures = a.baseFeatures;
   o.rootEpochs = a.rootEpochs;
   o.rootSlices = a.rootSlices;
+  o.dpEpsilon = a.dpEpsilon;
   o.say = [](const std::string& line) { std::cout << line << std::endl; };
   std::cout << title << "\n"
             << o.sites << " sites, " << o.generations << " rounds, strategies: " << a.strategies

@@ -72,3 +72,35 @@ TEST(PrivacyCli, BadArgumentsAreUsageErrors) {
   EXPECT_NE(sigma.text.find("sigma"), std::string::npos) << sigma.text;
   EXPECT_NE(tessera("privacy epsilon --sigma 1 --steps 3").code, 0);  // --delta is required
 }
+
+// The smallest federation that shows the cost of privacy: one fedavg run and the same under
+// central DP at ε = 8, side by side in the table and report.json, with σ from the accountant for
+// one release per site and round (q = 1) and C from the plain run's update norms.
+TEST(PrivacyCli, SimulateReportsTheDiceCostOfDp) {
+  const std::string out = ::testing::TempDir() + "tessera-simulate-dp";
+  std::system(("rm -rf '" + out + "'").c_str());
+  const auto r = tessera("simulate --sites 2 --generations 1 --strategy fedavg --dp-epsilon 8 --epochs 1 --root-epochs 1 "
+                         "--root-slices 2 --base-features 4 --slices-per-round 1 --out '" + out + "'");
+  ASSERT_EQ(r.code, 0) << r.text;
+  EXPECT_NE(r.text.find("cost of differential privacy"), std::string::npos) << r.text;
+  FILE* f = std::fopen((out + "/report.json").c_str(), "r");
+  ASSERT_TRUE(f);
+  std::string text;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
+  std::fclose(f);
+  const auto report = nlohmann::json::parse(text);
+  ASSERT_EQ(report["runs"].size(), 2u);
+  EXPECT_EQ(report["runs"][1]["strategy"], "fedavg+dp");
+  EXPECT_EQ(report["runs"][1]["dp"]["mode"], "central");
+  ASSERT_EQ(report["privacy_cost"].size(), 1u);
+  const auto& cost = report["privacy_cost"][0];
+  EXPECT_NEAR(cost["dice_cost"].get<double>(), cost["dice"].get<double>() - cost["dice_dp"].get<double>(), 1e-12);
+  EXPECT_GT(cost["clip"].get<double>(), 0);
+  // One release at q = 1 for ε = 8, δ = 1e-5 (the accountant's own answer, cf. `privacy sigma`).
+  const auto sigma = tessera("privacy sigma --epsilon 8 --delta 1e-5 --q 1 --steps 1 --json");
+  ASSERT_EQ(sigma.code, 0) << sigma.text;
+  EXPECT_NEAR(cost["noise_multiplier"].get<double>(), nlohmann::json::parse(sigma.text)["sigma"].get<double>(), 1e-9);
+  std::system(("rm -rf '" + out + "'").c_str());
+}

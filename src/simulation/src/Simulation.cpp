@@ -1,5 +1,6 @@
 #include "tessera/simulation/Simulation.h"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include "tessera/common/AtomicFile.h"
 #include "tessera/federation/Merge.h"
 #include "tessera/federation/MergePolicy.h"
+#include "tessera/federation/RdpAccountant.h"
 #include "tessera/federation/ValidationGate.h"
 #include "tessera/model/CaseFolder.h"
 #include "tessera/nn/Inference.h"
@@ -126,8 +128,11 @@ int candidatesSoFar(client::ApiClient& api) {
 // One strategy's federation run: its own server data folder, server process and site homes.
 class StrategyRun {
  public:
-  StrategyRun(const SimulationOptions& o, const std::string& strategy, const FederationData& data)
-      : o_(o), strategy_(strategy), data_(data), dir_(o.out / strategy), n_(static_cast<int>(data.sites.size())) {}
+  // `dp`: the run's policy under central DP (its label is then "<strategy>+dp").
+  StrategyRun(const SimulationOptions& o, const std::string& strategy, const FederationData& data,
+              std::optional<json> dp = std::nullopt)
+      : o_(o), strategy_(strategy), label_(dp ? strategy + "+dp" : strategy), dp_(std::move(dp)), data_(data),
+        dir_(o.out / label_), n_(static_cast<int>(data.sites.size())) {}
 
   json run(const model::Model& root, const fs::path& validationCases) {
     const auto started = std::chrono::steady_clock::now();
@@ -142,8 +147,10 @@ class StrategyRun {
     const json lineage = api_->generations(kTask);
     server_.process->signal(SIGTERM);
     server_.process->wait();
-    return {{"strategy", strategy_}, {"rounds", rounds_}, {"seconds", secondsSince(started)},
-            {"server_data", (dir_ / "server").string()}, {"usage", stats}, {"lineage", lineage.at("generations")}};
+    json out{{"strategy", label_}, {"rounds", rounds_}, {"seconds", secondsSince(started)},
+             {"server_data", (dir_ / "server").string()}, {"usage", stats}, {"lineage", lineage.at("generations")}};
+    if (dp_) out["dp"] = *dp_;
+    return out;
   }
 
  private:
@@ -162,9 +169,12 @@ class StrategyRun {
       server::seedModel(registry, blobs, root, strategy_);
       server::setValidationCases(dir_ / "server", kTask, validationCases);
       if (strategy_ != "dafne") server::updatePolicy(registry, kTask, {{"round_size", n_}, {"round_seconds", 3600}});
+      // Central DP clips every update to C, a tighter bound on a site's influence than the norm
+      // ratio; the ratio would instead refuse honest updates trained from a noised generation.
+      if (dp_) server::updatePolicy(registry, kTask, {{"dp", *dp_}, {"max_delta_norm_ratio", 1e6}});
     }
     server_ = startServer(dir_);
-    if (o_.say) o_.say("[" + strategy_ + "] server on " + server_.url + " (log " + server_.log.string() + ")");
+    if (o_.say) o_.say("[" + label_ + "] server on " + server_.url + " (log " + server_.log.string() + ")");
 
     client::ClientConfig adminConfig;
     adminConfig.server = server_.url;
@@ -249,7 +259,7 @@ class StrategyRun {
     rounds_.push_back({{"round", round}, {"generation", generation}, {"dice", dice}, {"mean", mean(dice)},
                        {"seconds", seconds}});
     if (o_.say) {
-      std::string line = "[" + strategy_ + "] round " + std::to_string(round) + " → generation " +
+      std::string line = "[" + label_ + "] round " + std::to_string(round) + " → generation " +
                          std::to_string(generation) + ": mean Dice " + fixed(mean(dice)) + " (";
       for (int s = 0; s < n_; ++s) line += (s ? ", " : "") + data_.sites[s].name + " " + fixed(dice[s]);
       o_.say(line + ")");
@@ -257,7 +267,8 @@ class StrategyRun {
   }
 
   const SimulationOptions& o_;
-  std::string strategy_;
+  std::string strategy_, label_;
+  std::optional<json> dp_;
   const FederationData& data_;
   fs::path dir_;
   int n_;
@@ -266,6 +277,27 @@ class StrategyRun {
   std::vector<fs::path> homes_;
   json rounds_ = json::array();
 };
+
+// Central DP for a run of `o.generations` rounds in which every site takes part every round
+// (q = 1): the noise multiplier that spends exactly the target ε, and as clip C the median norm of
+// the updates of the same strategy's non-private run. (Picking C from the sites' real norms is
+// itself a small leak a deployment would pay for with adaptive clipping; for a study it shows the
+// cost of the noise at a sensible C.)
+json centralDpPolicy(const SimulationOptions& o, const json& plainRun) {
+  server::Registry registry(plainRun.at("server_data").get<std::string>());
+  std::vector<double> norms;
+  if (const auto m = registry.model(kTask))
+    for (const auto& u : registry.updates(m->id, ""))
+      if (u.deltaNorm) norms.push_back(*u.deltaNorm);
+  double clip = 1.0;
+  if (!norms.empty()) {
+    std::nth_element(norms.begin(), norms.begin() + norms.size() / 2, norms.end());
+    clip = std::max(norms[norms.size() / 2], 1e-6);
+  }
+  const double z = federation::noiseMultiplierFor(*o.dpEpsilon, o.dpDelta, 1.0, static_cast<uint64_t>(o.generations));
+  return {{"mode", "central"}, {"clip", clip}, {"noise_multiplier", z}, {"delta", o.dpDelta},
+          {"epsilon_max", *o.dpEpsilon * (1 + 1e-9)}};
+}
 
 void writePlot(const json& report, const fs::path& path) {
   std::vector<plot::Series> series;
@@ -367,8 +399,29 @@ json runSimulation(const SimulationOptions& o) {
               {"root", {{"slices", o.rootSlices}, {"epochs", o.rootEpochs}}}};
   report["local_only"] = localOnlyBaseline(o, data, root);
   json runs = json::array();
-  for (const auto& strategy : o.strategies) runs.push_back(StrategyRun(o, strategy, data).run(root, validationCases));
+  json privacyCost = json::array();
+  for (const auto& strategy : o.strategies) {
+    runs.push_back(StrategyRun(o, strategy, data).run(root, validationCases));
+    if (!o.dpEpsilon) continue;
+    if (strategy != "fedavg" && strategy != "fedbn") {
+      if (o.say) o.say("[" + strategy + "] no DP run: central DP merges with fedavg or fedbn only");
+      continue;
+    }
+    const json dp = centralDpPolicy(o, runs.back());
+    if (o.say) {
+      o.say("[" + strategy + "+dp] central DP for epsilon " + fixed(*o.dpEpsilon) + " at delta " + std::to_string(o.dpDelta) +
+            " over " + std::to_string(o.generations) + " rounds: noise multiplier " + fixed(dp["noise_multiplier"]) +
+            ", clip " + std::to_string(dp["clip"].get<double>()) + " (median update norm of the " + strategy + " run)");
+    }
+    runs.push_back(StrategyRun(o, strategy, data, dp).run(root, validationCases));
+    const double plain = runs[runs.size() - 2].at("rounds").back().at("mean");
+    const double dpMean = runs.back().at("rounds").back().at("mean");
+    privacyCost.push_back({{"strategy", strategy}, {"epsilon", *o.dpEpsilon}, {"delta", o.dpDelta},
+                           {"noise_multiplier", dp["noise_multiplier"]}, {"clip", dp["clip"]},
+                           {"dice", plain}, {"dice_dp", dpMean}, {"dice_cost", plain - dpMean}});
+  }
   report["runs"] = runs;
+  if (o.dpEpsilon) report["privacy_cost"] = privacyCost;
   report["seconds"] = secondsSince(started);
   common::writeFileAtomically(o.out / "report.json", report.dump(2) + "\n");
   writePlot(report, o.out / "dice.png");
@@ -435,6 +488,17 @@ std::string formatReport(const json& report) {
     std::vector<double> means;
     for (const auto& run : runs) means.push_back(run.at("rounds").back().at("mean"));
     row("mean", means);
+  }
+  if (report.contains("privacy_cost")) {
+    out += "\ncost of differential privacy (central DP, q = 1, every site every round): final mean Dice\n" +
+           pad("strategy", 10) + pad("epsilon", 9) + pad("sigma", 8) + pad("clip", 10) + pad("plain", 9) + pad("DP", 9) +
+           pad("cost", 9) + "\n";
+    for (const auto& c : report.at("privacy_cost")) {
+      char clip[32];
+      std::snprintf(clip, sizeof clip, "%.4g", c.at("clip").get<double>());
+      out += pad(c.at("strategy"), 10) + pad(fixed(c.at("epsilon")), 9) + pad(fixed(c.at("noise_multiplier")), 8) +
+             pad(clip, 10) + pad(fixed(c.at("dice")), 9) + pad(fixed(c.at("dice_dp")), 9) + pad(fixed(c.at("dice_cost")), 9) + "\n";
+    }
   }
   return out;
 }

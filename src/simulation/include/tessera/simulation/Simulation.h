@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,11 @@ struct SimulationOptions {
   int rootSlices = 12;
   int rootEpochs = 15;
   int baseFeatures = 16;
+  // With a target ε: every fedavg/fedbn run is repeated under central DP (noise multiplier found
+  // by the accountant for `generations` releases per site at q = 1 and dpDelta; clip C = the
+  // median update norm of the non-private run) and the report shows the Dice cost side by side.
+  std::optional<double> dpEpsilon;
+  double dpDelta = 1e-5;
   std::function<void(const std::string&)> say;  // progress lines
 };
 
