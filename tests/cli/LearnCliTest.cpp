@@ -113,6 +113,36 @@ TEST_F(LearnCli, LearnsEachAcceptedCaseOnceAndAdvancesTheSiteGeneration) {
   EXPECT_NE(r.out.find("site generation 2, parent 1"), std::string::npos) << r.out;
 }
 
+// The site flow on the command line: a person corrects a prediction (two drawn slices, the rest
+// propagated), accepts it into the case folder, and the site model learns it with its proxy
+// weights and interaction figures.
+TEST_F(LearnCli, LearnsWhatInteractAccepted) {
+  trainSiteModel();
+  writeCase("scan", "x", 9);
+  const std::string session = " --session " + path("session");
+  auto r = run("interact start --model " + path("m.tsm") + " --in " + path("scan/images/x.nii.gz") + session);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* slice : {"2", "5"}) {
+    r = run("interact scribble" + session + " --slice " + slice + " --axis 2 --mask " + path("scan/labels/x.nii.gz"));
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  r = run("interact propagate" + session);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run("interact accept" + session + " --cases " + path("cases") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string name = nlohmann::json::parse(r.out).at("case");
+  EXPECT_TRUE(fs::exists(dir_ / "cases" / "weights" / (name + ".nii.gz")));
+  EXPECT_TRUE(fs::exists(dir_ / "cases" / "interactions" / (name + ".json")));
+
+  r = run("learn --model " + path("m.tsm") + " --cases " + path("cases") + " --out " + path("m1.tsm") +
+          " --epochs 2 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("learned 1 case(s) (" + name + ")"), std::string::npos) << r.out;
+  const auto record = nlohmann::json::parse(slurp(dir_ / "cases" / "learned.json"));
+  ASSERT_EQ(record["cases"].size(), 1u);
+  EXPECT_EQ(record["cases"][0]["name"], name);
+}
+
 TEST_F(LearnCli, BadInputIsOneLineAndWritesNothing) {
   trainSiteModel();
   auto r = run("learn --model " + path("m.tsm") + " --cases " + path("nowhere") + " --out " + path("m1.tsm"));
