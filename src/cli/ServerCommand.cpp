@@ -125,7 +125,7 @@ void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>
 
   auto* seed = admin.add_subcommand("seed", "Register a model file as the first generation of its task");
   seed->add_option("--model", a->model, "A .tsm model file")->required();
-  seed->add_option("--strategy", a->strategy, "Merge strategy: dafne, fedavg, fedbn, trimmed-mean")->capture_default_str();
+  seed->add_option("--strategy", a->strategy, "Merge strategy: dafne, fedavg, fedbn, trimmed-mean, median")->capture_default_str();
   dataOption(seed);
   actions.emplace_back(seed, [a] {
     fs::create_directories(a->data);

@@ -119,7 +119,7 @@ TEST(MergePolicy, WrongTypeIsNamed) {
 
 TEST(MergePolicy, OutOfRangeIsNamed) {
   const std::vector<std::pair<std::string, json>> cases = {
-      {"strategy", "median"},        {"round_size", 0},           {"round_size", 10001},
+      {"strategy", "krum"},          {"round_size", 0},           {"round_size", 10001},
       {"round_seconds", 0},          {"round_seconds", -5},       {"dafne_weight", -0.1},
       {"dafne_weight", 1.5},         {"trim_fraction", 0.5},      {"trim_fraction", -0.01},
       {"staleness", "sometimes"},    {"staleness_decay", 0},      {"staleness_decay", 1.01},
@@ -133,7 +133,7 @@ TEST(MergePolicy, OutOfRangeIsNamed) {
   };
   for (const auto& [field, value] : cases) {
     const auto message = policyError({{field, value}});
-    const std::string name = field == "strategy" ? "median" : field;
+    const std::string name = field == "strategy" ? "krum" : field;
     EXPECT_NE(message.find(name), std::string::npos) << field << " = " << value.dump() << ": " << message;
   }
   // Edges that are allowed.

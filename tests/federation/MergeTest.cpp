@@ -255,6 +255,41 @@ TEST_F(MergeTest, TrimmedMeanIgnoresAnOutlier) {
   expectWeightsNear(merged0, mean, 0.05, "untrimmed mean");
 }
 
+// Two of five sites send huge deltas of opposite signs: the coordinate-wise median stays among
+// the honest values; with an even count it is the mean of the two middle ones.
+TEST_F(MergeTest, MedianIgnoresAMinorityOfOutliers) {
+  std::vector<common::WeightSet> deltas;
+  for (int i = 0; i < 3; ++i) deltas.push_back(tinyWeights(0.01f * static_cast<float>(i) - 0.01f, 0.002f * static_cast<float>(i + 1)));
+  deltas.push_back(tinyWeights(1e6f, 1000.0f));
+  deltas.push_back(tinyWeights(-1e6f, -1000.0f));
+  std::vector<UpdateInput> ups;
+  for (int i = 0; i < 5; ++i) ups.push_back(update(deltas[i], UpdateKind::Delta, 2, 1 + i));
+  const auto current = flatten(generation(2));
+  std::vector<std::vector<double>> flat;
+  for (const auto& d : deltas) flat.push_back(flatten(d));
+  const auto expectedMedian = [&](size_t count) {
+    std::vector<double> expected(current.size());
+    for (size_t j = 0; j < current.size(); ++j) {
+      std::vector<double> column;
+      for (size_t i = 0; i < count; ++i) column.push_back(static_cast<float>(flat[i][j]));
+      std::sort(column.begin(), column.end());
+      const double m = count % 2 ? column[count / 2] : (column[count / 2 - 1] + column[count / 2]) / 2;
+      expected[j] = current[j] + m;
+    }
+    return expected;
+  };
+  const auto [out, merged] = merge(input(policy(Strategy::Median), ups));
+  expectWeightsNear(merged, expectedMedian(5), kTolerance, "median of five");
+  for (double c : out.contributions) EXPECT_NEAR(c, 0.2, 1e-12);
+  for (size_t j = 0; j < current.size(); ++j) EXPECT_LT(std::abs(flatten(merged)[j] - current[j]), 0.5);
+
+  ups.pop_back();  // four: the mean of the two middle values
+  const auto [out4, merged4] = merge(input(policy(Strategy::Median), ups));
+  expectWeightsNear(merged4, expectedMedian(4), kTolerance, "median of four");
+  EXPECT_EQ(strategyFromString("median"), Strategy::Median);
+  EXPECT_EQ(toString(Strategy::Median), "median");
+}
+
 TEST_F(MergeTest, DafneAveragesEachUploadIntoTheCurrentModelInTurn) {
   const common::WeightSet fullWeights = tinyWeights(4.0f, 0.125f);
   MergePolicy p = policy(Strategy::Dafne);

@@ -119,7 +119,7 @@ std::vector<double> contributions(const MergePolicy& policy, const std::vector<P
   for (size_t i = 0; i < parts.size(); ++i) {
     if (policy.strategy == Strategy::Dafne) {
       c[i] = (1 - policy.dafneWeight) * std::pow(policy.dafneWeight, static_cast<double>(parts.size() - 1 - i));
-    } else if (policy.strategy == Strategy::TrimmedMean) {
+    } else if (policy.strategy == Strategy::TrimmedMean || policy.strategy == Strategy::Median) {
       c[i] = parts[i].scale / static_cast<double>(parts.size());
     } else {
       c[i] = shares[i] * parts[i].scale;
@@ -155,6 +155,20 @@ void combineTrimmedMean(const MergePolicy& policy, const std::vector<Participant
     double sum = 0;
     for (size_t i = trim; i < k - trim; ++i) sum += column[i];
     acc[j] = cur[j] + sum / static_cast<double>(k - 2 * trim);
+  }
+}
+
+// The middle value of each coordinate: up to ⌈k/2⌉ − 1 arbitrary deltas cannot move it outside
+// the range of the honest ones.
+void combineMedian(const std::vector<Participant>& parts, const float* cur, int64_t n, double* acc, std::vector<float>& column) {
+  const size_t k = parts.size();
+  for (int64_t j = 0; j < n; ++j) {
+    for (size_t i = 0; i < k; ++i) column[i] = static_cast<float>(parts[i].scale * delta(parts[i], j));
+    const auto middle = column.begin() + static_cast<std::ptrdiff_t>(k / 2);
+    std::nth_element(column.begin(), middle, column.end());
+    double median = *middle;
+    if (k % 2 == 0) median = (median + *std::max_element(column.begin(), middle)) / 2;
+    acc[j] = cur[j] + median;
   }
 }
 
@@ -215,6 +229,7 @@ MergeOutput mergeUpdates(const MergeInput& input, common::WeightRecordWriter& ou
       switch (policy.strategy) {
         case Strategy::Dafne: combineDafne(policy, parts, cur.data(), n, acc.data()); break;
         case Strategy::TrimmedMean: combineTrimmedMean(policy, parts, cur.data(), n, acc.data(), column); break;
+        case Strategy::Median: combineMedian(parts, cur.data(), n, acc.data(), column); break;
         default: combineWeightedMean(parts, result.contributions, cur.data(), n, acc.data()); break;
       }
       for (int64_t j = 0; j < n; ++j) merged[j] = static_cast<float>(acc[j]);

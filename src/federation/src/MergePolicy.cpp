@@ -15,6 +15,7 @@ std::string toString(Strategy strategy) {
     case Strategy::FedAvg: return "fedavg";
     case Strategy::FedBN: return "fedbn";
     case Strategy::TrimmedMean: return "trimmed-mean";
+    case Strategy::Median: return "median";
   }
   return "?";
 }
@@ -24,7 +25,8 @@ Strategy strategyFromString(const std::string& text) {
   if (text == "fedavg") return Strategy::FedAvg;
   if (text == "fedbn") return Strategy::FedBN;
   if (text == "trimmed-mean") return Strategy::TrimmedMean;
-  throw std::invalid_argument("unknown merge strategy '" + text + "' (use dafne, fedavg, fedbn or trimmed-mean)");
+  if (text == "median") return Strategy::Median;
+  throw std::invalid_argument("unknown merge strategy '" + text + "' (use dafne, fedavg, fedbn, trimmed-mean or median)");
 }
 
 std::string toString(DpMode mode) {
@@ -40,7 +42,8 @@ namespace {
 
 nlohmann::json dpToJson(const DpPolicy& dp) {
   return {{"mode", toString(dp.mode)}, {"clip", dp.clipNorm}, {"noise_multiplier", dp.noiseMultiplier},
-          {"epsilon_max", dp.epsilonMax}, {"delta", dp.delta}};
+          {"epsilon_max", dp.epsilonMax}, {"delta", dp.delta}, {"adaptive_quantile", dp.adaptiveQuantile},
+          {"adaptive_learning_rate", dp.adaptiveLearningRate}, {"adaptive_count_noise", dp.adaptiveCountNoise}};
 }
 
 DpPolicy dpFromJson(const nlohmann::json& patch, DpPolicy dp) {
@@ -60,6 +63,9 @@ DpPolicy dpFromJson(const nlohmann::json& patch, DpPolicy dp) {
     else if (key == "noise_multiplier") dp.noiseMultiplier = v;
     else if (key == "epsilon_max") dp.epsilonMax = v;
     else if (key == "delta") dp.delta = v;
+    else if (key == "adaptive_quantile") dp.adaptiveQuantile = v;
+    else if (key == "adaptive_learning_rate") dp.adaptiveLearningRate = v;
+    else if (key == "adaptive_count_noise") dp.adaptiveCountNoise = v;
     else throw std::invalid_argument("unknown policy field 'dp." + key + "'");
   }
   return dp;
@@ -93,6 +99,12 @@ void MergePolicy::validate() const {
   // running average and the trimmed mean weight and select single updates instead.
   need(dp.mode != DpMode::Central || strategy == Strategy::FedAvg || strategy == Strategy::FedBN,
        "'dp.mode' central works with fedavg or fedbn only");
+  need(dp.adaptiveQuantile >= 0 && dp.adaptiveQuantile <= 1, "'dp.adaptive_quantile' must be in [0, 1] (0: off)");
+  need(std::isfinite(dp.adaptiveLearningRate) && dp.adaptiveLearningRate > 0, "'dp.adaptive_learning_rate' must be positive");
+  need(std::isfinite(dp.adaptiveCountNoise) && dp.adaptiveCountNoise >= 0, "'dp.adaptive_count_noise' must be >= 0");
+  need(dp.adaptiveQuantile == 0 || dp.mode == DpMode::Central, "'dp.adaptive_quantile' needs 'dp.mode' central");
+  need(dp.adaptiveQuantile == 0 || dp.adaptiveCountNoise > dp.noiseMultiplier / 2,
+       "'dp.adaptive_count_noise' must exceed noise_multiplier / 2 with adaptive clipping");
 }
 
 MergePolicy defaultPolicyFor(Strategy strategy) {

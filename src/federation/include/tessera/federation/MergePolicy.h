@@ -8,7 +8,9 @@
 
 namespace tessera::federation {
 
-enum class Strategy { Dafne, FedAvg, FedBN, TrimmedMean };
+// Median: the coordinate-wise median of the round's deltas (the mean of the two middle values for
+// an even count), robust to fewer than half of the sites sending anything at all.
+enum class Strategy { Dafne, FedAvg, FedBN, TrimmedMean, Median };
 std::string toString(Strategy strategy);
 Strategy strategyFromString(const std::string& text);  // throws std::invalid_argument naming it
 
@@ -30,6 +32,13 @@ struct DpPolicy {
   // above epsilonMax at delta is refused. 0: no budget, ε is still reported.
   double epsilonMax = 0;
   double delta = 1e-5;
+  // Adaptive clipping in central mode (AdaptiveClipping.h): 0 = off; otherwise after every round
+  // the server moves `clipNorm` towards this quantile of the round's update norms and stores it
+  // here. The unclipped count gets noise `adaptiveCountNoise` (σ_b > noise_multiplier / 2), and
+  // the deltas the larger multiplier that keeps the pair at `noise_multiplier` (their Theorem 1).
+  double adaptiveQuantile = 0;
+  double adaptiveLearningRate = 0.2;
+  double adaptiveCountNoise = 0;
 };
 
 struct MergePolicy {
