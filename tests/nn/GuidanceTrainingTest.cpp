@@ -191,3 +191,30 @@ TEST(GuidanceTraining, SameSeedOnOneThreadGivesBitIdenticalWeights) {
   nn::setThreadCount(before);
   EXPECT_EQ(a.weightsSha256(), b.weightsSha256());
 }
+
+TEST(GuidanceTraining, VolumetricNetworksTakeClicksAndWeightsToo) {
+  auto c = makePhantom(6, {32, 32, 16}, {1, 1, 2});
+  c.weights = image::Volume(c.image.geometry, 0.0f);
+  auto spec = tinySpec(3);
+  spec.guidanceChannels = 2;
+  model::Model model = model::initialModel(spec, {}, {}, 2);
+  const auto initial = model.weights;
+  nn::TrainOptions options;
+  options.epochs = 1;
+  options.clicks.noClickProbability = 0.0;
+  nn::trainModel(model, {c}, options);
+  // Zero weights: patches with clicks still teach nothing.
+  for (size_t i = 0; i < initial.size(); ++i) {
+    if (initial[i].name.find("running_") != std::string::npos || initial[i].name.find("num_batches") != std::string::npos) continue;
+    EXPECT_EQ(model.weights[i].values, initial[i].values) << initial[i].name;
+  }
+  c.weights = {};
+  nn::trainModel(model, {c}, options);
+  EXPECT_NE(model.weights[0].values, initial[0].values);
+  nn::Guidance click;
+  click.clicks.push_back({{16, 16, 8}, true});
+  click.clicks.push_back({{2, 3, 1}, false});
+  const auto out = nn::segmentDetailed(model, c.image, click);
+  EXPECT_TRUE(out.labels.geometry.sameGrid(c.image.geometry));
+  EXPECT_EQ(out.entropy.voxels.size(), c.image.voxels.size());
+}
