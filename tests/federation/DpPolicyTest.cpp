@@ -69,3 +69,18 @@ TEST(DpPolicy, UpdateHeaderCarriesLocalDpParameters) {
   const std::string bad = tessera::test::withHeader(encodeUpdate(u), [](json& h) { h["dp"] = {{"mode", "local"}, {"clip", -1}, {"noise_multiplier", 1}}; });
   EXPECT_NE(tessera::test::updateErrorOf([&] { decodeUpdate(bad, "u.tsu"); }, "bad_update").find("'dp'"), std::string::npos);
 }
+
+TEST(DpPolicy, AdaptiveClippingNeedsCentralModeAndEnoughCountNoise) {
+  const auto p = policyFromJson({{"dp", {{"mode", "central"}, {"noise_multiplier", 1.0}, {"adaptive_quantile", 0.5},
+                                         {"adaptive_count_noise", 1.0}}}});
+  EXPECT_EQ(p.dp.adaptiveQuantile, 0.5);
+  EXPECT_EQ(p.dp.adaptiveLearningRate, 0.2);
+  EXPECT_EQ(policyFromJson(json::parse(toJson(p).dump())).dp.adaptiveCountNoise, 1.0);
+  EXPECT_NE(policyProblem({{"dp", {{"mode", "local"}, {"adaptive_quantile", 0.5}, {"adaptive_count_noise", 1}}}}).find("central"),
+            std::string::npos);
+  EXPECT_NE(policyProblem({{"dp", {{"mode", "central"}, {"noise_multiplier", 1.0}, {"adaptive_quantile", 0.5},
+                                   {"adaptive_count_noise", 0.4}}}})
+                .find("adaptive_count_noise"),
+            std::string::npos);
+  EXPECT_NE(policyProblem({{"dp", {{"adaptive_quantile", 1.5}}}}).find("adaptive_quantile"), std::string::npos);
+}

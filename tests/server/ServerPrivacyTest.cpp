@@ -144,5 +144,42 @@ TEST_F(ServerPrivacyTest, CentralDpPublishesClippedMeanPlusCalibratedNoise) {
   }
 }
 
+// Adaptive clipping: the deltas get the larger noise multiplier z_Δ that pays for the noisy count,
+// and after the round the server stores a new clip (the count is noisy, so only its range is known).
+TEST_F(ServerPrivacyTest, AdaptiveClippingRaisesTheDeltaNoiseAndMovesTheClip) {
+  const double clip = 0.05, z = 2.0, countNoise = 1.5;
+  start("fedavg", 2,
+        {{"round_size", 2}, {"round_seconds", 3600}, {"validation_tolerance", 1.0},
+         {"dp", {{"mode", "central"}, {"clip", clip}, {"noise_multiplier", z}, {"adaptive_quantile", 0.5},
+                 {"adaptive_count_noise", countNoise}}}});
+  std::vector<common::WeightSet> deltas;
+  for (int i = 0; i < 2; ++i) {
+    deltas.push_back(randomDelta(base_.weights, 60 + i, 0.05f));  // norms far above the clip
+    ASSERT_EQ(post(i, encodeDelta(kTask, 0, deltas.back())).status, 202);
+  }
+  ASSERT_TRUE(waitForGeneration(http(), kTask, siteTokens_[0], 1)) << server_->logTail();
+  const model::Model merged = downloadModel(http(), kTask, 1, siteTokens_[0]);
+  for (auto& d : deltas) federation::clipToNorm(d, clip);
+  double sumSq = 0;
+  int64_t count = 0;
+  for (size_t t = 0; t < merged.weights.size(); ++t) {
+    if (federation::isRunningStatistic(merged.weights[t].name)) continue;
+    for (size_t k = 0; k < merged.weights[t].values.size(); ++k) {
+      const double noise = double(merged.weights[t].values[k]) - double(base_.weights[t].values[k]) -
+                           (double(deltas[0][t].values[k]) + deltas[1][t].values[k]) / 2;
+      sumSq += noise * noise;
+      ++count;
+    }
+  }
+  const double zDelta = 1 / std::sqrt(1 / (z * z) - 1 / (4 * countNoise * countNoise));
+  EXPECT_NEAR(std::sqrt(sumSq / count), zDelta * clip / 2, zDelta * clip / 2 * 0.1);
+  // Both updates were clipped (b = 0): C·exp(−η(b̄ − γ)) with b̄ = N(0, σ_b²)/2, within 8 σ.
+  ASSERT_TRUE(waitFor([&] { return http().getJson("/v1/models/" + kTask + "/policy", adminToken_)["dp"]["clip"] != clip; }, 10))
+      << server_->logTail();
+  const double next = http().getJson("/v1/models/" + kTask + "/policy", adminToken_)["dp"]["clip"].get<double>();
+  EXPECT_GT(next, clip * std::exp(-0.2 * (8 * countNoise / 2 - 0.5)));
+  EXPECT_LT(next, clip * std::exp(-0.2 * (-8 * countNoise / 2 - 0.5)));
+}
+
 }  // namespace
 }  // namespace tessera::servertest

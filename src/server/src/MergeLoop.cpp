@@ -7,6 +7,7 @@
 
 #include "tessera/federation/Merge.h"
 #include "tessera/federation/CentralDpMerge.h"
+#include "tessera/federation/AdaptiveClipping.h"
 #include "tessera/federation/ValidationGate.h"
 #include "tessera/server/AdminTasks.h"
 #include "tessera/server/HighWater.h"
@@ -215,7 +216,9 @@ std::optional<double> MergeLoop::validationDice(const ModelRecord& model, const 
 void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord& current,
                                const std::vector<UpdateRecord>& updates) {
   const auto started = std::chrono::steady_clock::now();
-  const auto policy = federation::policyFromJson(model.policy);
+  // Read again: adaptive clipping changes the policy after every round.
+  const auto fresh = registry_.modelById(model.id);
+  const auto policy = federation::policyFromJson(fresh ? fresh->policy : model.policy);
   // Content-addressed inputs are checked against their names before anything is merged: a
   // damaged blob must never be published under a fresh, valid checksum (hashed once per change
   // of the file, see BlobStore::verify).
@@ -249,9 +252,19 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
     return r.tensorCount();
   }());
   federation::MergeOutput merged;
+  std::optional<double> nextClip;  // adaptive clipping's C for the next round
   if (policy.dp.mode == federation::DpMode::Central) {
     federation::NoiseSource noise;  // keyed from OS entropy for every round
-    merged = federation::mergeWithCentralDp(input, {policy.dp.clipNorm, policy.dp.noiseMultiplier}, noise, writer).merge;
+    const auto& dp = policy.dp;
+    const bool adaptive = dp.adaptiveQuantile > 0;
+    const double z = adaptive ? federation::AdaptiveClipping::deltaNoiseMultiplier(dp.noiseMultiplier, dp.adaptiveCountNoise)
+                              : dp.noiseMultiplier;
+    auto central = federation::mergeWithCentralDp(input, {dp.clipNorm, z}, noise, writer);
+    merged = std::move(central.merge);
+    if (adaptive) {
+      federation::AdaptiveClipping clipping(dp.clipNorm, {dp.adaptiveQuantile, dp.adaptiveLearningRate, dp.adaptiveCountNoise});
+      nextClip = clipping.update(central.normsBeforeClipping, noise);
+    }
   } else {
     merged = federation::mergeUpdates(input, writer);
   }
@@ -262,6 +275,10 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
   writer.file().commit(target);
   try {
     recordCandidate(model, current, ids, merged, policy, started);
+    if (nextClip) {
+      updatePolicy(registry_, model.task, {{"dp", {{"clip", *nextClip}}}});
+      if (log_) log_("model '" + model.task + "': adaptive clipping: clip " + std::to_string(policy.dp.clipNorm) + " -> " + std::to_string(*nextClip));
+    }
   } catch (const std::exception&) {
     // Not published (the registry refused the write, the gate failed): the candidate's blob
     // must not stay behind as an orphan, unless some row names the same content.
