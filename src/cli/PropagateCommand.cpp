@@ -83,6 +83,11 @@ Action addPropagateCommand(CLI::App& app) {
       labelled += n;
       perLabel << (perLabel.tellp() > 0 ? ", " : "") << "label " << label << ": " << n;
     }
+    // An atlas's hundred regions would not fit a line; their count says enough there.
+    if (counts.size() > 8) {
+      perLabel.str("");
+      perLabel << counts.size() << " labels";
+    }
     std::printf("propagated %lld slices along axis %d from %zu drawn (%s) in %.2f s (registration %.2f s)\n",
                 static_cast<long long>(proxy.propagatedSlices), args->axis, args->slices.size(),
                 joined(args->slices).c_str(), proxy.totalSeconds, proxy.registrationSeconds);
