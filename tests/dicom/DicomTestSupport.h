@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "tessera/model/Model.h"
 
@@ -44,6 +45,17 @@ inline CommandResult runCommand(const std::string& command) {
   const int status = pclose(pipe);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// Study and Series Instance UID of a DICOM file, read with pydicom.
+inline std::pair<std::string, std::string> studyAndSeries(const std::filesystem::path& file) {
+  const auto r = runCommand("/usr/bin/python3 -c 'import sys, pydicom; d = pydicom.dcmread(sys.argv[1], "
+                            "stop_before_pixels=True); print(d.StudyInstanceUID, d.SeriesInstanceUID)' " + file.string());
+  const auto space = r.output.find(' ');
+  if (r.status != 0 || space == std::string::npos) return {};
+  std::string series = r.output.substr(space + 1);
+  while (!series.empty() && (series.back() == '\n' || series.back() == ' ')) series.pop_back();
+  return {r.output.substr(0, space), series};
 }
 
 struct TempDir {

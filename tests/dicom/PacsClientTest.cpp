@@ -11,6 +11,7 @@
 #include "tessera/dicom/DicomModelCodec.h"
 #include "tessera/dicom/DicomUids.h"
 #include "tessera/dicom/PacsClient.h"
+#include "tessera/image/ImageIO.h"
 
 using namespace tessera;
 namespace fs = std::filesystem;
@@ -223,4 +224,31 @@ TEST_F(PacsClientTest, PushingAFileThatIsNotDicomIsRefused) {
   std::string message;
   EXPECT_EQ(codeOf([&] { client().push({dir.path / "x.dcm"}); }, &message), ErrorCode::BadRequest);
   EXPECT_NE(message.find("not a DICOM Part 10 file"), std::string::npos) << message;
+}
+
+TEST(PacsSeriesUrl, ParsesAndRefuses) {
+  const auto u = dicom::PacsSeriesUrl::parse("pacs://PACS@10.0.0.1:104/1.2.3/1.2.3.4");
+  EXPECT_EQ(u.pacs.describe(), "PACS@10.0.0.1:104");
+  EXPECT_EQ(u.studyUid, "1.2.3");
+  EXPECT_EQ(u.seriesUid, "1.2.3.4");
+  EXPECT_TRUE(dicom::PacsSeriesUrl::parse("pacs://PACS@h:1/1.2").seriesUid.empty());
+  for (const char* bad : {"pacs://PACS@h:1", "pacs://PACS@h:1/", "pacs://PACS@h:1/abc", "pacs://h:1/1.2", "pacs://P@h:1/1.2/x"}) {
+    EXPECT_EQ(codeOf([&] { dicom::PacsSeriesUrl::parse(bad); }), ErrorCode::BadRequest) << bad;
+  }
+}
+
+TEST_F(PacsClientTest, RetrievesAnImageSeriesWithItsGeometry) {
+  if (!fs::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3";
+  test::TempDir dir;
+  const fs::path series = dir.path / "series";
+  ASSERT_EQ(test::runCommand("/usr/bin/python3 " + (fs::path(TESSERA_DICOM_TEST_DIR) / "make_series.py").string() + " " +
+                             series.string() + " 1").status, 0);
+  const auto [study, seriesUid] = test::studyAndSeries(series / "slice000.dcm");
+  ASSERT_FALSE(study.empty());
+  EXPECT_EQ(client().push({series}).stored, 8u);
+  EXPECT_EQ(client().retrieveSeries(study, "", dir.path / "fetched"), 8u);  // the study's only series
+  const auto local = image::readImage(series), fetched = image::readImage(dir.path / "fetched");
+  EXPECT_TRUE(local.geometry.sameGrid(fetched.geometry)) << local.geometry.describe() << " vs " << fetched.geometry.describe();
+  EXPECT_EQ(local.voxels, fetched.voxels);
+  EXPECT_EQ(codeOf([&] { client().retrieveSeries(study, seriesUid + "9", dir.path / "none"); }), ErrorCode::NotFound);
 }

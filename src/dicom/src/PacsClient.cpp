@@ -37,6 +37,29 @@ PacsAddress PacsAddress::parse(std::string_view text, std::string_view what) {
   return a;
 }
 
+PacsSeriesUrl PacsSeriesUrl::parse(std::string_view text) {
+  auto bad = [&](const std::string& problem) {
+    return Error(ErrorCode::BadRequest, "--in '" + std::string(text) + "': " + problem +
+                                            " (expected pacs://AET@HOST:PORT/STUDY_UID[/SERIES_UID])");
+  };
+  if (!matches(text)) throw bad("not a pacs:// address");
+  const std::string_view rest = text.substr(7);
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos) throw bad("no study UID");
+  PacsSeriesUrl url;
+  url.pacs = PacsAddress::parse(rest.substr(0, slash), "--in");
+  const std::string_view uids = rest.substr(slash + 1);
+  const auto second = uids.find('/');
+  url.studyUid = std::string(uids.substr(0, second));
+  if (second != std::string_view::npos) url.seriesUid = std::string(uids.substr(second + 1));
+  auto isUid = [](const std::string& uid) {
+    return !uid.empty() && uid.size() <= 64 && uid.find_first_not_of("0123456789.") == std::string::npos;
+  };
+  if (!isUid(url.studyUid)) throw bad("the study UID is not a DICOM UID");
+  if (second != std::string_view::npos && !isUid(url.seriesUid)) throw bad("the series UID is not a DICOM UID");
+  return url;
+}
+
 std::string PacsAddress::describe() const { return aet + "@" + host + ":" + std::to_string(port); }
 
 namespace {
@@ -358,6 +381,83 @@ model::Model PacsClient::pullModel(const std::string& task, std::optional<int64_
                                          std::to_string(wanted));
   }
   return model;
+}
+
+size_t PacsClient::retrieveSeries(const std::string& studyUid, const std::string& seriesUid,
+                                  const std::filesystem::path& folder) const {
+  std::string series = seriesUid;
+  const std::string where = "PACS " + address_.describe();
+  if (series.empty()) {
+    Session s(address_, options_);
+    s.propose(UID_FINDStudyRootQueryRetrieveInformationModel, uncompressed());
+    s.connect(options_.callingAet);
+    DcmDataset keys;
+    keys.putAndInsertString(DCM_QueryRetrieveLevel, "SERIES");
+    keys.putAndInsertString(DCM_StudyInstanceUID, studyUid.c_str());
+    keys.putAndInsertString(DCM_SeriesInstanceUID, "");
+    keys.putAndInsertString(DCM_Modality, "");
+    keys.putAndInsertString(DCM_Manufacturer, "");
+    OFList<QRResponse*> responses;
+    const OFCondition cond =
+        s.scu.sendFINDRequest(s.context(UID_FINDStudyRootQueryRetrieveInformationModel, "study-root queries (C-FIND)"),
+                              &keys, &responses);
+    std::vector<std::string> images;
+    for (auto* r : responses) {
+      if (r->m_dataset) {
+        const std::string modality = value(*r->m_dataset, DCM_Modality);
+        const bool derived = modality == "SEG" || modality == "SR" || modality == "PR" ||
+                             value(*r->m_dataset, DCM_Manufacturer) == "Tessera";
+        if (!derived) images.push_back(value(*r->m_dataset, DCM_SeriesInstanceUID));
+      }
+      delete r;
+    }
+    if (cond.bad()) throw s.error(ErrorCode::Server, std::string("C-FIND failed: ") + cond.text());
+    if (images.empty()) throw Error(ErrorCode::NotFound, where + ": study " + studyUid + " has no image series");
+    if (images.size() > 1) {
+      std::string list;
+      for (const auto& uid : images) list += (list.empty() ? "" : ", ") + uid;
+      throw Error(ErrorCode::Conflict, where + ": study " + studyUid + " has " + std::to_string(images.size()) +
+                                           " image series (" + list + "); name one as pacs://…/STUDY/SERIES");
+    }
+    series = images.front();
+  }
+
+  Session s(address_, options_);
+  s.propose(UID_GETStudyRootQueryRetrieveInformationModel, uncompressed());
+  // Image storage classes we take back (the PACS converts to an uncompressed syntax when needed).
+  for (int i = 0; i < numberOfDcmShortSCUStorageSOPClassUIDs && i < 120; ++i) {
+    s.propose(dcmShortSCUStorageSOPClassUIDs[i], uncompressed(), ASC_SC_ROLE_SCP);
+  }
+  s.connect(options_.callingAet);
+  DcmDataset keys;
+  keys.putAndInsertString(DCM_QueryRetrieveLevel, "SERIES");
+  keys.putAndInsertString(DCM_StudyInstanceUID, studyUid.c_str());
+  keys.putAndInsertString(DCM_SeriesInstanceUID, series.c_str());
+  OFList<RetrieveResponse*> responses;
+  const OFCondition cond = s.scu.sendCGETRequest(
+      s.context(UID_GETStudyRootQueryRetrieveInformationModel, "study-root retrieval (C-GET)"), &keys, &responses);
+  Uint16 finalStatus = 0;
+  for (auto* r : responses) {
+    finalStatus = r->m_status;
+    delete r;
+  }
+  if (cond.bad()) throw s.error(ErrorCode::Server, std::string("C-GET failed: ") + cond.text());
+  if (s.scu.received.empty()) {
+    throw Error(ErrorCode::NotFound, where + ": series " + series + " of study " + studyUid + " delivered no object (C-GET status " +
+                                         statusText(finalStatus) + ")");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(folder, ec);
+  size_t n = 0;
+  for (auto& dataset : s.scu.received) {
+    DcmFileFormat file(dataset.release(), OFFalse);  // takes the dataset over, no copy
+    char name[32];
+    std::snprintf(name, sizeof name, "%06zu.dcm", ++n);
+    const auto path = folder / name;
+    const OFCondition saved = file.saveFile(path.c_str(), EXS_LittleEndianExplicit);
+    if (saved.bad()) throw Error(ErrorCode::Io, path.string() + ": cannot write: " + saved.text());
+  }
+  return n;
 }
 
 }  // namespace tessera::dicom

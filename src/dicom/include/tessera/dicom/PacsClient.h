@@ -27,6 +27,16 @@ struct PacsAddress {
   std::string describe() const;  // "AET@HOST:PORT"
 };
 
+// "pacs://AET@HOST:PORT/STUDY_UID[/SERIES_UID]": a series (or a study with one image series).
+struct PacsSeriesUrl {
+  PacsAddress pacs;
+  std::string studyUid;
+  std::string seriesUid;  // empty: the study's only image series
+
+  static bool matches(std::string_view text) { return text.starts_with("pacs://"); }
+  static PacsSeriesUrl parse(std::string_view text);
+};
+
 struct PacsOptions {
   std::string callingAet = "TESSERA";
   int timeoutSeconds = 30;  // connection, association and each DIMSE message
@@ -70,6 +80,12 @@ class PacsClient {
   std::vector<ModelSeriesInfo> findModels(const ModelQuery& query) const;
   // The model of `task`'s newest generation in the PACS, or of `generation`.
   model::Model pullModel(const std::string& task, std::optional<int64_t> generation = std::nullopt) const;
+
+  // Every instance of a series (C-GET) written into `folder` as one file each; returns how many.
+  // Without a series UID, the study's only series that is not a SEG, model or report; several
+  // are a Conflict naming them.
+  size_t retrieveSeries(const std::string& studyUid, const std::string& seriesUid,
+                        const std::filesystem::path& folder) const;
 
   const PacsAddress& address() const { return address_; }
 
