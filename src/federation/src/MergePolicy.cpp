@@ -16,6 +16,8 @@ std::string toString(Strategy strategy) {
     case Strategy::FedBN: return "fedbn";
     case Strategy::TrimmedMean: return "trimmed-mean";
     case Strategy::Median: return "median";
+    case Strategy::FedAdam: return "fedadam";
+    case Strategy::FedYogi: return "fedyogi";
   }
   return "?";
 }
@@ -26,7 +28,9 @@ Strategy strategyFromString(const std::string& text) {
   if (text == "fedbn") return Strategy::FedBN;
   if (text == "trimmed-mean") return Strategy::TrimmedMean;
   if (text == "median") return Strategy::Median;
-  throw std::invalid_argument("unknown merge strategy '" + text + "' (use dafne, fedavg, fedbn, trimmed-mean or median)");
+  if (text == "fedadam") return Strategy::FedAdam;
+  if (text == "fedyogi") return Strategy::FedYogi;
+  throw std::invalid_argument("unknown merge strategy '" + text + "' (use dafne, fedavg, fedbn, trimmed-mean, median, fedadam or fedyogi)");
 }
 
 std::string toString(DpMode mode) {
@@ -88,6 +92,11 @@ void MergePolicy::validate() const {
   need(std::isfinite(maxDeltaNormRatio) && maxDeltaNormRatio > 0, "'max_delta_norm_ratio' must be positive");
   need(std::isfinite(maxSamples) && maxSamples >= 1 && maxSamples <= 1e15, "'max_samples' must be in [1, 1e15]");
   need(updatesPerSitePerRound >= 1 && updatesPerSitePerRound <= 10000, "'updates_per_site_per_round' must be 1..10000");
+  need(std::isfinite(serverLearningRate) && serverLearningRate > 0 && serverLearningRate <= 10, "'server_lr' must be in (0, 10]");
+  need(beta1 >= 0 && beta1 < 1, "'beta1' must be in [0, 1)");
+  need(beta2 >= 0 && beta2 < 1, "'beta2' must be in [0, 1)");
+  need(std::isfinite(tau) && tau > 0 && tau <= 1, "'tau' must be in (0, 1]");
+  need(std::isfinite(proxMu) && proxMu >= 0 && proxMu <= 1e6, "'prox_mu' must be in [0, 1e6]");
   need(std::isfinite(dp.clipNorm) && dp.clipNorm > 0, "'dp.clip' must be positive");
   need(std::isfinite(dp.noiseMultiplier) && dp.noiseMultiplier >= 0, "'dp.noise_multiplier' must be >= 0");
   need(std::isfinite(dp.epsilonMax) && dp.epsilonMax >= 0, "'dp.epsilon_max' must be >= 0 (0: no budget)");
@@ -134,6 +143,11 @@ nlohmann::json toJson(const MergePolicy& p) {
           {"max_delta_norm_ratio", p.maxDeltaNormRatio},
           {"max_samples", p.maxSamples},
           {"updates_per_site_per_round", p.updatesPerSitePerRound},
+          {"server_lr", p.serverLearningRate},
+          {"beta1", p.beta1},
+          {"beta2", p.beta2},
+          {"tau", p.tau},
+          {"prox_mu", p.proxMu},
           {"dp", dpToJson(p.dp)}};
 }
 
@@ -188,6 +202,11 @@ MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base)
       else if (key == "max_delta_norm_ratio") p.maxDeltaNormRatio = number();
       else if (key == "max_samples") p.maxSamples = number();
       else if (key == "updates_per_site_per_round") p.updatesPerSitePerRound = smallInteger();
+      else if (key == "server_lr") p.serverLearningRate = number();
+      else if (key == "beta1") p.beta1 = number();
+      else if (key == "beta2") p.beta2 = number();
+      else if (key == "tau") p.tau = number();
+      else if (key == "prox_mu") p.proxMu = number();
       else if (key == "dp") p.dp = dpFromJson(value, p.dp);
       else throw std::invalid_argument("unknown policy field '" + key + "'");
     } catch (const nlohmann::json::exception&) {

@@ -10,7 +10,9 @@ namespace tessera::federation {
 
 // Median: the coordinate-wise median of the round's deltas (the mean of the two middle values for
 // an even count), robust to fewer than half of the sites sending anything at all.
-enum class Strategy { Dafne, FedAvg, FedBN, TrimmedMean, Median };
+// FedAdam, FedYogi: fedavg's mean delta taken as a pseudo-gradient for an adaptive server step
+// (ServerOptimizer.h).
+enum class Strategy { Dafne, FedAvg, FedBN, TrimmedMean, Median, FedAdam, FedYogi };
 std::string toString(Strategy strategy);
 Strategy strategyFromString(const std::string& text);  // throws std::invalid_argument naming it
 
@@ -58,6 +60,15 @@ struct MergePolicy {
   double maxSamples = 1e6;
   // Queued updates one site may have per model at a time (a round counts each site once).
   int updatesPerSitePerRound = 1;
+  // fedadam / fedyogi (ServerOptimizer.h). JSON: "server_lr", "beta1", "beta2", "tau".
+  double serverLearningRate = 0.01;  // η
+  double beta1 = 0.9;
+  double beta2 = 0.99;
+  double tau = 1e-3;  // adaptivity: larger τ makes the step more like fedavg's
+  // FedProx (Li et al. 2020): sites add (μ/2)·‖w − w_global‖² to their training loss, keeping a
+  // site's weights near the generation it started from on non-IID data. 0: off. JSON "prox_mu";
+  // sites read it from the policy the server hands out with the model.
+  double proxMu = 0;
   DpPolicy dp;  // JSON: "dp": {"mode", "clip", "noise_multiplier", "epsilon_max", "delta"}
 
   void validate() const;  // throws std::invalid_argument naming the field
