@@ -20,7 +20,10 @@ Action addPredictCommand(CLI::App& app) {
     ImageReadArgs read;
   };
   auto a = std::make_shared<Args>();
-  app.add_option("--model", a->model, "Model file (.tsm)")->required();
+  app.add_option("--model", a->model,
+                 "Model file (.tsm), or pacs:auto with --in pacs://…: the newest model in that PACS matching the "
+                 "scan's modality, body part and disease")
+      ->required();
   app.add_option("--in", a->in, "Image to segment (file, DICOM series directory, or pacs://AET@HOST:PORT/STUDY_UID[/SERIES_UID])")
       ->required();
   app.add_option("--out", a->out, "Label map to write (.nii.gz, .nii, .mha, .nrrd; .dcm: a DICOM SEG referencing the --in DICOM series)")->required();
@@ -29,10 +32,20 @@ Action addPredictCommand(CLI::App& app) {
   addImageReadOptions(app, a->read);
   return [a] {
     nn::setThreadCount(a->threads);
-    const auto model = model::loadModel(a->model);
     const bool seg = a->out.ends_with(".dcm");
     std::optional<dicom::PacsSeriesUrl> pacs;
     if (dicom::PacsSeriesUrl::matches(a->in)) pacs = dicom::PacsSeriesUrl::parse(a->in);
+    if (a->model == "pacs:auto" && !pacs) throw Error(ErrorCode::BadRequest, "--model pacs:auto needs --in pacs://…");
+    if (pacs && pacs->seriesUid.empty()) pacs->seriesUid = dicom::PacsClient(pacs->pacs).imageSeriesOf(pacs->studyUid);
+    model::Model model;
+    if (a->model == "pacs:auto") {
+      const dicom::PacsClient client(pacs->pacs);
+      const auto choice = client.selectModel(client.describeSeries(pacs->studyUid, pacs->seriesUid));
+      std::cout << "model: " << choice.reason << "\n";
+      model = client.pullModel(choice.model.task, choice.model.generation);
+    } else {
+      model = model::loadModel(a->model);
+    }
     if (a->store && !(pacs && seg)) throw Error(ErrorCode::BadRequest, "--store needs --in pacs://… and --out ending in .dcm");
     // A series from a PACS is fetched into a temporary folder, removed when done.
     struct Fetched {

@@ -252,3 +252,35 @@ TEST_F(PacsClientTest, RetrievesAnImageSeriesWithItsGeometry) {
   EXPECT_EQ(local.voxels, fetched.voxels);
   EXPECT_EQ(codeOf([&] { client().retrieveSeries(study, seriesUid + "9", dir.path / "none"); }), ErrorCode::NotFound);
 }
+
+TEST(PacsModelSelection, PicksTheNewestGenerationOfTheBestMatchOrSaysWhyNot) {
+  if (!test::OrthancServer::available()) GTEST_SKIP() << "Orthanc is not installed";
+  test::OrthancServer pacs;
+  test::TempDir dir;
+  auto save = [&](model::Model m, const std::string& disease) {
+    m.task.disease = disease;
+    dicom::saveModelDicom(m, dir.path / (m.task.name + std::to_string(m.generation) + ".dcm"));
+  };
+  save(test::dicomTestModel("brain-seg", 1), "glioma");
+  save(test::dicomTestModel("brain-seg", 2), "glioma");
+  save(test::dicomTestModel("brainmet-seg", 1), "metastasis");
+  save(liverModel(), "metastasis");
+  const dicom::PacsClient client(dicom::PacsAddress::parse(pacs.address()));
+  ASSERT_EQ(client.push({dir.path}).stored, 4u);
+
+  auto choice = client.selectModel({"MR", "BRAIN", "glioma"});
+  EXPECT_EQ(choice.model.task, "brain-seg");
+  EXPECT_EQ(choice.model.generation, 2);
+  EXPECT_EQ(choice.reason, "task brain-seg generation 2: modality MR, body part BRAIN, disease glioma match");
+  EXPECT_EQ(client.selectModel({"MR", "brain", "Metastasis"}).model.task, "brainmet-seg");
+  choice = client.selectModel({"CT", "", ""});
+  EXPECT_EQ(choice.model.task, "liver-seg");
+  EXPECT_NE(choice.reason.find("names no body part"), std::string::npos) << choice.reason;
+
+  std::string message;
+  EXPECT_EQ(codeOf([&] { client.selectModel({"MR", "BRAIN", ""}); }, &message), ErrorCode::Conflict);
+  EXPECT_NE(message.find("brain-seg, brainmet-seg"), std::string::npos) << message;
+  EXPECT_EQ(codeOf([&] { client.selectModel({"MR", "KNEE", "glioma"}); }, &message), ErrorCode::NotFound);
+  EXPECT_NE(message.find("no Tessera model for MR KNEE (glioma)"), std::string::npos) << message;
+  EXPECT_EQ(codeOf([&] { client.selectModel({"PT", "BRAIN", ""}); }), ErrorCode::NotFound);
+}

@@ -31,6 +31,7 @@ for k in range(slices):
     d.StudyInstanceUID, d.SeriesInstanceUID, d.FrameOfReferenceUID = study, series, frame
     d.StudyDate, d.StudyTime, d.StudyID, d.AccessionNumber, d.ReferringPhysicianName = "20260101", "120000", "1", "", ""
     d.Modality, d.SeriesNumber, d.InstanceNumber, d.Manufacturer = "MR", 1, k + 1, "test"
+    d.BodyPartExamined = "BRAIN"
     d.PositionReferenceIndicator = ""
     d.PatientPosition = "HFS"
     d.ScanningSequence, d.SequenceVariant, d.ScanOptions, d.MRAcquisitionType = "GR", "NONE", "", "3D"

@@ -1,6 +1,7 @@
 #include "tessera/dicom/PacsClient.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <map>
 #include <memory>
@@ -383,44 +384,46 @@ model::Model PacsClient::pullModel(const std::string& task, std::optional<int64_
   return model;
 }
 
+std::string PacsClient::imageSeriesOf(const std::string& studyUid) const {
+  const std::string where = "PACS " + address_.describe();
+  Session s(address_, options_);
+  s.propose(UID_FINDStudyRootQueryRetrieveInformationModel, uncompressed());
+  s.connect(options_.callingAet);
+  DcmDataset keys;
+  keys.putAndInsertString(DCM_QueryRetrieveLevel, "SERIES");
+  keys.putAndInsertString(DCM_StudyInstanceUID, studyUid.c_str());
+  keys.putAndInsertString(DCM_SeriesInstanceUID, "");
+  keys.putAndInsertString(DCM_Modality, "");
+  keys.putAndInsertString(DCM_Manufacturer, "");
+  OFList<QRResponse*> responses;
+  const OFCondition cond =
+      s.scu.sendFINDRequest(s.context(UID_FINDStudyRootQueryRetrieveInformationModel, "study-root queries (C-FIND)"),
+                            &keys, &responses);
+  std::vector<std::string> images;
+  for (auto* r : responses) {
+    if (r->m_dataset) {
+      const std::string modality = value(*r->m_dataset, DCM_Modality);
+      const bool derived = modality == "SEG" || modality == "SR" || modality == "PR" ||
+                           value(*r->m_dataset, DCM_Manufacturer) == "Tessera";
+      if (!derived) images.push_back(value(*r->m_dataset, DCM_SeriesInstanceUID));
+    }
+    delete r;
+  }
+  if (cond.bad()) throw s.error(ErrorCode::Server, std::string("C-FIND failed: ") + cond.text());
+  if (images.empty()) throw Error(ErrorCode::NotFound, where + ": study " + studyUid + " has no image series");
+  if (images.size() > 1) {
+    std::string list;
+    for (const auto& uid : images) list += (list.empty() ? "" : ", ") + uid;
+    throw Error(ErrorCode::Conflict, where + ": study " + studyUid + " has " + std::to_string(images.size()) +
+                                         " image series (" + list + "); name one as pacs://…/STUDY/SERIES");
+  }
+  return images.front();
+}
+
 size_t PacsClient::retrieveSeries(const std::string& studyUid, const std::string& seriesUid,
                                   const std::filesystem::path& folder) const {
-  std::string series = seriesUid;
+  const std::string series = seriesUid.empty() ? imageSeriesOf(studyUid) : seriesUid;
   const std::string where = "PACS " + address_.describe();
-  if (series.empty()) {
-    Session s(address_, options_);
-    s.propose(UID_FINDStudyRootQueryRetrieveInformationModel, uncompressed());
-    s.connect(options_.callingAet);
-    DcmDataset keys;
-    keys.putAndInsertString(DCM_QueryRetrieveLevel, "SERIES");
-    keys.putAndInsertString(DCM_StudyInstanceUID, studyUid.c_str());
-    keys.putAndInsertString(DCM_SeriesInstanceUID, "");
-    keys.putAndInsertString(DCM_Modality, "");
-    keys.putAndInsertString(DCM_Manufacturer, "");
-    OFList<QRResponse*> responses;
-    const OFCondition cond =
-        s.scu.sendFINDRequest(s.context(UID_FINDStudyRootQueryRetrieveInformationModel, "study-root queries (C-FIND)"),
-                              &keys, &responses);
-    std::vector<std::string> images;
-    for (auto* r : responses) {
-      if (r->m_dataset) {
-        const std::string modality = value(*r->m_dataset, DCM_Modality);
-        const bool derived = modality == "SEG" || modality == "SR" || modality == "PR" ||
-                             value(*r->m_dataset, DCM_Manufacturer) == "Tessera";
-        if (!derived) images.push_back(value(*r->m_dataset, DCM_SeriesInstanceUID));
-      }
-      delete r;
-    }
-    if (cond.bad()) throw s.error(ErrorCode::Server, std::string("C-FIND failed: ") + cond.text());
-    if (images.empty()) throw Error(ErrorCode::NotFound, where + ": study " + studyUid + " has no image series");
-    if (images.size() > 1) {
-      std::string list;
-      for (const auto& uid : images) list += (list.empty() ? "" : ", ") + uid;
-      throw Error(ErrorCode::Conflict, where + ": study " + studyUid + " has " + std::to_string(images.size()) +
-                                           " image series (" + list + "); name one as pacs://…/STUDY/SERIES");
-    }
-    series = images.front();
-  }
 
   Session s(address_, options_);
   s.propose(UID_GETStudyRootQueryRetrieveInformationModel, uncompressed());
@@ -458,6 +461,81 @@ size_t PacsClient::retrieveSeries(const std::string& studyUid, const std::string
     if (saved.bad()) throw Error(ErrorCode::Io, path.string() + ": cannot write: " + saved.text());
   }
   return n;
+}
+
+ScanKeys PacsClient::describeSeries(const std::string& studyUid, const std::string& seriesUid) const {
+  Session s(address_, options_);
+  s.propose(UID_FINDStudyRootQueryRetrieveInformationModel, uncompressed());
+  s.connect(options_.callingAet);
+  DcmDataset keys;
+  keys.putAndInsertString(DCM_QueryRetrieveLevel, "SERIES");
+  keys.putAndInsertString(DCM_StudyInstanceUID, studyUid.c_str());
+  keys.putAndInsertString(DCM_SeriesInstanceUID, seriesUid.c_str());
+  keys.putAndInsertString(DCM_Modality, "");
+  keys.putAndInsertString(DCM_BodyPartExamined, "");
+  keys.putAndInsertString(DCM_AdmittingDiagnosesDescription, "");
+  OFList<QRResponse*> responses;
+  const OFCondition cond = s.scu.sendFINDRequest(
+      s.context(UID_FINDStudyRootQueryRetrieveInformationModel, "study-root queries (C-FIND)"), &keys, &responses);
+  std::vector<ScanKeys> found;
+  for (auto* r : responses) {
+    if (r->m_dataset && value(*r->m_dataset, DCM_SeriesInstanceUID) == seriesUid) {
+      found.push_back({value(*r->m_dataset, DCM_Modality), value(*r->m_dataset, DCM_BodyPartExamined),
+                       value(*r->m_dataset, DCM_AdmittingDiagnosesDescription)});
+    }
+    delete r;
+  }
+  if (cond.bad()) throw s.error(ErrorCode::Server, std::string("C-FIND failed: ") + cond.text());
+  if (found.empty()) throw s.error(ErrorCode::NotFound, "no series " + seriesUid + " in study " + studyUid);
+  return found.front();
+}
+
+ModelChoice PacsClient::selectModel(const ScanKeys& scan) const {
+  const std::string where = "PACS " + address_.describe();
+  const auto anatomy = findAnatomy(scan.bodyPart);
+  const std::string bodyPart = anatomy ? anatomy->bodyPart : bodyPartTerm(scan.bodyPart);
+  if (scan.modality.empty()) throw Error(ErrorCode::BadRequest, where + ": the scan names no modality; choose a model with --model");
+  ModelQuery query;
+  query.modality = scan.modality;
+  auto candidates = findModels(query);
+  auto lower = [](std::string t) {
+    for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return t;
+  };
+  // Score per task: its newest generation decides; anatomy must match when the scan names one.
+  std::map<std::string, ModelSeriesInfo> newest;
+  for (const auto& c : candidates) {
+    if (c.task.empty()) continue;
+    auto& n = newest[c.task];
+    if (n.task.empty() || c.generation > n.generation) n = c;
+  }
+  int best = -1;
+  std::vector<const ModelSeriesInfo*> winners;
+  for (const auto& [task, m] : newest) {
+    if (!bodyPart.empty() && m.anatomy != bodyPart) continue;
+    const int score = (!scan.disease.empty() && lower(m.disease) == lower(scan.disease)) ? 1 : 0;
+    if (score > best) {
+      best = score;
+      winners.clear();
+    }
+    if (score == best) winners.push_back(&m);
+  }
+  const std::string scanText = scan.modality + (bodyPart.empty() ? "" : " " + bodyPart) +
+                               (scan.disease.empty() ? "" : " (" + scan.disease + ")");
+  if (winners.empty()) throw Error(ErrorCode::NotFound, where + ": no Tessera model for " + scanText);
+  if (winners.size() > 1) {
+    std::string tasks;
+    for (const auto* w : winners) tasks += (tasks.empty() ? "" : ", ") + w->task;
+    throw Error(ErrorCode::Conflict, where + ": " + std::to_string(winners.size()) + " models fit " + scanText +
+                                         " equally well (" + tasks + "); choose one with --model");
+  }
+  ModelChoice choice;
+  choice.model = *winners.front();
+  choice.reason = "task " + choice.model.task + " generation " + std::to_string(choice.model.generation) +
+                  ": modality " + scan.modality + (bodyPart.empty() ? "" : ", body part " + bodyPart) +
+                  (best > 0 ? ", disease " + choice.model.disease : "") + " match" +
+                  (bodyPart.empty() ? " (the scan names no body part)" : "");
+  return choice;
 }
 
 }  // namespace tessera::dicom

@@ -63,6 +63,19 @@ struct ModelQuery {
   std::string disease;
 };
 
+// What a scan series says about itself, the keys of model selection.
+struct ScanKeys {
+  std::string modality;
+  std::string bodyPart;  // Body Part Examined
+  std::string disease;   // Admitting Diagnoses Description of its study
+};
+
+// The model chosen for a scan, and why.
+struct ModelChoice {
+  ModelSeriesInfo model;
+  std::string reason;  // "task T generation G: modality MR, body part BRAIN and disease glioma match"
+};
+
 struct PushResult {
   size_t stored = 0;
   size_t skipped = 0;  // files in folders that are not DICOM
@@ -86,6 +99,16 @@ class PacsClient {
   // are a Conflict naming them.
   size_t retrieveSeries(const std::string& studyUid, const std::string& seriesUid,
                         const std::filesystem::path& folder) const;
+  // The study's only series that is not a SEG, model or report (NotFound / Conflict otherwise).
+  std::string imageSeriesOf(const std::string& studyUid) const;
+
+  // Modality, body part and disease of a series (C-FIND).
+  ScanKeys describeSeries(const std::string& studyUid, const std::string& seriesUid) const;
+  // IODeep's selection: among the model series of the scan's modality, those whose anatomy
+  // matches the scan's body part (any anatomy when the scan names none), preferring one whose
+  // disease matches the scan's; the newest generation of the best task. NotFound when none
+  // qualifies, Conflict when several tasks are equally good.
+  ModelChoice selectModel(const ScanKeys& scan) const;
 
   const PacsAddress& address() const { return address_; }
 
