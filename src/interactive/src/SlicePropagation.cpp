@@ -49,6 +49,8 @@ struct SliceLayout {
 };
 
 // Runs job(i) for i in [0, count) on `threads` workers; the first exception is rethrown here.
+// Plain threads rather than ITK's pool: the registrations inside submit their own (single) work
+// units to that pool, and pool workers blocked on jobs queued behind them could deadlock.
 template <typename Job>
 void parallelFor(size_t count, int threads, Job job) {
   std::atomic<size_t> next{0};
