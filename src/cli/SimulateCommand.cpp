@@ -40,6 +40,9 @@ struct SimulateArgs {
   int rootEpochs = 15;
   int rootSlices = 12;
   std::optional<double> dpEpsilon;
+  int malicious = 0;
+  std::string attack = "sign-flip";
+  CLI::Option* strategyOption = nullptr;
 };
 
 void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
@@ -47,8 +50,8 @@ void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
   app.add_option("--generations", a.generations, "Federation rounds after the root model")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
-  app.add_option("--strategy", a.strategies,
-                 "Merge strategy, or a comma list to compare side by side: dafne, fedavg, fedbn, trimmed-mean")
+  a.strategyOption = app.add_option("--strategy", a.strategies,
+                 "Merge strategy, or a comma list to compare side by side: dafne, fedavg, fedbn, trimmed-mean, median")
       ->capture_default_str();
   app.add_option("--out", a.out, "Folder for report.json, dice.png, the server's data and each site's state")
       ->capture_default_str();
@@ -70,6 +73,13 @@ void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
                  "Also run fedavg/fedbn under central differential privacy at this epsilon (delta 1e-5) and report "
                  "the Dice cost side by side")
       ->check(CLI::PositiveNumber);
+  app.add_option("--malicious", a.malicious,
+                 "Hostile sites (the last K): compares an honest fedavg run with every --strategy and a norm-bounded "
+                 "fedavg under attack (with --malicious, --strategy defaults to fedavg,trimmed-mean,median)")
+      ->check(CLI::Range(0, 31));
+  app.add_option("--attack", a.attack, "What hostile sites do: sign-flip, scale, noise, label-flip")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sign-flip", "scale", "noise", "label-flip"}));
   app.add_option("--root-slices", a.rootSlices, "Reference-scanner slices for generation 0")
       ->capture_default_str()
       ->check(CLI::Range(1, 60));
@@ -82,7 +92,7 @@ int runAndPrint(const SimulateArgs& a, const char* title) {
   simulation::SimulationOptions o;
   o.sites = a.sites;
   o.generations = a.generations;
-  o.strategies = splitList(a.strategies);
+  o.strategies = splitList(a.malicious > 0 && a.strategyOption->count() == 0 ? "fedavg,trimmed-mean,median" : a.strategies);
   if (o.strategies.empty()) throw std::invalid_argument("--strategy names no strategy");
   o.out = a.out;
   o.seed = a.seed;
@@ -94,6 +104,8 @@ int runAndPrint(const SimulateArgs& a, const char* title) {
   o.rootEpochs = a.rootEpochs;
   o.rootSlices = a.rootSlices;
   o.dpEpsilon = a.dpEpsilon;
+  o.malicious = a.malicious;
+  o.attack = a.attack;
   o.say = [](const std::string& line) { std::cout << line << std::endl; };
   std::cout << title << "\n"
             << o.sites << " sites, " << o.generations << " rounds, strategies: " << a.strategies

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "SiteData.h"
+#include "tessera/simulation/Attacks.h"
 #include "tessera/client/ApiClient.h"
 #include "tessera/client/SiteState.h"
 #include "tessera/common/AtomicFile.h"
@@ -129,10 +130,12 @@ int candidatesSoFar(client::ApiClient& api) {
 class StrategyRun {
  public:
   // `dp`: the run's policy under central DP (its label is then "<strategy>+dp").
+  // `malicious`: how many of the sites (the last ones) attack; `label` names the run (default:
+  // the strategy, "+dp" under central DP).
   StrategyRun(const SimulationOptions& o, const std::string& strategy, const FederationData& data,
-              std::optional<json> dp = std::nullopt)
-      : o_(o), strategy_(strategy), label_(dp ? strategy + "+dp" : strategy), dp_(std::move(dp)), data_(data),
-        dir_(o.out / label_), n_(static_cast<int>(data.sites.size())) {}
+              std::optional<json> dp = std::nullopt, int malicious = 0, const std::string& label = "")
+      : o_(o), strategy_(strategy), label_(!label.empty() ? label : dp ? strategy + "+dp" : strategy), dp_(std::move(dp)),
+        data_(data), dir_(o.out / label_), n_(static_cast<int>(data.sites.size())), malicious_(malicious) {}
 
   json run(const model::Model& root, const fs::path& validationCases) {
     const auto started = std::chrono::steady_clock::now();
@@ -149,6 +152,7 @@ class StrategyRun {
     server_.process->wait();
     json out{{"strategy", label_}, {"rounds", rounds_}, {"seconds", secondsSince(started)},
              {"server_data", (dir_ / "server").string()}, {"usage", stats}, {"lineage", lineage.at("generations")}};
+    if (malicious_ > 0) out["attack"] = {{"attack", o_.attack}, {"malicious_sites", malicious_}};
     if (dp_) out["dp"] = *dp_;
     return out;
   }
@@ -170,12 +174,8 @@ class StrategyRun {
       server::setValidationCases(dir_ / "server", kTask, validationCases);
       if (strategy_ != "dafne") server::updatePolicy(registry, kTask, {{"round_size", n_}, {"round_seconds", 3600}});
       // Central DP clips every update to C, a tighter bound on a site's influence than the norm
-      // ratio, which would refuse honest updates trained from a noised generation. The gate stays
-      // on (FedBN's default turns it off): a candidate the noise has destroyed is held back, so
-      // the run measures what privacy costs, not a broken model the sites could not train from.
-      if (dp_) {
-        server::updatePolicy(registry, kTask, {{"dp", *dp_}, {"max_delta_norm_ratio", 1e300}, {"validation_tolerance", 0.02}});
-      }
+      // ratio; the ratio would instead refuse honest updates trained from a noised generation.
+      if (dp_) server::updatePolicy(registry, kTask, {{"dp", *dp_}, {"max_delta_norm_ratio", 1e6}});
     }
     server_ = startServer(dir_);
     if (o_.say) o_.say("[" + label_ + "] server on " + server_.url + " (log " + server_.log.string() + ")");
@@ -207,8 +207,12 @@ class StrategyRun {
     for (int s = 0; s < n_; ++s) {
       char name[32];
       std::snprintf(name, sizeof name, "round-%02d", r + 1);
-      model::writeCase(homes_[s] / "cases", name, data_.sites[s].rounds[r]);
-      workers.emplace_back([&, s] {
+      const bool hostile = s >= n_ - malicious_;
+      const Attack attack = attackFromString(o_.attack);
+      model::writeCase(homes_[s] / "cases", name,
+                       hostile && attack == Attack::LabelFlip ? withFlippedLabels(data_.sites[s].rounds[r])
+                                                              : data_.sites[s].rounds[r]);
+      workers.emplace_back([&, s, hostile, attack] {
         const fs::path log = homes_[s] / "site.log";
         auto command = [&](std::vector<std::string> args) {
           std::vector<std::string> full{exe, "client"};
@@ -224,6 +228,7 @@ class StrategyRun {
                               "--threads", std::to_string(threadsPerSite), "--learning-rate",
                               std::to_string(o_.learningRate)}),
                      log);
+          if (hostile) poisonTrainedModel(homes_[s], kTask, attack, o_.seed * 104729 + static_cast<uint64_t>(s * 1000 + r));
           runProcess(command({"push"}), log);
         } catch (const std::exception& e) {
           failures[s] = data_.sites[s].name + ": " + e.what();
@@ -276,6 +281,7 @@ class StrategyRun {
   const FederationData& data_;
   fs::path dir_;
   int n_;
+  int malicious_ = 0;
   ServerProcess server_;
   std::unique_ptr<client::ApiClient> api_;
   std::vector<fs::path> homes_;
@@ -287,20 +293,50 @@ class StrategyRun {
 // the updates of the same strategy's non-private run. (Picking C from the sites' real norms is
 // itself a small leak a deployment would pay for with adaptive clipping; for a study it shows the
 // cost of the noise at a sensible C.)
-json centralDpPolicy(const SimulationOptions& o, const json& plainRun) {
-  server::Registry registry(plainRun.at("server_data").get<std::string>());
+// The median norm of the updates a run's server received (1 when there were none).
+double medianUpdateNorm(const json& run) {
+  server::Registry registry(run.at("server_data").get<std::string>());
   std::vector<double> norms;
   if (const auto m = registry.model(kTask))
     for (const auto& u : registry.updates(m->id, ""))
       if (u.deltaNorm) norms.push_back(*u.deltaNorm);
-  double clip = 1.0;
-  if (!norms.empty()) {
-    std::nth_element(norms.begin(), norms.begin() + norms.size() / 2, norms.end());
-    clip = std::max(norms[norms.size() / 2], 1e-6);
-  }
+  if (norms.empty()) return 1.0;
+  std::nth_element(norms.begin(), norms.begin() + norms.size() / 2, norms.end());
+  return std::max(norms[norms.size() / 2], 1e-6);
+}
+
+json centralDpPolicy(const SimulationOptions& o, const json& plainRun) {
+  const double clip = medianUpdateNorm(plainRun);
   const double z = federation::noiseMultiplierFor(*o.dpEpsilon, o.dpDelta, 1.0, static_cast<uint64_t>(o.generations));
   return {{"mode", "central"}, {"clip", clip}, {"noise_multiplier", z}, {"delta", o.dpDelta},
           {"epsilon_max", *o.dpEpsilon * (1 + 1e-9)}};
+}
+
+// Hostile sites: an honest fedavg run for reference, then every strategy with the last
+// `o.malicious` sites attacking, then fedavg with each delta clipped to the honest run's median
+// update norm (central mode without noise: equal weights, bounded influence). Returns the runs
+// and fills report["attack"] with the final mean Dice of each against the honest run.
+json attackRuns(const SimulationOptions& o, const FederationData& data, const model::Model& root,
+                const fs::path& validationCases, json& report) {
+  json runs = json::array();
+  if (o.say) o.say("[honest-fedavg] reference run: every site honest");
+  runs.push_back(StrategyRun(o, "fedavg", data, std::nullopt, 0, "honest-fedavg").run(root, validationCases));
+  const double honest = runs.back().at("rounds").back().at("mean");
+  const double clip = medianUpdateNorm(runs.back());
+  for (const auto& strategy : o.strategies) {
+    runs.push_back(StrategyRun(o, strategy, data, std::nullopt, o.malicious).run(root, validationCases));
+  }
+  const json bound{{"mode", "central"}, {"clip", clip}, {"noise_multiplier", 0.0}, {"delta", o.dpDelta}, {"epsilon_max", 0.0}};
+  if (o.say) o.say("[fedavg+normbound] every delta clipped to " + fixed(clip) + ", the honest run's median update norm");
+  runs.push_back(StrategyRun(o, "fedavg", data, bound, o.malicious, "fedavg+normbound").run(root, validationCases));
+  json table = json::array();
+  for (size_t k = 1; k < runs.size(); ++k) {
+    const double dice = runs[k].at("rounds").back().at("mean");
+    table.push_back({{"strategy", runs[k].at("strategy")}, {"dice", dice}, {"difference", dice - honest}});
+  }
+  report["attack"] = {{"attack", o.attack}, {"malicious_sites", o.malicious}, {"sites", o.sites},
+                      {"honest_dice", honest}, {"norm_bound", clip}, {"runs", table}};
+  return runs;
 }
 
 void writePlot(const json& report, const fs::path& path) {
@@ -352,6 +388,8 @@ json runSimulation(const SimulationOptions& o) {
   if (o.sites < 1 || o.sites > 32) throw std::invalid_argument("--sites must be 1..32");
   if (o.generations < 1 || o.generations > 100) throw std::invalid_argument("--generations must be 1..100");
   for (const auto& s : o.strategies) federation::strategyFromString(s);
+  if (o.malicious < 0 || o.malicious >= o.sites) throw std::invalid_argument("--malicious must be 0..sites-1");
+  attackFromString(o.attack);
   const auto started = std::chrono::steady_clock::now();
   fs::create_directories(o.out);
   nn::setThreadCount(0);
@@ -404,7 +442,8 @@ json runSimulation(const SimulationOptions& o) {
   report["local_only"] = localOnlyBaseline(o, data, root);
   json runs = json::array();
   json privacyCost = json::array();
-  for (const auto& strategy : o.strategies) {
+  if (o.malicious > 0) runs = attackRuns(o, data, root, validationCases, report);
+  for (const auto& strategy : o.malicious > 0 ? std::vector<std::string>{} : o.strategies) {
     runs.push_back(StrategyRun(o, strategy, data).run(root, validationCases));
     if (!o.dpEpsilon) continue;
     if (strategy != "fedavg" && strategy != "fedbn") {
@@ -492,6 +531,18 @@ std::string formatReport(const json& report) {
     std::vector<double> means;
     for (const auto& run : runs) means.push_back(run.at("rounds").back().at("mean"));
     row("mean", means);
+  }
+  if (report.contains("attack")) {
+    const auto& a = report.at("attack");
+    out += "\nunder attack: " + std::to_string(a.at("malicious_sites").get<int>()) + " of " +
+           std::to_string(a.at("sites").get<int>()) + " sites run " + a.at("attack").get<std::string>() +
+           " in every round; final mean Dice against the honest fedavg run (" + fixed(a.at("honest_dice")) + ")\n" +
+           pad("strategy", 18) + pad("Dice", 9) + pad("vs honest", 11) + "\n";
+    for (const auto& r : a.at("runs")) {
+      const double d = r.at("difference");
+      out += pad(r.at("strategy"), 18) + pad(fixed(r.at("dice")), 9) + pad((d >= 0 ? "+" : "") + fixed(d), 11) +
+             (d >= -0.01 ? "  (within 1 Dice point)" : "") + "\n";
+    }
   }
   if (report.contains("privacy_cost")) {
     out += "\ncost of differential privacy (central DP, q = 1, every site every round): final mean Dice\n" +

@@ -37,6 +37,11 @@ struct SimulationOptions {
   // median update norm of the non-private run) and the report shows the Dice cost side by side.
   std::optional<double> dpEpsilon;
   double dpDelta = 1e-5;
+  // Hostile sites (Attacks.h): the last `malicious` sites run `attack` in every round. The report
+  // then holds an honest fedavg run, every strategy under attack, and a norm-bounded fedavg under
+  // attack (each delta clipped to the median update norm of the honest run, equal weights).
+  int malicious = 0;
+  std::string attack = "sign-flip";
   std::function<void(const std::string&)> say;  // progress lines
 };
 
