@@ -9,6 +9,8 @@
 #include "tessera/federation/CentralDpMerge.h"
 #include "tessera/federation/AdaptiveClipping.h"
 #include "tessera/federation/ValidationGate.h"
+#include "tessera/federation/ServerOptimizer.h"
+#include "OptimizerMoments.h"
 #include "tessera/server/AdminTasks.h"
 #include "tessera/server/HighWater.h"
 #include "tessera/server/PrivacyLedger.h"
@@ -265,6 +267,17 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
       federation::AdaptiveClipping clipping(dp.clipNorm, {dp.adaptiveQuantile, dp.adaptiveLearningRate, dp.adaptiveCountNoise});
       nextClip = clipping.update(central.normsBeforeClipping, noise);
     }
+  } else if (federation::usesServerOptimizer(policy.strategy)) {
+    // The moments are committed before the generation is published (they are named by its
+    // weights, so a candidate held back leaves only a file the next round removes).
+    const OptimizerMoments moments(dataDir_, model.id);
+    const auto state = moments.of(current.weightsSha256);
+    moments.keepOnly(current.weightsSha256);
+    if (!state && log_) log_("model '" + model.task + "': " + federation::toString(policy.strategy) + ": no moments for generation " +
+                             std::to_string(current.generation) + ", starting from m = 0");
+    common::WeightFileWriter momentsWriter(moments.directory(), federation::momentTensorCount(input.current));
+    merged = federation::mergeWithServerOptimizer(input, state, tmpDir, writer, momentsWriter);
+    momentsWriter.file().commit(moments.pathFor(merged.weightsSha256));
   } else {
     merged = federation::mergeUpdates(input, writer);
   }
