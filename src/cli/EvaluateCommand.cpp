@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "Commands.h"
+#include "tessera/dicom/DicomSeg.h"
 #include "tessera/image/ImageIO.h"
 #include "tessera/image/Metrics.h"
 
@@ -22,13 +23,24 @@ Action addEvaluateCommand(CLI::App& app) {
     ImageReadArgs read;
   };
   auto a = std::make_shared<Args>();
-  app.add_option("--pred", a->pred, "Predicted label map")->required();
-  app.add_option("--truth", a->truth, "Reference label map on the same grid")->required();
+  app.add_option("--pred", a->pred, "Predicted label map (or a DICOM SEG of the --truth image's series)")->required();
+  app.add_option("--truth", a->truth, "Reference label map on the same grid (or a DICOM SEG)")->required();
   app.add_flag("--json", a->json, "Print one JSON object instead of a table");
   addImageReadOptions(app, a->read);
   return [a] {
-    const auto pred = image::readImage(a->pred, a->read.options());
-    const auto truth = image::readImage(a->truth, a->read.options());
+    // A DICOM SEG has no grid of its own here: it is read onto the other side's.
+    const bool predSeg = dicom::isDicomSeg(a->pred), truthSeg = dicom::isDicomSeg(a->truth);
+    if (predSeg && truthSeg) {
+      throw Error(ErrorCode::BadRequest, "--pred and --truth are both DICOM SEGs; one must be a label map giving the grid");
+    }
+    image::Volume pred, truth;
+    if (predSeg) {
+      truth = image::readImage(a->truth, a->read.options());
+      pred = dicom::readDicomSeg(a->pred, truth.geometry);
+    } else {
+      pred = image::readImage(a->pred, a->read.options());
+      truth = truthSeg ? dicom::readDicomSeg(a->truth, pred.geometry) : image::readImage(a->truth, a->read.options());
+    }
     if (!pred.geometry.sameGrid(truth.geometry)) {
       throw Error(ErrorCode::BadImage, a->pred + ": grid " + pred.geometry.describe() + " differs from " + a->truth +
                               " grid " + truth.geometry.describe() + " (resample one of them first)");

@@ -94,7 +94,14 @@ TEST_F(CliDicomTest, PredictWritesASegMatchingTheNiftiPrediction) {
   auto r = test::runCommand("/usr/bin/python3 " + (fs::path(TESSERA_DICOM_TEST_DIR) / "make_series.py").string() + " " +
                             series.string() + " 1");
   ASSERT_EQ(r.status, 0) << r.output;
-  model::saveModel(test::dicomTestModel("brain-seg", 1), tsm);  // untrained: any label map will do
+  // Untrained, with the head's weights scaled up so random features give a mixed label map.
+  auto m = test::dicomTestModel("brain-seg", 1);
+  for (auto& t : m.weights) {
+    if (t.name == "head.weight") {
+      for (size_t i = 0; i < t.values.size(); ++i) t.values[i] *= (i % 2 ? -1000.0f : 1000.0f);
+    }
+  }
+  model::saveModel(m, tsm);
   r = tessera("predict --threads 1 --model " + tsm.string() + " --in " + series.string() + " --out " + (dir.path / "p.nii.gz").string());
   ASSERT_EQ(r.status, 0) << r.output;
   r = tessera("predict --threads 1 --model " + tsm.string() + " --in " + series.string() + " --out " + (dir.path / "p.dcm").string());
@@ -126,7 +133,12 @@ TEST_F(CliDicomTest, PredictWritesASegMatchingTheNiftiPrediction) {
     }
   }
   EXPECT_EQ(mismatches, 0);
-  RecordProperty("foreground_voxels", static_cast<int>(set));
+  // evaluate takes the SEG as a label map on the other image's grid.
+  r = tessera("evaluate --json --pred " + (dir.path / "p.dcm").string() + " --truth " + (dir.path / "p.nii.gz").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto metrics = nlohmann::json::parse(r.output);
+  ASSERT_GT(set, 0);
+  EXPECT_DOUBLE_EQ(metrics["labels"]["1"]["dice"].get<double>(), 1.0) << r.output;
 }
 
 TEST_F(CliDicomTest, PredictChoosesItsModelFetchesTheScanAndStoresTheSegBack) {

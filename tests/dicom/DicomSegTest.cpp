@@ -91,6 +91,17 @@ void checkSeg(bool oblique) {
     }
     EXPECT_EQ(mismatches, 0) << "segment " << segment << " slice " << z;
   }
+  // And back: the SEG read onto the scan's grid is the label map.
+  const auto back = dicom::readDicomSeg(out, scan.geometry);
+  EXPECT_EQ(back.voxels, labels.voxels);
+  auto shifted = scan.geometry;
+  shifted.origin[0] += 0.5 * shifted.spacing[0];
+  try {
+    dicom::readDicomSeg(out, shifted);
+    ADD_FAILURE() << "a SEG was read onto a grid it does not lie on";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is not on a slice of the image"), std::string::npos) << e.what();
+  }
   for (int i = 0; i < 3; ++i) {
     EXPECT_NEAR(j["orientation"][i].get<double>(), g.direction[static_cast<size_t>(i * 3)], 1e-5);
     EXPECT_NEAR(j["orientation"][i + 3].get<double>(), g.direction[static_cast<size_t>(i * 3 + 1)], 1e-5);

@@ -14,6 +14,8 @@
 #include "dcmtk/dcmiod/iodreferences.h"
 #include "dcmtk/dcmseg/segdoc.h"
 #include "dcmtk/dcmseg/segment.h"
+#include "dcmtk/dcmseg/segutils.h"
+#include "dcmtk/dcmfg/fgseg.h"
 #include "tessera/common/AtomicFile.h"
 #include "tessera/common/Error.h"
 #include "tessera/dicom/AnatomyCodes.h"
@@ -247,6 +249,83 @@ void writeDicomSeg(const image::Volume& labels, const model::TaskInfo& task, con
   common::writeFileAtomicallyWith(out, ".dcm", [&](const std::filesystem::path& temporary) {
     check(file.saveFile(temporary.c_str(), EXS_LittleEndianExplicit), "writing " + out.string());
   });
+}
+
+bool isDicomSeg(const std::filesystem::path& path) {
+  detail::ensureTesseraDictionary();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  DcmFileFormat file;
+  if (file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_metaOnly).bad()) return false;
+  OFString sop;
+  file.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, sop);
+  return sop == UID_SegmentationStorage;
+}
+
+image::Volume readDicomSeg(const std::filesystem::path& path, const image::Geometry& grid) {
+  detail::ensureTesseraDictionary();
+  auto bad = [&](const std::string& problem) { return Error(ErrorCode::BadImage, path.string() + ": " + problem); };
+  if (!isDicomSeg(path)) throw bad("not a DICOM Segmentation object");
+  DcmFileFormat header;
+  Uint16 rows = 0, cols = 0;
+  if (header.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 256).bad() ||
+      header.getDataset()->findAndGetUint16(DCM_Rows, rows).bad() ||
+      header.getDataset()->findAndGetUint16(DCM_Columns, cols).bad()) {
+    throw bad("cannot read Rows and Columns");
+  }
+  if (rows != grid.size[1] || cols != grid.size[0]) {
+    throw bad("frames of " + std::to_string(cols) + "x" + std::to_string(rows) + " do not match the image's " +
+              std::to_string(grid.size[0]) + "x" + std::to_string(grid.size[1]) + " slices");
+  }
+  DcmSegmentation* raw = nullptr;
+  const OFCondition loaded = DcmSegmentation::loadFile(path.c_str(), raw);
+  std::unique_ptr<DcmSegmentation> seg(raw);
+  if (loaded.bad() || !seg) throw bad(std::string("cannot be read as a DICOM SEG: ") + loaded.text());
+  if (seg->getSegmentationType() != DcmSegTypes::ST_BINARY) throw bad("only binary segmentations are read, not fractional ones");
+
+  image::Volume labels(grid, 0.0f);
+  auto& groups = seg->getFunctionalGroups();
+  // Orientation must be the image's, or the frames would be drawn on the wrong plane.
+  if (auto* o = dynamic_cast<FGPlaneOrientationPatient*>(groups.get(0, DcmFGTypes::EFG_PLANEORIENTPATIENT))) {
+    Float64 r[6] = {0, 0, 0, 0, 0, 0};
+    if (o->getImageOrientationPatient(r[0], r[1], r[2], r[3], r[4], r[5]).good()) {
+      const auto& d = grid.direction;
+      for (int i = 0; i < 3; ++i) {
+        if (std::abs(r[i] - d[static_cast<size_t>(i * 3)]) > 1e-3 || std::abs(r[i + 3] - d[static_cast<size_t>(i * 3 + 1)]) > 1e-3) {
+          throw bad("its frames are oriented differently from the image it is compared with");
+        }
+      }
+    }
+  }
+  const double tolerance = 0.05;  // of a voxel
+  for (size_t f = 0; f < seg->getNumberOfFrames(); ++f) {
+    auto* position = dynamic_cast<FGPlanePosPatient*>(groups.get(static_cast<Uint32>(f), DcmFGTypes::EFG_PLANEPOSPATIENT));
+    auto* segment = dynamic_cast<FGSegmentation*>(groups.get(static_cast<Uint32>(f), DcmFGTypes::EFG_SEGMENTATION));
+    Float64 x = 0, y = 0, z = 0;
+    Uint16 number = 0;
+    if (!position || !segment || position->getImagePositionPatient(x, y, z).bad() ||
+        segment->getReferencedSegmentNumber(number).bad()) {
+      throw bad("frame " + std::to_string(f + 1) + " lacks its position or segment number");
+    }
+    const auto index = grid.pointToIndex({x, y, z});
+    const double slice = std::round(index[2]);
+    if (std::abs(index[0]) > tolerance || std::abs(index[1]) > tolerance || std::abs(index[2] - slice) > tolerance ||
+        slice < 0 || slice >= static_cast<double>(grid.size[2])) {
+      throw bad("frame " + std::to_string(f + 1) + " at (" + ds(x) + ", " + ds(y) + ", " + ds(z) +
+                " mm) is not on a slice of the image it is compared with");
+    }
+    const DcmIODTypes::Frame* packed = seg->getFrame(f);
+    if (!packed) throw bad("frame " + std::to_string(f + 1) + " has no pixel data");
+    std::unique_ptr<DcmIODTypes::Frame> frame(DcmSegUtils::unpackBinaryFrame(packed, rows, cols));
+    if (!frame || frame->length < static_cast<size_t>(rows) * cols) throw bad("frame " + std::to_string(f + 1) + " is truncated");
+    const auto z0 = static_cast<int64_t>(slice);
+    for (int64_t yy = 0; yy < grid.size[1]; ++yy) {
+      for (int64_t xx = 0; xx < grid.size[0]; ++xx) {
+        if (frame->pixData[static_cast<size_t>(xx + grid.size[0] * yy)]) labels.at(xx, yy, z0) = static_cast<float>(number);
+      }
+    }
+  }
+  return labels;
 }
 
 }  // namespace tessera::dicom

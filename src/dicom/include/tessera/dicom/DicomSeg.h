@@ -26,4 +26,12 @@ struct SegOptions {
 void writeDicomSeg(const image::Volume& labels, const model::TaskInfo& task, const std::filesystem::path& source,
                    const std::filesystem::path& out, const SegOptions& options = {});
 
+// Whether `path` is a DICOM Segmentation object (by its SOP class; false for anything else).
+bool isDicomSeg(const std::filesystem::path& path);
+
+// A SEG's frames as a label map on `grid` (the image it was made from): each frame lands on the
+// slice at its Image Position, voxels of segment N get label N (later segments win where they
+// overlap). Error(BadImage, "<file>: …") when it is not a binary SEG or a frame is off the grid.
+image::Volume readDicomSeg(const std::filesystem::path& path, const image::Geometry& grid);
+
 }  // namespace tessera::dicom
