@@ -174,8 +174,12 @@ class StrategyRun {
       server::setValidationCases(dir_ / "server", kTask, validationCases);
       if (strategy_ != "dafne") server::updatePolicy(registry, kTask, {{"round_size", n_}, {"round_seconds", 3600}});
       // Central DP clips every update to C, a tighter bound on a site's influence than the norm
-      // ratio; the ratio would instead refuse honest updates trained from a noised generation.
-      if (dp_) server::updatePolicy(registry, kTask, {{"dp", *dp_}, {"max_delta_norm_ratio", 1e6}});
+      // ratio, which would refuse honest updates trained from a noised generation. The gate stays
+      // on (FedBN's default turns it off): a candidate the noise has destroyed is held back, so
+      // the run measures what privacy costs, not a broken model the sites could not train from.
+      if (dp_) {
+        server::updatePolicy(registry, kTask, {{"dp", *dp_}, {"max_delta_norm_ratio", 1e300}, {"validation_tolerance", 0.02}});
+      }
     }
     server_ = startServer(dir_);
     if (o_.say) o_.say("[" + label_ + "] server on " + server_.url + " (log " + server_.log.string() + ")");
