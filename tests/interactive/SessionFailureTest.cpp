@@ -95,3 +95,17 @@ TEST_F(SessionFailureTest, UnknownAndDamagedSessionsAreRefusedUntouched) {
 
   EXPECT_NO_THROW(Session::open(dir).undo());  // restored: usable again
 }
+
+TEST_F(SessionFailureTest, AStepOnAStaleViewIsRefused) {
+  // Two openers of one session (a shell and a web UI): the one that did not see the other's step
+  // must not overwrite it.
+  const auto dir = root_ / "s";
+  auto first = Session::start(dir, writeModel("m.tsm", 2), root_ / "image.nii.gz");
+  auto second = Session::open(dir);
+  first.click({24, 24, 8}, ClickSpace::Voxel, true);
+  expectRefusedUnchanged(dir, [&] { second.click({20, 20, 4}, ClickSpace::Voxel, false); }, ErrorCode::Conflict, "another step");
+  expectRefusedUnchanged(dir, [&] { second.undo(); }, ErrorCode::BadRequest, "nothing to undo");
+  expectRefusedUnchanged(dir, [&] { (void)second.accept(root_ / "cases"); }, ErrorCode::Conflict, "another step");
+  EXPECT_FALSE(fs::exists(root_ / "cases"));
+  EXPECT_EQ(Session::open(dir).clicks().size(), 1u);
+}

@@ -56,7 +56,14 @@ TEST_F(SessionTest, StartPredictsAndStoresEverythingNeededToContinue) {
   const auto reopened = Session::open(dir);
   EXPECT_TRUE(sameVoxels(reopened.mask(), session.mask()));
   EXPECT_TRUE(sameVoxels(reopened.image(), session.image()));
+  EXPECT_TRUE(sameVoxels(reopened.initialMask(), session.mask()));
+  EXPECT_TRUE(sameVoxels(reopened.normalizedEntropy(), session.normalizedEntropy()));
   EXPECT_EQ(reopened.revision(), 0);
+
+  // "DIR/" is DIR.
+  auto slashed = Session::start(root_ / "t/", root_ / "m.tsm", root_ / "image.nii.gz");
+  EXPECT_TRUE(fs::exists(root_ / "t" / "session.json"));
+  EXPECT_EQ(slashed.directory(), root_ / "t");
 }
 
 TEST_F(SessionTest, ClickReinfersOnlyTheSlicesItsGaussianReaches) {

@@ -1,5 +1,7 @@
 #include "tessera/interactive/Session.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -190,10 +192,36 @@ std::string describe(const StepReport& r) {
   return s.str();
 }
 
+namespace {
+image::Volume readStored(const fs::path& path, const image::Geometry* grid, int classes);
+
+// An exclusive flock on the session directory itself (no lock file, so a refused step leaves the
+// directory as it was), held while a step writes.
+class DirectoryLock {
+ public:
+  explicit DirectoryLock(const fs::path& directory) : fd_(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) {
+      if (fd_ >= 0) ::close(fd_);
+      throw Error(ErrorCode::Io, directory.string() + ": cannot lock the session directory");
+    }
+  }
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+  ~DirectoryLock() { ::close(fd_); }
+
+ private:
+  int fd_;
+};
+}  // namespace
+
 struct Session::State {
   fs::path dir;
   json doc;  // session.json as committed
-  image::Volume image, mask, entropy, previous, initial, weights;  // entropy: uint8 codes (0..255)
+  std::string committedText;  // session.json's bytes as this object last read or wrote them
+  image::Volume image, mask;
+  // Read on first use: a command-line step that does not need them (undo, scribble) skips reading
+  // them. Entropy holds the uint8 codes (0..255).
+  mutable std::optional<image::Volume> entropyCache, previousCache, initialCache, weightsCache;
   std::vector<nn::Click> clicks;
   std::vector<DrawnSlice> drawn;
   std::optional<model::Model> model;
@@ -201,6 +229,24 @@ struct Session::State {
 
   fs::path revisionDir(int64_t revision) const { return dir / "history" / std::to_string(revision); }
   int64_t revision() const { return doc.at("revision").get<int64_t>(); }
+  fs::path currentDir() const { return revisionDir(revision()); }
+  const image::Volume& entropy() const {
+    if (!entropyCache) entropyCache = readStored(currentDir() / kEntropyFile, &image.geometry, 256);
+    return *entropyCache;
+  }
+  const image::Volume& previous() const {
+    if (!previousCache) previousCache = readStored(currentDir() / kPreviousFile, &image.geometry, classes);
+    return *previousCache;
+  }
+  const image::Volume& initial() const {
+    if (!initialCache) initialCache = readStored(dir / kInitialFile, &image.geometry, classes);
+    return *initialCache;
+  }
+  const image::Volume* weights() const {
+    if (!doc.at("has_weights").get<bool>()) return nullptr;
+    if (!weightsCache) weightsCache = readStored(currentDir() / kWeightsFile, &image.geometry, 0);
+    return &*weightsCache;
+  }
   int modelDims() const { return doc.at("model").at("dims").get<int>(); }
   int modelAxis() const { return doc.at("model").at("axis").get<int>(); }
 
@@ -229,7 +275,30 @@ struct Session::State {
     std::vector<DrawnSlice> drawn;
   };
 
+  // Steps on one session from several processes (a shell and a web UI) take turns, and a step
+  // computed from a state another process has replaced since is refused instead of undoing it.
+  std::unique_ptr<DirectoryLock> lockUnchanged() const {
+    auto lock = std::make_unique<DirectoryLock>(dir);
+    std::string onDisk;
+    try {
+      onDisk = common::readFile(dir / kSessionFile);
+    } catch (const Error&) {
+    }
+    if (onDisk != committedText) {
+      throw Error(ErrorCode::Conflict, (dir / kSessionFile).string() +
+                                           ": another step changed the session since it was opened; open it again and retry");
+    }
+    return lock;
+  }
+
+  void writeSessionFile(const json& updated) {
+    std::string text = updated.dump(2) + "\n";
+    common::writeFileAtomically(dir / kSessionFile, text);
+    committedText = std::move(text);
+  }
+
   void commit(const Change& change, StepReport& report, Clock::time_point started) {
+    const auto lock = lockUnchanged();
     const int64_t current = revision();
     const int64_t next = doc.at("next_revision").get<int64_t>();
     const fs::path from = revisionDir(current), to = revisionDir(next);
@@ -276,7 +345,7 @@ struct Session::State {
       updated["drawn"] = drawnToJson(change.drawn);
       updated["has_weights"] = hasWeights;
       updated["steps"].push_back(toJson(report));
-      common::writeFileAtomically(dir / kSessionFile, updated.dump(2) + "\n");  // the commit point
+      writeSessionFile(updated);  // the commit point
       doc = std::move(updated);
       for (int64_t r : dropped) fs::remove_all(revisionDir(r));
     } catch (...) {
@@ -287,10 +356,10 @@ struct Session::State {
       throw;
     }
     publishCurrent();
-    previous = mask;
+    previousCache = std::move(mask);
     mask = *change.mask;
-    if (change.entropy) entropy = *change.entropy;
-    if (change.weights) weights = *change.weights;
+    if (change.entropy) entropyCache = *change.entropy;
+    if (change.weights) weightsCache = *change.weights;
     clicks = change.clicks;
     drawn = change.drawn;
   }
@@ -306,13 +375,6 @@ struct Session::State {
       fs::remove(dir / kWeightsFile);
     }
     common::fsyncDirectory(dir);
-  }
-
-  void appendToLog(const StepReport& report) {
-    json updated = doc;
-    updated["steps"].push_back(toJson(report));
-    common::writeFileAtomically(dir / kSessionFile, updated.dump(2) + "\n");
-    doc = std::move(updated);
   }
 };
 
@@ -368,7 +430,8 @@ Session Session::start(const fs::path& directory, const fs::path& modelPath, con
     throw Error(ErrorCode::BadRequest, "history depth " + std::to_string(options.historyDepth) + ": must be at least 1");
   }
   auto model = model::loadModel(modelPath);
-  const fs::path finalDir = fs::absolute(directory).lexically_normal();
+  fs::path finalDir = fs::absolute(directory).lexically_normal();
+  if (finalDir.filename().empty()) finalDir = finalDir.parent_path();  // "DIR/" names DIR
   const fs::path parent = finalDir.parent_path();
   fs::create_directories(parent);
   // Built beside its final place and renamed into it: a start that fails leaves nothing.
@@ -439,16 +502,17 @@ Session Session::start(const fs::path& directory, const fs::path& modelPath, con
                   {"steps", json::array({toJson(report)})},
                   {"accepted", json::array()}};
     state->publishCurrent();
-    common::writeFileAtomically(staging / kSessionFile, state->doc.dump(2) + "\n");
+    state->committedText = state->doc.dump(2) + "\n";
+    common::writeFileAtomically(staging / kSessionFile, state->committedText);
     common::fsyncDirectory(staging / "history");
     if (fs::exists(finalDir)) fs::remove(finalDir);  // empty (checked above); rename needs it gone or empty
     fs::rename(staging, finalDir);
     common::fsyncDirectory(parent);
     state->dir = finalDir;
     state->mask = std::move(segmentation.labels);
-    state->entropy = std::move(segmentation.entropy);
-    state->previous = state->mask;
-    state->initial = state->mask;
+    state->entropyCache = std::move(segmentation.entropy);
+    state->previousCache = state->mask;
+    state->initialCache = state->mask;
     state->model = std::move(model);
   } catch (...) {
     std::error_code ignored;
@@ -468,7 +532,8 @@ Session Session::open(const fs::path& directory) {
   state->dir = fs::absolute(directory).lexically_normal();
   const std::string where = sessionFile.string();
   try {
-    state->doc = json::parse(common::readFile(sessionFile));
+    state->committedText = common::readFile(sessionFile);
+    state->doc = json::parse(state->committedText);
     const auto& doc = state->doc;
     if (doc.at("format").get<std::string>() != kFormat) throw Error(ErrorCode::Corrupt, "format is not " + std::string(kFormat));
     if (doc.at("version").get<int>() != kVersion) {
@@ -510,10 +575,11 @@ Session Session::open(const fs::path& directory) {
   const auto& grid = state->image.geometry;
   const fs::path current = state->revisionDir(state->revision());
   state->mask = readStored(current / kMaskFile, &grid, state->classes);
-  state->entropy = readStored(current / kEntropyFile, &grid, 256);
-  state->previous = readStored(current / kPreviousFile, &grid, state->classes);
-  state->initial = readStored(state->dir / kInitialFile, &grid, state->classes);
-  if (state->doc.at("has_weights").get<bool>()) state->weights = readStored(current / kWeightsFile, &grid, 0);
+  std::vector<fs::path> needed{current / kEntropyFile, current / kPreviousFile, state->dir / kInitialFile};
+  if (state->doc.at("has_weights").get<bool>()) needed.push_back(current / kWeightsFile);
+  for (const auto& file : needed) {
+    if (!fs::is_regular_file(file)) throw Error(ErrorCode::Corrupt, file.string() + ": missing (damaged session)");
+  }
   for (const auto& c : state->clicks) {
     for (int a = 0; a < 3; ++a) {
       if (c.voxel[a] < 0 || c.voxel[a] >= grid.size[a]) throw Error(ErrorCode::Corrupt, where + ": a stored click lies outside the image");
@@ -563,7 +629,7 @@ StepReport Session::clickVoxel(const std::array<int64_t, 3>& voxel, bool positiv
   std::array<std::vector<uint8_t>, 3> drawnAlong;
   for (int a = 0; a < 3; ++a) drawnAlong[a].assign(static_cast<size_t>(g.size[a]), 0);
   for (const auto& d : s_->drawn) drawnAlong[static_cast<size_t>(d.axis)][static_cast<size_t>(d.slice)] = 1;
-  image::Volume mask = s_->mask, entropy = s_->entropy;
+  image::Volume mask = s_->mask, entropy = s_->entropy();
   const double maxNats = std::log(static_cast<double>(std::max(2, model.spec.classes)));
   std::array<int64_t, 3> lo{0, 0, 0}, hi{g.size[0] - 1, g.size[1] - 1, g.size[2] - 1};
   if (partial) {
@@ -718,7 +784,7 @@ std::vector<SliceSuggestion> Session::suggest(int top) const {
   } else {
     options.axes = {0, 1, 2};
   }
-  return rankSlices(s_->previous, s_->mask, normalizedEntropy(), s_->drawn, options);
+  return rankSlices(s_->previous(), s_->mask, normalizedEntropy(), s_->drawn, options);
 }
 
 AcceptedCase Session::accept(const fs::path& casesDir) {
@@ -752,7 +818,8 @@ AcceptedCase Session::accept(const fs::path& casesDir) {
     propagations += kind == "propagate";
     undos += kind == "undo";
   }
-  const auto initialToAccepted = compareMasks(s_->initial, s_->mask);
+  const auto initialToAccepted = compareMasks(s_->initial(), s_->mask);
+  const image::Volume* proxyWeights = s_->weights();
   double sessionSeconds = 0.0;
   {
     std::tm tm{};
@@ -780,12 +847,16 @@ AcceptedCase Session::accept(const fs::path& casesDir) {
                       {"voxels_changed", initialToAccepted.changed},
                       {"accepted_at", utcNow()}};
 
-  model::writeCase(casesDir, name, model::TrainingCase{s_->image, s_->mask, {}});
+  const auto lock = s_->lockUnchanged();
+  model::TrainingCase corrected;
+  corrected.image = s_->image;
+  corrected.labels = s_->mask;
+  model::writeCase(casesDir, name, corrected);
   AcceptedCase accepted;
-  if (!s_->weights.voxels.empty()) {
+  if (proxyWeights) {
     fs::create_directories(casesDir / "weights");
     accepted.weights = casesDir / "weights" / (name + ".nii.gz");
-    image::writeImage(s_->weights, accepted.weights, image::PixelType::Float32);
+    image::writeImage(*proxyWeights, accepted.weights, image::PixelType::Float32);
   }
   fs::create_directories(casesDir / "interactions");
   common::writeFileAtomically(casesDir / "interactions" / (name + ".json"), usage.dump(2) + "\n");
@@ -805,7 +876,7 @@ AcceptedCase Session::accept(const fs::path& casesDir) {
   json updated = doc;
   updated["accepted"].push_back(name);
   updated["steps"].push_back(toJson(report));
-  common::writeFileAtomically(s_->dir / kSessionFile, updated.dump(2) + "\n");
+  s_->writeSessionFile(updated);
   s_->doc = std::move(updated);
   return accepted;
 }
@@ -854,15 +925,17 @@ StepReport Session::undo() {
   updated["drawn"] = drawnToJson(drawn);
   updated["has_weights"] = hasWeights;
   updated["steps"].push_back(toJson(report));
-  common::writeFileAtomically(s_->dir / kSessionFile, updated.dump(2) + "\n");  // the commit point
+  const auto lock = s_->lockUnchanged();
+  s_->writeSessionFile(updated);  // the commit point
   s_->doc = std::move(updated);
   s_->publishCurrent();
   std::error_code ignored;
   fs::remove_all(s_->revisionDir(current), ignored);
   s_->mask = std::move(mask);
-  s_->entropy = std::move(entropy);
-  s_->previous = std::move(previous);
-  s_->weights = std::move(weights);
+  s_->entropyCache = std::move(entropy);
+  s_->previousCache = std::move(previous);
+  s_->weightsCache.reset();
+  if (hasWeights) s_->weightsCache = std::move(weights);
   s_->clicks = std::move(clicks);
   s_->drawn = std::move(drawn);
   return report;
@@ -871,10 +944,10 @@ StepReport Session::undo() {
 const fs::path& Session::directory() const { return s_->dir; }
 const image::Volume& Session::image() const { return s_->image; }
 const image::Volume& Session::mask() const { return s_->mask; }
-const image::Volume& Session::previousMask() const { return s_->previous; }
-const image::Volume& Session::initialMask() const { return s_->initial; }
+const image::Volume& Session::previousMask() const { return s_->previous(); }
+const image::Volume& Session::initialMask() const { return s_->initial(); }
 image::Volume Session::normalizedEntropy() const {
-  image::Volume e = s_->entropy;
+  image::Volume e = s_->entropy();
   for (auto& v : e.voxels) v /= 255.0f;
   return e;
 }
