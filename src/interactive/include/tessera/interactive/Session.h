@@ -24,7 +24,9 @@
 //
 // Every step checks everything first (arguments, stored files, model), then writes the new
 // revision's files under history/, then session.json (the commit point), then republishes the
-// top-level links. A step that fails leaves the directory exactly as it was.
+// top-level links. A step that fails leaves the directory exactly as it was. Steps from several
+// openers (a shell and a web UI) take turns under a lock on the directory; one computed from a
+// state another opener has since replaced is refused with Error(Conflict) (open again, retry).
 
 #include <array>
 #include <cstdint>
