@@ -9,6 +9,7 @@
 #include <random>
 
 #include "ClickSimulation.h"
+#include "ProximalTerm.h"
 #include "UNet.h"
 #include "VolumeTensors.h"
 #include "tessera/common/Error.h"
@@ -285,6 +286,9 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
   validateTrainingCases(cases, model.spec, model.preprocessing);
   if (options.epochs < 1) throw Error(ErrorCode::BadModel, "training: epochs must be at least 1");
   if (options.batchSize < 1) throw Error(ErrorCode::BadModel, "training: batch size must be at least 1");
+  if (!(options.proximalMu >= 0.0 && std::isfinite(options.proximalMu))) {
+    throw Error(ErrorCode::BadModel, "training: proximal mu must be a finite number >= 0, got " + std::to_string(options.proximalMu));
+  }
   if (!(options.labelSmoothing >= 0.0 && options.labelSmoothing < 1.0)) {
     throw Error(ErrorCode::BadModel, "training: label smoothing must be in [0, 1), got " +
                                          std::to_string(options.labelSmoothing));
@@ -306,6 +310,7 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
   net->train();
   const bool channelsLast = model.spec.dims == 2;
   if (channelsLast) detail::toChannelsLast(net);
+  const detail::ProximalTerm proximal(net->parameters(), options.proximalMu);
 
   const PreparedData data = prepare(model, cases);
   std::unique_ptr<BatchSource> source;
@@ -334,6 +339,7 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
       optimizer.zero_grad();
       auto logits = net->forward(x);
       auto loss = segmentationLoss(logits, y, w, options.labelSmoothing);
+      if (proximal.active()) loss = loss + proximal(net->parameters());
       loss.backward();
       optimizer.step();
       lossSum += loss.item<double>();

@@ -38,6 +38,9 @@ struct TrainOptions {
     int clickIterations = 2;
     int maxClicksPerIteration = 3;
   } clicks;
+  // FedProx: adds (μ/2)·‖w − w₀‖² to the loss, w₀ the weights training starts from (on a site,
+  // the pulled generation), so skewed local data cannot pull the model far from it. 0: off.
+  double proximalMu = 0.0;
   std::function<void(const TrainProgress&)> onEpoch;
 };
 
