@@ -63,6 +63,7 @@ int checkDataFolder(const std::string& data) {
   const server::Registry registry(data);
   const server::BlobStore blobs(data);
   std::vector<std::string> problems = registry.checkConsistency(blobs);
+  for (const auto& p : registry.checkSignatures()) problems.push_back(p);
   for (const auto& p : server::highWaterProblems(registry, data)) problems.push_back(p);
   const auto mark = registry.highWater();
   if (problems.empty()) {

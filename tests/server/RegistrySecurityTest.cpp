@@ -66,6 +66,15 @@ TEST_F(RegistrySecurityTest, EveryStoredGenerationIsSignedByThePrivateServerKey)
   GenerationRecord swapped = *g1;
   swapped.weightsSha256 = g0->weightsSha256;  // the registry row edited to name other weights
   EXPECT_FALSE(verifies(registry, "liver", swapped));
+  EXPECT_TRUE(registry.checkSignatures().empty());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "registry.sqlite3").c_str(), &db), SQLITE_OK);
+  const std::string sql = "UPDATE generations SET weights_sha256 = '" + g0->weightsSha256 + "' WHERE generation = 1";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  const auto problems = registry.checkSignatures();
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("generation 1"), std::string::npos) << problems[0];
 
   struct stat st {};
   ASSERT_EQ(::stat(serverKeyFile(dir_).c_str(), &st), 0);

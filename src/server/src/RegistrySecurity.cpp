@@ -75,6 +75,46 @@ std::string Registry::signGeneration(const std::string& task, const GenerationRe
   return key->sign(common::generationSignatureMessage({task, g.generation, g.parent, g.weightsSha256}));
 }
 
+std::vector<std::string> Registry::checkSignatures() const {
+  struct Row {
+    std::string task;
+    GenerationRecord g;
+  };
+  std::vector<Row> rows;
+  {
+    std::lock_guard lock(mutex_);
+    db::Statement q(*db_, "reading generation signatures",
+                    "SELECT m.task, g.generation, g.parent, g.weights_sha256, g.signature FROM generations g "
+                    "JOIN models m ON m.id = g.model_id ORDER BY m.task, g.generation");
+    while (q.step()) {
+      Row r;
+      r.task = q.text(0);
+      r.g.generation = q.integer(1);
+      r.g.parent = q.optionalInteger(2);
+      r.g.weightsSha256 = q.text(3);
+      r.g.signature = q.text(4);
+      rows.push_back(std::move(r));
+    }
+  }
+  std::vector<std::string> problems;
+  if (rows.empty()) return problems;
+  std::error_code ec;
+  if (!std::filesystem::exists(serverKeyFile(dataDir_), ec)) {
+    problems.push_back(serverKeyFile(dataDir_).string() + ": missing, so no generation's signature can be checked (sites that "
+                                                          "pinned the old key will refuse a new one)");
+    return problems;
+  }
+  const std::string key = serverPublicKey();
+  for (const auto& r : rows) {
+    const std::string message = common::generationSignatureMessage({r.task, r.g.generation, r.g.parent, r.g.weightsSha256});
+    if (!common::verifySignature(key, message, r.g.signature)) {
+      problems.push_back("model '" + r.task + "' generation " + std::to_string(r.g.generation) +
+                         ": signature does not verify with the server key (row or weights changed without it?)");
+    }
+  }
+  return problems;
+}
+
 void Registry::signUnsignedGenerations() {
   struct Unsigned {
     int64_t modelId;

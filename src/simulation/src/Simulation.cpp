@@ -173,6 +173,11 @@ class StrategyRun {
       server::seedModel(registry, blobs, root, strategy_);
       server::setValidationCases(dir_ / "server", kTask, validationCases);
       if (strategy_ != "dafne") server::updatePolicy(registry, kTask, {{"round_size", n_}, {"round_seconds", 3600}});
+      // Against K hostile sites the trimmed mean must drop at least K values at each end (the
+      // default fraction 0.2 drops none of 4).
+      if (malicious_ > 0 && strategy_ == "trimmed-mean") {
+        server::updatePolicy(registry, kTask, {{"trim_fraction", std::min(0.49, (malicious_ + 0.5) / n_)}});
+      }
       // Central DP clips every update to C, a tighter bound on a site's influence than the norm
       // ratio, which would refuse honest updates trained from a noised generation. The gate stays
       // on (FedBN's default turns it off): a candidate the noise has destroyed is held back, so

@@ -162,6 +162,9 @@ class Registry {
   bool nonceSeen(int64_t siteId, const std::string& nonce) const;
   // The public half of DATA/server-key, which signs every generation (created on first use).
   std::string serverPublicKey() const;
+  // One line per generation whose signature does not verify with DATA/server-key (a row or blob
+  // changed by someone without the key); creates no key.
+  std::vector<std::string> checkSignatures() const;
 
   // One transaction: the model and its first generation (firstGeneration.modelId is ignored).
   // "conflict" if the task exists.
