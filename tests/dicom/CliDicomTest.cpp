@@ -167,3 +167,19 @@ TEST_F(CliDicomTest, PredictChoosesItsModelFetchesTheScanAndStoresTheSegBack) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(std::distance(fs::directory_iterator(answers.path), fs::directory_iterator()), 1);  // the SEG, in the scan's study
 }
+
+TEST_F(CliDicomTest, PacsCommandsSpeakDicomWebToo) {
+  if (!test::OrthancServer::available() || !fs::exists(test::kDicomWebPlugin)) GTEST_SKIP() << "Orthanc or its DICOMweb plugin missing";
+  test::OrthancOptions options;
+  options.dicomWeb = true;
+  test::OrthancServer pacs(options);
+  const std::string at = " --pacs dicomweb+" + pacs.httpUrl() + "/dicom-web";
+  for (int g = 0; g <= 1; ++g) dicom::saveModelDicom(test::dicomTestModel("brain-seg", g), dir.path / ("g" + std::to_string(g) + ".dcm"));
+  auto r = tessera("pacs push " + dir.path.string() + at);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("stored 2 object(s)"), std::string::npos) << r.output;
+  const fs::path out = dir.path / "pulled.tsm";
+  r = tessera("pacs pull-model --task brain-seg --out " + out.string() + at);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(common::readFile(out), model::encodeModel(test::dicomTestModel("brain-seg", 1)));
+}

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "DcmtkSupport.h"
+#include "ModelPick.h"
 #include "dcmtk/dcmnet/scu.h"
 #include "tessera/common/Error.h"
 #include "tessera/dicom/AnatomyCodes.h"
@@ -315,17 +316,8 @@ std::vector<ModelSeriesInfo> PacsClient::findModels(const ModelQuery& query) con
   return found;
 }
 
-model::Model PacsClient::pullModel(const std::string& task, std::optional<int64_t> generation) const {
-  model::requireValidTaskName(task, "--task");
-  ModelQuery query;
-  query.task = task;
-  auto series = findModels(query);
-  const std::string where = "PACS " + address_.describe();
-  if (series.empty()) throw Error(ErrorCode::NotFound, where + ": no model of task '" + task + "'");
-  int64_t wanted = generation.value_or(-1);
-  if (!generation) {
-    for (const auto& s : series) wanted = std::max(wanted, s.generation);
-  }
+ModelSeriesInfo pickGeneration(const std::vector<ModelSeriesInfo>& series, const std::string& task, int64_t wanted,
+                               const std::string& where) {
   std::vector<ModelSeriesInfo> chosen;
   std::copy_if(series.begin(), series.end(), std::back_inserter(chosen), [&](const auto& s) { return s.generation == wanted; });
   if (chosen.empty()) {
@@ -338,12 +330,28 @@ model::Model PacsClient::pullModel(const std::string& task, std::optional<int64_
     throw Error(ErrorCode::Conflict, where + ": task '" + task + "' generation " + std::to_string(wanted) + " is in " +
                                          std::to_string(chosen.size()) + " series; cannot choose one");
   }
-  const auto& target = chosen.front();
+  const ModelSeriesInfo target = chosen.front();
   if (target.instances > 1) {
     throw Error(ErrorCode::Conflict, where + ": series " + target.seriesUid + " (task '" + task + "' generation " +
                                          std::to_string(wanted) + ") holds " + std::to_string(target.instances) +
                                          " objects; cannot choose one");
   }
+
+  return target;
+}
+
+model::Model PacsClient::pullModel(const std::string& task, std::optional<int64_t> generation) const {
+  model::requireValidTaskName(task, "--task");
+  ModelQuery query;
+  query.task = task;
+  auto series = findModels(query);
+  const std::string where = "PACS " + address_.describe();
+  if (series.empty()) throw Error(ErrorCode::NotFound, where + ": no model of task '" + task + "'");
+  int64_t wanted = generation.value_or(-1);
+  if (!generation) {
+    for (const auto& s : series) wanted = std::max(wanted, s.generation);
+  }
+  const ModelSeriesInfo target = pickGeneration(series, task, wanted, where);
 
   Session s(address_, options_);
   s.propose(UID_GETStudyRootQueryRetrieveInformationModel, uncompressed());
