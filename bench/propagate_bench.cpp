@@ -2,7 +2,7 @@
 // slice of the brain mask (ch2bet > 0) and of a 7-lobe map grouped from AAL is "drawn", the rest
 // is propagated, and the proxy is compared with the truth and with the baseline of copying the
 // nearest drawn slice. Usage: tessera_bench_propagate [TEMPLATES_DIR] [--axis A] [--steps 5,10,20]
-// [--task brain|lobes|both] [--iterations 30,15,8] [--sigma 1.5] [--threads N]
+// [--task brain|lobes|both] [--iterations 16,8,4] [--sigma 1.5] [--clamp 3] [--threads N]
 
 #include <cstdio>
 #include <ctime>
@@ -86,6 +86,8 @@ int main(int argc, char** argv) {
       for (std::string item; std::getline(s, item, ',');) options.iterations.push_back(std::stoul(item));
     } else if (!std::strcmp(argv[i], "--sigma") && i + 1 < argc) {
       options.fieldSigma = std::atof(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--clamp") && i + 1 < argc) {
+      options.distanceClamp = std::atof(argv[++i]);
     } else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
       options.threads = std::atoi(argv[++i]);
     } else {

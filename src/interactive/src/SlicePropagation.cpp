@@ -258,6 +258,10 @@ class Propagator {
     if (!any) return {};
     std::vector<float> d(mask.size());
     detail::signedDistance(mask.data(), layout_.width, layout_.height, d.data());
+    if (options_.distanceClamp > 0.0) {
+      const auto limit = static_cast<float>(options_.distanceClamp);
+      for (auto& v : d) v = std::clamp(v, -limit, limit);
+    }
     return d;
   }
 
@@ -369,8 +373,9 @@ ProxyMask propagateSlices(const image::Volume& image, const image::Volume& annot
     throw Error(ErrorCode::BadRequest, "annotated mask grid " + annotated.geometry.describe() +
                                            " differs from the image's " + image.geometry.describe());
   auto drawn = checkedSlices(annotated, axis, slices);
-  if (options.iterations.empty() || options.fieldSigma <= 0.0)
-    throw Error(ErrorCode::BadRequest, "propagation options: iterations must be given and the field sigma positive");
+  if (options.iterations.empty() || !(options.fieldSigma > 0.0) || !(options.distanceClamp >= 0.0))
+    throw Error(ErrorCode::BadRequest,
+                "propagation options: iterations must be given, the field sigma positive and the clamp not negative");
   return Propagator(image, annotated, axis, std::move(drawn), options).run();
 }
 

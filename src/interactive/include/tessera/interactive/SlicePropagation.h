@@ -22,6 +22,12 @@ struct PropagationOptions {
   std::vector<unsigned> iterations{16, 8, 4};
   // Gaussian smoothing of the displacement field, in pixels (the demons' regulariser).
   double fieldSigma = 1.5;
+  // Signed distances are clamped to ±this many pixels before they are carried and fused (0: not
+  // at all). A few pixels from a contour its distance says nothing more about where the boundary
+  // lies on another slice, and unclamped, the deep interior of a large structure outvotes a thin
+  // neighbour's contour. On Colin27 (bench/propagate_bench.cpp, every 20th slice drawn) 3 raised
+  // the lobes' Dice from 0.836 to 0.852 and the brain mask's from 0.968 to 0.974.
+  double distanceClamp = 3.0;
   // Worker threads for the slice-pair registrations; 0: ITK's global default.
   int threads = 0;
 };
