@@ -1,5 +1,9 @@
 #include "tessera/model/CaseFolder.h"
 
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
 #include "tessera/image/ImageIO.h"
 #include "tessera/model/Dataset.h"
 
@@ -15,6 +19,12 @@ void writeCase(const fs::path& directory, const std::string& name, const Trainin
   fs::create_directories(directory / "labels");
   image::writeImage(c.image, directory / "images" / (name + ".nii.gz"), image::PixelType::Float32);
   image::writeImage(c.labels, directory / "labels" / (name + ".nii.gz"), image::PixelType::UInt8);
+  const fs::path annotated = directory / "labels" / (name + ".annotated.json");
+  if (c.annotatedLabels.empty()) {
+    fs::remove(annotated);
+  } else {
+    std::ofstream(annotated) << nlohmann::json(c.annotatedLabels).dump() << "\n";
+  }
 }
 
 }  // namespace tessera::model

@@ -85,6 +85,17 @@ std::vector<NamedCase> readTesseraCases(const fs::path& directory) {
     c.name = name;
     c.data.image = image::readImage(imagePath);
     c.data.labels = image::readImage(labelPath);
+    // Partial labels (CaseFolder.h): which foreground labels the annotators drew.
+    const fs::path annotated = labels / (name + ".annotated.json");
+    if (pathExists(annotated)) {
+      std::ifstream in(annotated);
+      const json list = json::parse(in, nullptr, false);
+      if (list.is_discarded() || !list.is_array()) fail(annotated.string() + ": expected a list of label values, e.g. [1, 3]");
+      for (const auto& v : list) {
+        if (!v.is_number_integer() || v.get<int>() < 1) fail(annotated.string() + ": " + v.dump() + " is not a label value >= 1");
+        c.data.annotatedLabels.push_back(v.get<int>());
+      }
+    }
     cases.push_back(std::move(c));
   }
   return cases;

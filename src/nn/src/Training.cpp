@@ -9,6 +9,7 @@
 #include <random>
 
 #include "ClickSimulation.h"
+#include "PartialLabelLoss.h"
 #include "ProximalTerm.h"
 #include "UNet.h"
 #include "VolumeTensors.h"
@@ -68,6 +69,12 @@ void validateTrainingCases(const std::vector<TrainingCase>& cases, const Network
         }
       }
     }
+    for (int l : c.annotatedLabels) {
+      if (l < 1 || l >= spec.classes) {
+        throw Error(ErrorCode::BadModel, which + ": annotated label " + std::to_string(l) + " is not in 1.." +
+                                             std::to_string(spec.classes - 1));
+      }
+    }
     for (float v : c.labels.voxels) {
       if (v < 0 || v >= static_cast<float>(spec.classes) || v != std::round(v)) {
         throw Error(ErrorCode::BadModel, which + ": label value " + std::to_string(v) + " is not an integer in 0.." +
@@ -84,6 +91,7 @@ struct PreparedData {
   std::vector<torch::Tensor> images;  // [1, ...spatial] per case (3D) or per slice stack (2D)
   std::vector<torch::Tensor> labels;  // [...spatial] int64
   std::vector<torch::Tensor> weights;  // [...spatial] float, only when some case has weights
+  std::vector<torch::Tensor> annotated;  // [C] float per case, only when some case is partially annotated
 };
 
 PreparedData prepare(const Model& model, const std::vector<TrainingCase>& cases) {
@@ -91,6 +99,8 @@ PreparedData prepare(const Model& model, const std::vector<TrainingCase>& cases)
   const auto& spec = model.spec;
   const bool weighted =
       std::any_of(cases.begin(), cases.end(), [](const TrainingCase& c) { return !c.weights.voxels.empty(); });
+  const bool partial =
+      std::any_of(cases.begin(), cases.end(), [](const TrainingCase& c) { return !c.annotatedLabels.empty(); });
   for (const auto& c : cases) {
     auto img = detail::toTensor(model::preprocessImage(c.image, model.preprocessing));
     const image::Volume labels = model::preprocessLabels(c.labels, model.preprocessing);
@@ -111,6 +121,7 @@ PreparedData prepare(const Model& model, const std::vector<TrainingCase>& cases)
       lab = detail::slicesAcross(lab, spec.axis);
       if (weighted) weights = detail::slicesAcross(weights, spec.axis);
     }
+    if (partial) data.annotated.push_back(detail::annotatedMask(c.annotatedLabels, spec.classes));
     data.images.push_back(img);
     data.labels.push_back(lab);
     if (weighted) data.weights.push_back(weights);
@@ -119,9 +130,9 @@ PreparedData prepare(const Model& model, const std::vector<TrainingCase>& cases)
 }
 
 // One training batch: images [N, 1, ...], labels [N, ...], loss weights like labels (undefined:
-// weight 1 everywhere).
+// weight 1 everywhere), annotated classes [N, C] (undefined: every class).
 struct Batch {
-  torch::Tensor images, labels, weights;
+  torch::Tensor images, labels, weights, annotated;
 };
 
 torch::Tensor softDiceLoss(const torch::Tensor& logits, const torch::Tensor& target, const torch::Tensor& weights) {
@@ -188,8 +199,9 @@ class SliceBatches : public BatchSource {
       a = std::max(a, img.size(1));
       b = std::max(b, img.size(2));
     }
-    std::vector<torch::Tensor> imgs, labs, weights;
+    std::vector<torch::Tensor> imgs, labs, weights, annotated;
     for (size_t i = 0; i < data.images.size(); ++i) {
+      if (!data.annotated.empty()) annotated.push_back(data.annotated[i].unsqueeze(0).expand({data.images[i].size(0), -1}));
       const double background = data.images[i].min().item<double>();
       imgs.push_back(detail::padToMultiple(data.images[i], 2, spec.sizeMultiple(), {a, b}, background));
       labs.push_back(detail::padToMultiple(data.labels[i], 2, spec.sizeMultiple(), {a, b}, 0));
@@ -199,6 +211,7 @@ class SliceBatches : public BatchSource {
     images_ = torch::cat(imgs, 0).unsqueeze(1).contiguous();
     labels_ = torch::cat(labs, 0).contiguous();
     if (!weights.empty()) weights_ = torch::cat(weights, 0).contiguous();
+    if (!annotated.empty()) annotated_ = torch::cat(annotated, 0).contiguous();
     order_.resize(static_cast<size_t>(images_.size(0)));
   }
   int64_t batchesPerEpoch() const override {
@@ -213,14 +226,15 @@ class SliceBatches : public BatchSource {
     const auto end = std::min(order_.size(), begin + static_cast<size_t>(batchSize_));
     auto idx = torch::tensor(std::vector<int64_t>(order_.begin() + static_cast<std::ptrdiff_t>(begin),
                                                   order_.begin() + static_cast<std::ptrdiff_t>(end)));
-    Batch out{images_.index_select(0, idx), labels_.index_select(0, idx), {}};
+    Batch out{images_.index_select(0, idx), labels_.index_select(0, idx), {}, {}};
     if (weights_.defined()) out.weights = weights_.index_select(0, idx);
+    if (annotated_.defined()) out.annotated = annotated_.index_select(0, idx);
     return out;
   }
 
  private:
   int batchSize_;
-  torch::Tensor images_, labels_, weights_;
+  torch::Tensor images_, labels_, weights_, annotated_;
   std::vector<int64_t> order_;
 };
 
@@ -238,6 +252,7 @@ class PatchBatches : public BatchSource {
       labels_.push_back(lab.contiguous());
       if (!data.weights.empty()) weights_.push_back(detail::padToMultiple(data.weights[i], 3, 1, patch_, 0).contiguous());
       foreground_.push_back(torch::nonzero(lab > 0));
+      if (!data.annotated.empty()) annotated_.push_back(data.annotated[i]);
       voxels += img.numel();
     }
     const int64_t patchVoxels = patch_[0] * patch_[1] * patch_[2];
@@ -246,7 +261,7 @@ class PatchBatches : public BatchSource {
   int64_t batchesPerEpoch() const override { return batches_; }
   void startEpoch(std::mt19937_64&) override {}
   Batch batch(int64_t, std::mt19937_64& rng) override {
-    std::vector<torch::Tensor> xs, ys, ws;
+    std::vector<torch::Tensor> xs, ys, ws, as;
     for (int i = 0; i < batchSize_; ++i) {
       const size_t c = std::uniform_int_distribution<size_t>(0, images_.size() - 1)(rng);
       const auto& lab = labels_[c];
@@ -268,14 +283,16 @@ class PatchBatches : public BatchSource {
       xs.push_back(images_[c].index({Slice(), sl(0), sl(1), sl(2)}));
       ys.push_back(lab.index({sl(0), sl(1), sl(2)}));
       if (!weights_.empty()) ws.push_back(weights_[c].index({sl(0), sl(1), sl(2)}));
+      if (!annotated_.empty()) as.push_back(annotated_[c]);
     }
-    return {torch::stack(xs), torch::stack(ys), ws.empty() ? torch::Tensor() : torch::stack(ws)};
+    return {torch::stack(xs), torch::stack(ys), ws.empty() ? torch::Tensor() : torch::stack(ws),
+            as.empty() ? torch::Tensor() : torch::stack(as)};
   }
 
  private:
   int batchSize_;
   std::vector<int64_t> patch_;
-  std::vector<torch::Tensor> images_, labels_, weights_, foreground_;
+  std::vector<torch::Tensor> images_, labels_, weights_, foreground_, annotated_;
   int64_t batches_ = 1;
 };
 
@@ -332,13 +349,16 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
     double lossSum = 0.0;
     const int64_t batches = source->batchesPerEpoch();
     for (int64_t b = 0; b < batches; ++b) {
-      auto [x, y, w] = source->batch(b, rng);
+      auto [x, y, w, annotated] = source->batch(b, rng);
       if (options.augment) x = augmentIntensity(x);
       if (guided) x = torch::cat({x, detail::simulateClicks(net, x, y, options.clicks, channelsLast, rng)}, 1);
       if (channelsLast) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
       optimizer.zero_grad();
       auto logits = net->forward(x);
-      auto loss = segmentationLoss(logits, y, w, options.labelSmoothing);
+      // Partially annotated cases: the marginal loss (no label smoothing, which would put target
+      // mass on classes the site never drew).
+      auto loss = annotated.defined() ? detail::partialLabelLoss(logits, y, w, annotated)
+                                      : segmentationLoss(logits, y, w, options.labelSmoothing);
       if (proximal.active()) loss = loss + proximal(net->parameters());
       loss.backward();
       optimizer.step();

@@ -18,6 +18,10 @@ struct TrainingCase {
   // Optional per-voxel loss weights on the same grid (a proxy mask from a few drawn slices is
   // trusted less far from them); empty means weight 1 everywhere. Not stored by writeCase.
   image::Volume weights;
+  // The foreground labels this case's annotators drew (partial labels: a site that draws only some
+  // structures leaves the rest at 0); empty means every label. Stored by writeCase as
+  // labels/NAME.annotated.json next to the label map.
+  std::vector<int> annotatedLabels;
 };
 
 struct NamedCase {
