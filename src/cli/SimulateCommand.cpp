@@ -27,6 +27,10 @@ std::vector<std::string> splitList(const std::string& text) {
 }
 
 struct SimulateArgs {
+  std::string task = "brain";
+  bool coverageSkew = true, labelSkew = true, scannerShift = true, centralized = true;
+  double spacing = 0;
+  int testSlices = 10;
   int sites = 3;
   int generations = 5;
   std::string strategies = "fedavg";
@@ -46,6 +50,28 @@ struct SimulateArgs {
 };
 
 void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
+  app.add_option("--task", a.task,
+                 "brain: a brain mask through three scanners; lobes: the six AAL lobes of Colin27 with sites that "
+                 "differ in coverage, labels and scanner")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"brain", "lobes"}));
+  app.add_flag("--coverage-skew,!--no-coverage-skew", a.coverageSkew,
+               "lobes: each site's scans cover its own slab of the head (top, middle, cerebellum)")
+      ->capture_default_str();
+  app.add_flag("--label-skew,!--no-label-skew", a.labelSkew,
+               "lobes: each site draws only some lobes (trained with the marginal loss)")
+      ->capture_default_str();
+  app.add_flag("--scanner-shift,!--no-scanner-shift", a.scannerShift, "lobes: each site has its own scanner")
+      ->capture_default_str();
+  app.add_flag("--centralized,!--no-centralized", a.centralized,
+               "Also train one model on all sites' data pooled (the upper bound) on the same schedule")
+      ->capture_default_str();
+  app.add_option("--spacing", a.spacing, "In-plane spacing at the network in mm (0: slices about 128 voxels across)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 10.0));
+  app.add_option("--test-slices", a.testSlices, "Held-out slices (per site for brain; shared by all sites for lobes)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 80));
   app.add_option("--sites", a.sites, "Number of simulated hospitals")->capture_default_str()->check(CLI::Range(1, 32));
   app.add_option("--generations", a.generations, "Federation rounds after the root model")
       ->capture_default_str()
@@ -90,6 +116,13 @@ void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
 
 int runAndPrint(const SimulateArgs& a, const char* title) {
   simulation::SimulationOptions o;
+  o.task = a.task;
+  o.coverageSkew = a.coverageSkew;
+  o.labelSkew = a.labelSkew;
+  o.scannerShift = a.scannerShift;
+  o.centralized = a.centralized;
+  o.inPlaneSpacing = a.spacing;
+  o.testSlices = a.testSlices;
   o.sites = a.sites;
   o.generations = a.generations;
   o.strategies = splitList(a.malicious > 0 && a.strategyOption->count() == 0 ? "fedavg,trimmed-mean,median" : a.strategies);

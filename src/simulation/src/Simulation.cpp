@@ -8,6 +8,8 @@
 #include <mutex>
 #include <thread>
 
+#include "CentralizedBaseline.h"
+#include "LobeAtlas.h"
 #include "SiteData.h"
 #include "tessera/simulation/Attacks.h"
 #include "tessera/client/ApiClient.h"
@@ -36,8 +38,6 @@ using common::runProcess;
 using common::tailOfFile;
 
 namespace {
-
-constexpr const char* kTask = "brain";
 
 double secondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -122,8 +122,8 @@ ServerProcess startServer(const fs::path& dir) {
 }
 
 // Published generations and rejected candidates so far.
-int candidatesSoFar(client::ApiClient& api) {
-  return static_cast<int>(api.generations(kTask).at("generations").size());
+int candidatesSoFar(client::ApiClient& api, const std::string& task) {
+  return static_cast<int>(api.generations(task).at("generations").size());
 }
 
 // One strategy's federation run: its own server data folder, server process and site homes.
@@ -147,7 +147,7 @@ class StrategyRun {
       evaluate(r + 1, generation, secondsSince(roundStart));
     }
     const json stats = api_->stats();
-    const json lineage = api_->generations(kTask);
+    const json lineage = api_->generations(o_.task);
     server_.process->signal(SIGTERM);
     server_.process->wait();
     json out{{"strategy", label_}, {"rounds", rounds_}, {"seconds", secondsSince(started)},
@@ -171,19 +171,19 @@ class StrategyRun {
       adminToken = registry.addSite("operator", "admin").second;
       for (const auto& site : data_.sites) siteTokens.push_back(registry.addSite(site.name, "site").second);
       server::seedModel(registry, blobs, root, strategy_);
-      server::setValidationCases(dir_ / "server", kTask, validationCases);
-      if (strategy_ != "dafne") server::updatePolicy(registry, kTask, {{"round_size", n_}, {"round_seconds", 3600}});
+      server::setValidationCases(dir_ / "server", o_.task, validationCases);
+      if (strategy_ != "dafne") server::updatePolicy(registry, o_.task, {{"round_size", n_}, {"round_seconds", 3600}});
       // Against K hostile sites the trimmed mean must drop at least K values at each end (the
       // default fraction 0.2 drops none of 4).
       if (malicious_ > 0 && strategy_ == "trimmed-mean") {
-        server::updatePolicy(registry, kTask, {{"trim_fraction", std::min(0.49, (malicious_ + 0.5) / n_)}});
+        server::updatePolicy(registry, o_.task, {{"trim_fraction", std::min(0.49, (malicious_ + 0.5) / n_)}});
       }
       // Central DP clips every update to C, a tighter bound on a site's influence than the norm
       // ratio, which would refuse honest updates trained from a noised generation. The gate stays
       // on (FedBN's default turns it off): a candidate the noise has destroyed is held back, so
       // the run measures what privacy costs, not a broken model the sites could not train from.
       if (dp_) {
-        server::updatePolicy(registry, kTask, {{"dp", *dp_}, {"max_delta_norm_ratio", 1e300}, {"validation_tolerance", 0.02}});
+        server::updatePolicy(registry, o_.task, {{"dp", *dp_}, {"max_delta_norm_ratio", 1e300}, {"validation_tolerance", 0.02}});
       }
     }
     server_ = startServer(dir_);
@@ -192,14 +192,14 @@ class StrategyRun {
     client::ClientConfig adminConfig;
     adminConfig.server = server_.url;
     adminConfig.token = adminToken;
-    adminConfig.task = kTask;
+    adminConfig.task = o_.task;
     api_ = std::make_unique<client::ApiClient>(adminConfig);
 
     for (int s = 0; s < n_; ++s) {
       const fs::path home = dir_ / "sites" / data_.sites[s].name;
       fs::create_directories(home / "cases");
       common::writeFileAtomically(home / "client.json",
-                                  json{{"server", server_.url}, {"token", siteTokens[s]}, {"task", kTask}}.dump(2) + "\n");
+                                  json{{"server", server_.url}, {"token", siteTokens[s]}, {"task", o_.task}}.dump(2) + "\n");
       homes_.push_back(home);
     }
   }
@@ -207,7 +207,7 @@ class StrategyRun {
   // Every site gains its round's case, then pulls, trains and pushes as its own processes; waits
   // for the merge the round triggers and returns the newest generation.
   int64_t runRound(int r) {
-    const int before = candidatesSoFar(*api_);
+    const int before = candidatesSoFar(*api_, o_.task);
     const int cores = std::max(1u, std::thread::hardware_concurrency());
     const int threadsPerSite = std::max(1, cores / n_);
     const std::string exe = currentExecutable().string();
@@ -237,7 +237,7 @@ class StrategyRun {
                               "--threads", std::to_string(threadsPerSite), "--learning-rate",
                               std::to_string(o_.learningRate)}),
                      log);
-          if (hostile) poisonTrainedModel(homes_[s], kTask, attack, o_.seed * 104729 + static_cast<uint64_t>(s * 1000 + r));
+          if (hostile) poisonTrainedModel(homes_[s], o_.task, attack, o_.seed * 104729 + static_cast<uint64_t>(s * 1000 + r));
           runProcess(command({"push"}), log);
         } catch (const std::exception& e) {
           failures[s] = data_.sites[s].name + ": " + e.what();
@@ -251,24 +251,24 @@ class StrategyRun {
     // Dafne publishes one generation per upload; the round-based strategies one per round.
     const int expected = before + (strategy_ == "dafne" ? n_ : 1);
     const auto waitStart = std::chrono::steady_clock::now();
-    while (candidatesSoFar(*api_) < expected) {
+    while (candidatesSoFar(*api_, o_.task) < expected) {
       if (!server_.process->running()) throw std::runtime_error("the server died:" + tailOfFile(server_.log, 8));
       if (secondsSince(waitStart) > 300) throw std::runtime_error("no merge within 300 s:" + tailOfFile(server_.log, 8));
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    return api_->latestGeneration(kTask).at("generation").get<int64_t>();
+    return api_->latestGeneration(o_.task).at("generation").get<int64_t>();
   }
 
   // Scores the generation on every site's held-out slices (under FedBN with each site's own
   // normalisation statistics) and records the round.
   void evaluate(int round, int64_t generation, double seconds) {
     const model::Model global =
-        model::decodeModel(api_->downloadModel(kTask, generation), "generation " + std::to_string(generation));
+        model::decodeModel(api_->downloadModel(o_.task, generation), "generation " + std::to_string(generation));
     std::vector<model::Model> locals;
     std::vector<const common::WeightSet*> localNorm(n_, nullptr);
     if (strategy_ == "fedbn" && round > 0) {
       for (int s = 0; s < n_; ++s) {
-        if (auto trained = client::SiteState(homes_[s], kTask).previousTrained()) locals.push_back(std::move(*trained));
+        if (auto trained = client::SiteState(homes_[s], o_.task).previousTrained()) locals.push_back(std::move(*trained));
         else locals.push_back(global);
       }
       for (int s = 0; s < n_; ++s) localNorm[s] = &locals[s].weights;
@@ -303,10 +303,10 @@ class StrategyRun {
 // itself a small leak a deployment would pay for with adaptive clipping; for a study it shows the
 // cost of the noise at a sensible C.)
 // The median norm of the updates a run's server received (1 when there were none).
-double medianUpdateNorm(const json& run) {
+double medianUpdateNorm(const json& run, const std::string& task) {
   server::Registry registry(run.at("server_data").get<std::string>());
   std::vector<double> norms;
-  if (const auto m = registry.model(kTask))
+  if (const auto m = registry.model(task))
     for (const auto& u : registry.updates(m->id, ""))
       if (u.deltaNorm) norms.push_back(*u.deltaNorm);
   if (norms.empty()) return 1.0;
@@ -315,7 +315,7 @@ double medianUpdateNorm(const json& run) {
 }
 
 json centralDpPolicy(const SimulationOptions& o, const json& plainRun) {
-  const double clip = medianUpdateNorm(plainRun);
+  const double clip = medianUpdateNorm(plainRun, o.task);
   const double z = federation::noiseMultiplierFor(*o.dpEpsilon, o.dpDelta, 1.0, static_cast<uint64_t>(o.generations));
   return {{"mode", "central"}, {"clip", clip}, {"noise_multiplier", z}, {"delta", o.dpDelta},
           {"epsilon_max", *o.dpEpsilon * (1 + 1e-9)}};
@@ -331,7 +331,7 @@ json attackRuns(const SimulationOptions& o, const FederationData& data, const mo
   if (o.say) o.say("[honest-fedavg] reference run: every site honest");
   runs.push_back(StrategyRun(o, "fedavg", data, std::nullopt, 0, "honest-fedavg").run(root, validationCases));
   const double honest = runs.back().at("rounds").back().at("mean");
-  const double clip = medianUpdateNorm(runs.back());
+  const double clip = medianUpdateNorm(runs.back(), o.task);
   for (const auto& strategy : o.strategies) {
     runs.push_back(StrategyRun(o, strategy, data, std::nullopt, o.malicious).run(root, validationCases));
   }
@@ -372,18 +372,22 @@ void writePlot(const json& report, const fs::path& path) {
       series.push_back(s);
     }
   }
-  plot::Series local;
-  local.label = "local-only mean";
-  local.dashed = true;
-  const auto& baseline = report.at("local_only");
-  const size_t rounds = baseline[0].at("dice_per_round").size();
-  for (size_t r = 0; r < rounds; ++r) {
-    double sum = 0;
-    for (const auto& site : baseline) sum += site.at("dice_per_round")[r].get<double>();
-    local.x.push_back(static_cast<double>(r));
-    local.y.push_back(sum / static_cast<double>(baseline.size()));
+  // The two reference lines, dashed: each site alone, and all data pooled (the upper bound).
+  for (const char* key : {"local_only", "centralized"}) {
+    if (!report.contains(key)) continue;
+    plot::Series line;
+    line.label = std::string(key) == "local_only" ? "local-only mean" : "centralized mean";
+    line.dashed = true;
+    const auto& baseline = report.at(key);
+    const size_t rounds = baseline[0].at("dice_per_round").size();
+    for (size_t r = 0; r < rounds; ++r) {
+      double sum = 0;
+      for (const auto& site : baseline) sum += site.at("dice_per_round")[r].get<double>();
+      line.x.push_back(static_cast<double>(r));
+      line.y.push_back(sum / static_cast<double>(baseline.size()));
+    }
+    series.push_back(line);
   }
-  series.push_back(local);
   plot::LinePlotOptions options;
   options.title = "Dice on held-out slices per federation round";
   options.xLabel = "round (generation 0 = root model)";
@@ -399,12 +403,18 @@ json runSimulation(const SimulationOptions& o) {
   for (const auto& s : o.strategies) federation::strategyFromString(s);
   if (o.malicious < 0 || o.malicious >= o.sites) throw std::invalid_argument("--malicious must be 0..sites-1");
   attackFromString(o.attack);
+  if (o.task != "brain" && o.task != "lobes") throw std::invalid_argument("--task must be brain or lobes, not " + o.task);
+  const bool lobes = o.task == "lobes";
   const auto started = std::chrono::steady_clock::now();
   fs::create_directories(o.out);
   nn::setThreadCount(0);
 
-  const FederationData data = prepareFederationData(o.dataDir, o.sites, o.generations, o.slicesPerRound, o.testSlices,
-                                                    o.validationSlices, o.rootSlices, o.seed);
+  const SiteSkew skew{o.coverageSkew, o.labelSkew, o.scannerShift};
+  const FederationData data =
+      lobes ? prepareLobesData(o.dataDir, o.sites, o.generations, o.slicesPerRound, o.testSlices, o.validationSlices,
+                               o.rootSlices, skew, o.seed)
+            : prepareFederationData(o.dataDir, o.sites, o.generations, o.slicesPerRound, o.testSlices,
+                                    o.validationSlices, o.rootSlices, o.seed);
   const fs::path validationCases = o.out / "data" / "server-validation";
   fs::remove_all(validationCases);
   model::writeCase(validationCases, "validation", data.validation);
@@ -413,17 +423,36 @@ json runSimulation(const SimulationOptions& o) {
     sites.push_back({{"name", s.name}, {"scanner", s.shift.name}, {"shift", s.shift.describe()},
                      {"train_slices", s.trainSlices}, {"test_slices", s.test.image.geometry.size[2]},
                      {"slices_per_round", o.slicesPerRound}});
-    if (o.say) o.say("  " + s.name + ": " + s.shift.name + " — " + s.shift.describe());
+    std::string annotated = "every label";
+    if (lobes) {
+      sites.back()["coverage"] = s.coverage;
+      json drawn = json::array();
+      if (!s.annotatedLabels.empty()) annotated.clear();
+      for (int l : s.annotatedLabels) {
+        drawn.push_back(lobeNames().at(l));
+        annotated += (annotated.empty() ? "" : ", ") + lobeNames().at(l);
+      }
+      sites.back()["annotated"] = s.annotatedLabels.empty() ? json("all") : drawn;
+    }
+    if (o.say) {
+      o.say("  " + s.name + ": " + s.shift.name + " — " + s.shift.describe() +
+            (lobes ? "; covers " + s.coverage + "; draws " + annotated + "; " + std::to_string(s.trainSlices) + " labelled slices"
+                   : std::string()));
+    }
   }
 
   model::TaskInfo task;
-  task.name = kTask;
+  task.name = o.task;
   task.modality = "MR";
   task.anatomy = "BRAIN";
   task.disease = "none";
-  task.labels = {{0, "background"}, {1, "brain"}};
+  task.labels = lobes ? lobeNames() : std::map<int, std::string>{{0, "background"}, {1, "brain"}};
   model::Model root = nn::defaultModelFor({data.validation}, task, o.seed);
   root.spec.baseFeatures = o.baseFeatures;
+  if (o.inPlaneSpacing > 0) {
+    for (int a = 0; a < 3; ++a)
+      if (a != root.spec.axis) root.preprocessing.targetSpacing[a] = o.inPlaneSpacing;
+  }
   root = model::initialModel(root.spec, root.preprocessing, root.task, o.seed);
   if (o.rootEpochs > 0) {
     nn::TrainOptions t;
@@ -439,7 +468,7 @@ json runSimulation(const SimulationOptions& o) {
           "; " + std::to_string(o.epochsPerRound) + " local epochs per round");
     o.say("local-only baseline: every site trains alone on the same schedule");
   }
-  json report{{"task", kTask},
+  json report{{"task", o.task},
               {"seed", o.seed},
               {"sites", sites},
               {"generations", o.generations},
@@ -448,7 +477,22 @@ json runSimulation(const SimulationOptions& o) {
               {"parameters", common::parameterCount(root.weights)},
               {"validation_slices", o.validationSlices},
               {"root", {{"slices", o.rootSlices}, {"epochs", o.rootEpochs}}}};
+  if (lobes) {
+    json labels = json::object();
+    for (const auto& [value, name] : lobeNames()) labels[std::to_string(value)] = name;
+    report["labels"] = labels;
+    report["site_differences"] = {{"coverage_skew", o.coverageSkew}, {"label_skew", o.labelSkew},
+                                  {"scanner_shift", o.scannerShift}, {"labelled_slices_per_site", o.slicesPerRound * o.generations},
+                                  {"test", "the same " + std::to_string(o.testSlices) +
+                                               " held-out slices over the whole brain for every site, through its own scanner"}};
+    if (o.say) {
+      o.say(std::string("site differences: coverage skew ") + (o.coverageSkew ? "on" : "off") + ", label skew " +
+            (o.labelSkew ? "on (marginal loss)" : "off") + ", scanner shift " + (o.scannerShift ? "on" : "off") + ", " +
+            std::to_string(o.slicesPerRound * o.generations) + " labelled slices per site");
+    }
+  }
   report["local_only"] = localOnlyBaseline(o, data, root);
+  if (o.centralized) report["centralized"] = centralizedBaseline(o, data, root);
   json runs = json::array();
   json privacyCost = json::array();
   if (o.malicious > 0) runs = attackRuns(o, data, root, validationCases, report);
@@ -473,6 +517,7 @@ json runSimulation(const SimulationOptions& o) {
                            {"dice", plain}, {"dice_dp", dpMean}, {"dice_cost", plain - dpMean}});
   }
   report["runs"] = runs;
+  report["three_lines"] = threeLines(report);
   if (o.dpEpsilon) report["privacy_cost"] = privacyCost;
   report["seconds"] = secondsSince(started);
   common::writeFileAtomically(o.out / "report.json", report.dump(2) + "\n");
@@ -541,6 +586,7 @@ std::string formatReport(const json& report) {
     for (const auto& run : runs) means.push_back(run.at("rounds").back().at("mean"));
     row("mean", means);
   }
+  if (report.contains("three_lines")) out += formatThreeLines(report.at("three_lines"));
   if (report.contains("attack")) {
     const auto& a = report.at("attack");
     out += "\nunder attack: " + std::to_string(a.at("malicious_sites").get<int>()) + " of " +

@@ -16,6 +16,19 @@
 namespace tessera::simulation {
 
 struct SimulationOptions {
+  // "brain": the brain mask on Colin27 seen through three scanners (learnable by any site alone).
+  // "lobes": the six lobes of the AAL atlas on Colin27 (LobeAtlas.h) with the ways real sites
+  // differ, each switchable: coverage skew (each site scans its own slab of the head, top to
+  // bottom), label skew (each site draws only some lobes; the marginal loss handles the rest),
+  // scanner shift (DomainShift) and few labelled slices per site; every site is tested on the
+  // same held-out slices spread over the whole brain.
+  std::string task = "brain";
+  bool coverageSkew = true;
+  bool labelSkew = true;
+  bool scannerShift = true;  // lobes: off puts every site on the reference scanner
+  double inPlaneSpacing = 0;  // mm at the network; 0: the default (slices about 128 voxels across)
+  // The upper bound: one model trained on all sites' data pooled, on the same schedule.
+  bool centralized = true;
   int sites = 3;
   int generations = 5;  // federation rounds after generation 0
   std::vector<std::string> strategies{"fedavg"};
