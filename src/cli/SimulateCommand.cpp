@@ -77,7 +77,7 @@ void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
   a.strategyOption = app.add_option("--strategy", a.strategies,
-                 "Merge strategy, or a comma list to compare side by side: dafne, fedavg, fedbn, trimmed-mean, median")
+                 "Merge strategy, or a comma list to compare side by side: dafne, fedavg, fedbn, fedadam, fedyogi, fedprox (fedavg + prox_mu 0.01), trimmed-mean, median")
       ->capture_default_str();
   app.add_option("--out", a.out, "Folder for report.json, dice.png, the server's data and each site's state")
       ->capture_default_str();

@@ -39,6 +39,10 @@ using common::tailOfFile;
 
 namespace {
 
+// FedProx's μ for `--strategy fedprox` (Li et al. 2020 found 0.001–1 useful; small keeps the
+// sites' few slices from dragging the model far without stopping them learning).
+constexpr double kFedProxMu = 0.01;
+
 double secondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -170,9 +174,11 @@ class StrategyRun {
       server::BlobStore blobs(dir_ / "server");
       adminToken = registry.addSite("operator", "admin").second;
       for (const auto& site : data_.sites) siteTokens.push_back(registry.addSite(site.name, "site").second);
-      server::seedModel(registry, blobs, root, strategy_);
+      // "fedprox": fedavg on the server, the proximal term on the sites (the policy hands out μ).
+      server::seedModel(registry, blobs, root, strategy_ == "fedprox" ? "fedavg" : strategy_);
       server::setValidationCases(dir_ / "server", o_.task, validationCases);
       if (strategy_ != "dafne") server::updatePolicy(registry, o_.task, {{"round_size", n_}, {"round_seconds", 3600}});
+      if (strategy_ == "fedprox") server::updatePolicy(registry, o_.task, {{"prox_mu", kFedProxMu}});
       // Against K hostile sites the trimmed mean must drop at least K values at each end (the
       // default fraction 0.2 drops none of 4).
       if (malicious_ > 0 && strategy_ == "trimmed-mean") {
@@ -400,7 +406,8 @@ void writePlot(const json& report, const fs::path& path) {
 json runSimulation(const SimulationOptions& o) {
   if (o.sites < 1 || o.sites > 32) throw std::invalid_argument("--sites must be 1..32");
   if (o.generations < 1 || o.generations > 100) throw std::invalid_argument("--generations must be 1..100");
-  for (const auto& s : o.strategies) federation::strategyFromString(s);
+  for (const auto& s : o.strategies)
+    if (s != "fedprox") federation::strategyFromString(s);
   if (o.malicious < 0 || o.malicious >= o.sites) throw std::invalid_argument("--malicious must be 0..sites-1");
   attackFromString(o.attack);
   if (o.task != "brain" && o.task != "lobes") throw std::invalid_argument("--task must be brain or lobes, not " + o.task);
