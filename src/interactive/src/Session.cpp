@@ -130,22 +130,6 @@ float quantizeEntropy(float nats, double maxNats) {
   return static_cast<float>(q);
 }
 
-// How many input slices a click's Gaussian reaches on each side along a slice-keeping 2D model's
-// axis. Mirrors nn's guidance maps (src/nn/src/GuidanceMaps.cpp): there a 2D network's click has
-// sigma kClickSigmaVoxels network voxels in-plane and the same width in mm across slices, and is
-// exactly 0 beyond 3 sigma. Slices farther away cannot change, so they are not re-inferred.
-double clickReachSlices(const model::Model& m, const image::Geometry& g) {
-  const int axis = m.spec.axis;
-  double inPlaneMm = 0.0;
-  for (int a = 0; a < 3; ++a) {
-    if (a == axis) continue;
-    const double spacing = m.preprocessing.targetSpacing[static_cast<size_t>(a)] > 0 ? m.preprocessing.targetSpacing[static_cast<size_t>(a)]
-                                                                                     : g.spacing[static_cast<size_t>(a)];
-    inPlaneMm += 0.5 * nn::kClickSigmaVoxels * spacing;
-  }
-  return 3.0 * inPlaneMm / g.spacing[static_cast<size_t>(axis)];
-}
-
 }  // namespace
 
 json toJson(const StepReport& r) {
@@ -618,11 +602,14 @@ StepReport Session::clickVoxel(const std::array<int64_t, 3>& voxel, bool positiv
   const int axis = model.spec.axis;
   const bool partial = s_->doc.at("model").at("keeps_slice_axis").get<bool>();
   if (partial) {
-    const double reach = clickReachSlices(model, g);
+    const double reach = nn::clickReachSlices(model, g);
     const auto k = static_cast<double>(voxel[static_cast<size_t>(axis)]);
     inference.firstSlice = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(k - reach)));
     inference.lastSlice = std::min<int64_t>(g.size[static_cast<size_t>(axis)] - 1, static_cast<int64_t>(std::floor(k + reach)));
   }
+  // The slices around the click are computed only near it in-plane (nn::InferenceOptions'
+  // focus); a change farther away than the focus radius is not worth the wait of a whole slice.
+  inference.focusVoxel = voxel;
   const auto computeStarted = Clock::now();
   auto segmentation = nn::segmentDetailed(model, s_->image, nn::Guidance{clicks}, inference);
 
@@ -631,11 +618,8 @@ StepReport Session::clickVoxel(const std::array<int64_t, 3>& voxel, bool positiv
   for (const auto& d : s_->drawn) drawnAlong[static_cast<size_t>(d.axis)][static_cast<size_t>(d.slice)] = 1;
   image::Volume mask = s_->mask, entropy = s_->entropy();
   const double maxNats = std::log(static_cast<double>(std::max(2, model.spec.classes)));
-  std::array<int64_t, 3> lo{0, 0, 0}, hi{g.size[0] - 1, g.size[1] - 1, g.size[2] - 1};
-  if (partial) {
-    lo[static_cast<size_t>(axis)] = inference.firstSlice;
-    hi[static_cast<size_t>(axis)] = inference.lastSlice;
-  }
+  const auto& box = segmentation.computed;
+  const std::array<int64_t, 3> lo{box[0], box[1], box[2]}, hi{box[3], box[4], box[5]};
   for (int64_t z = lo[2]; z <= hi[2]; ++z) {
     for (int64_t y = lo[1]; y <= hi[1]; ++y) {
       for (int64_t x = lo[0]; x <= hi[0]; ++x) {

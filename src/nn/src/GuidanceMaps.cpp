@@ -15,6 +15,29 @@ std::array<double, 3> clickSigmaVoxels(const NetworkSpec& spec, const image::Geo
   return sigma;
 }
 
+}  // namespace tessera::nn::detail
+
+namespace tessera::nn {
+
+double clickReachSlices(const model::Model& model, const image::Geometry& input) {
+  const auto& spec = model.spec;
+  const auto axis = static_cast<size_t>(spec.axis);
+  if (spec.dims != 2 || model.preprocessing.targetSpacing[axis] != 0.0) {
+    throw Error(ErrorCode::BadRequest, "click reach: model for task " + model.task.name +
+                                           " does not keep the input's slices (only 2D models whose preprocessing keeps "
+                                           "the slice axis do)");
+  }
+  image::Geometry network = input;
+  for (size_t a = 0; a < 3; ++a) {
+    if (model.preprocessing.targetSpacing[a] > 0.0) network.spacing[a] = model.preprocessing.targetSpacing[a];
+  }
+  return detail::kClickReachSigmas * detail::clickSigmaVoxels(spec, network)[axis];
+}
+
+}  // namespace tessera::nn
+
+namespace tessera::nn::detail {
+
 void checkClicksInside(const Guidance& guidance, const image::Geometry& input) {
   for (const auto& click : guidance.clicks) {
     for (int a = 0; a < 3; ++a) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "GuidanceMaps.h"
 #include "InferenceNetwork.h"
@@ -120,23 +121,79 @@ SliceRange sliceRangeFor(const Model& model, const image::Geometry& input, const
   return range;
 }
 
-// The slices first..first+count-1 of a grid along `axis`, placed where they lie in it.
-image::Geometry slabOf(const image::Geometry& g, int axis, int64_t first, int64_t count) {
-  image::Geometry slab = g;
-  std::array<double, 3> start{0.0, 0.0, 0.0};
-  start[axis] = static_cast<double>(first);
-  slab.origin = g.indexToPoint(start);
-  slab.size[axis] = count;
-  return slab;
+// The voxels lo..lo+size-1 of a grid, placed where they lie in it.
+image::Geometry boxOf(const image::Geometry& g, const std::array<int64_t, 3>& lo, const std::array<int64_t, 3>& size) {
+  image::Geometry box = g;
+  box.origin = g.indexToPoint({static_cast<double>(lo[0]), static_cast<double>(lo[1]), static_cast<double>(lo[2])});
+  box.size = size;
+  return box;
 }
 
-void pasteSlab(image::Volume& into, const image::Volume& slab, int axis, int64_t first) {
-  const auto& s = slab.geometry.size;
-  std::array<int64_t, 3> offset{0, 0, 0};
-  offset[axis] = first;
+void pasteBox(image::Volume& into, const image::Volume& box, const std::array<int64_t, 3>& offset) {
+  const auto& s = box.geometry.size;
   for (int64_t z = 0; z < s[2]; ++z)
     for (int64_t y = 0; y < s[1]; ++y)
-      for (int64_t x = 0; x < s[0]; ++x) into.at(x + offset[0], y + offset[1], z + offset[2]) = slab.at(x, y, z);
+      for (int64_t x = 0; x < s[0]; ++x) into.at(x + offset[0], y + offset[1], z + offset[2]) = box.at(x, y, z);
+}
+
+// Along one in-plane axis of the network grid (n voxels): the crop computed around the focus
+// (cropLo..cropHi-1) and the part of it kept (keepLo..keepHi, inclusive).
+struct AxisWindow {
+  int64_t cropLo = 0, cropHi = 0, keepLo = 0, keepHi = 0;
+};
+
+AxisWindow focusWindow(double centre, int64_t n, int64_t radius, int64_t margin, int64_t multiple) {
+  const auto c = static_cast<int64_t>(std::llround(centre));
+  AxisWindow w;
+  // Crops start on the U-Net's pooling grid, so every pooled voxel inside the crop pools the same
+  // inputs as in a whole-slice run; a crop that reaches the end is padded exactly as the whole slice.
+  w.cropLo = std::max<int64_t>(0, c - radius - margin) / multiple * multiple;
+  const int64_t wanted = c + radius + margin + 1 - w.cropLo;
+  w.cropHi = std::min<int64_t>(n, w.cropLo + (wanted + multiple - 1) / multiple * multiple);
+  // Where the crop meets the slice's own border, the whole-slice run has no more context either.
+  w.keepLo = w.cropLo == 0 ? 0 : w.cropLo + margin;
+  w.keepHi = w.cropHi == n ? n - 1 : w.cropHi - 1 - margin;
+  return w;
+}
+
+// Whether options.focusVoxel crops the slices: only 2D networks whose normalisation does not
+// depend on the slice's extent (instance norm would see other statistics in a crop).
+bool focused(const NetworkSpec& spec, const InferenceOptions& options) {
+  return options.focusVoxel != std::array<int64_t, 3>{-1, -1, -1} && spec.dims == 2 &&
+         spec.norm != model::Normalization::Instance;
+}
+
+void checkFocus(const image::Geometry& input, const InferenceOptions& options) {
+  const auto& f = options.focusVoxel;
+  if (f == std::array<int64_t, 3>{-1, -1, -1}) return;
+  for (int a = 0; a < 3; ++a) {
+    if (f[a] < 0 || f[a] >= input.size[a]) {
+      throw Error(ErrorCode::BadRequest, "focus voxel (" + std::to_string(f[0]) + "," + std::to_string(f[1]) + "," +
+                                             std::to_string(f[2]) + ") lies outside the image " + input.describe());
+    }
+  }
+  if (options.focusRadius < 1 || options.focusMargin < 0) {
+    throw Error(ErrorCode::BadRequest, "focus radius " + std::to_string(options.focusRadius) + " / margin " +
+                                           std::to_string(options.focusMargin) + ": need a radius >= 1 and a margin >= 0");
+  }
+}
+
+// The input voxels along axis `a` whose network coordinate lies in the window's kept part
+// (preprocessing keeps origin and direction, so the map is affine along each axis).
+std::pair<int64_t, int64_t> inputSpan(const image::Geometry& input, const image::Geometry& network, int a,
+                                      const AxisWindow& w, int64_t focus) {
+  std::array<double, 3> i0{0.0, 0.0, 0.0}, i1{0.0, 0.0, 0.0};
+  i1[a] = 1.0;
+  const double u0 = network.pointToIndex(input.indexToPoint(i0))[a];
+  const double du = network.pointToIndex(input.indexToPoint(i1))[a] - u0;
+  const int64_t last = input.size[a] - 1;
+  int64_t lo = 0, hi = last;
+  if (w.keepLo > 0) lo = static_cast<int64_t>(std::ceil((static_cast<double>(w.keepLo) - u0) / du - 1e-9));
+  if (w.keepHi < network.size[a] - 1) hi = static_cast<int64_t>(std::floor((static_cast<double>(w.keepHi) - u0) / du + 1e-9));
+  lo = std::clamp<int64_t>(lo, 0, last);
+  hi = std::clamp<int64_t>(hi, 0, last);
+  if (lo > hi) lo = hi = focus;
+  return {lo, hi};
 }
 
 void copyInto(const torch::Tensor& t, image::Volume& v) {
@@ -188,41 +245,72 @@ Segmentation run(const Model& model, const image::Volume& input, const Guidance&
                                            " has no guidance channels: train it with --guidance to use clicks");
   }
   detail::checkClicksInside(guidance, input.geometry);
+  checkFocus(input.geometry, options);
   const SliceRange range = sliceRangeFor(model, input.geometry, options);
 
   detail::InferenceNetwork net(spec, model.weights, options.foldBatchNorm);
   c10::InferenceMode inference;
 
-  // The whole image is preprocessed even for a slice range: its intensity statistics (and so
-  // every slice's normalised values) are those of the whole volume.
+  // The whole image is preprocessed even for a slice range or focus: its intensity statistics
+  // (and so every slice's normalised values) are those of the whole volume.
   const image::Volume pre = model::preprocessImage(input, model.preprocessing);
   auto zyx = detail::toTensor(pre);
   const double background = zyx.min().item<double>();
-  image::Geometry atModel = pre.geometry, target = input.geometry;
+  const auto& netGrid = pre.geometry;
+  const auto& inGrid = input.geometry;
+  // The network-grid box computed (netLo, netSize) and the input-grid box kept (inLo..inHi).
+  std::array<int64_t, 3> netLo{0, 0, 0}, netSize = netGrid.size, inLo{0, 0, 0};
+  std::array<int64_t, 3> inHi{inGrid.size[0] - 1, inGrid.size[1] - 1, inGrid.size[2] - 1};
   if (!range.all) {
-    zyx = zyx.narrow(2 - spec.axis, range.first, range.count());
-    atModel = slabOf(pre.geometry, spec.axis, range.first, range.count());
-    target = slabOf(input.geometry, spec.axis, range.first, range.count());
+    netLo[spec.axis] = inLo[spec.axis] = range.first;
+    netSize[spec.axis] = range.count();
+    inHi[spec.axis] = range.last;
   }
-  torch::Tensor guide;
-  if (spec.guidanceChannels > 0) {
-    guide = detail::guidanceMaps(guidance, input.geometry, atModel, detail::clickSigmaVoxels(spec, pre.geometry));
-  }
-  const auto probs = spec.dims == 2 ? probabilities2D(net, zyx, guide, spec, options.batchSize, background)
-                                    : probabilities3D(net, zyx, guide, spec, options.batchSize, background);
-
-  Segmentation slab = reduce(probs, atModel, target, withEntropy);
-  Segmentation out;
-  if (range.all) {
-    out = std::move(slab);
-  } else {
-    out.labels = image::Volume(input.geometry, 0.0f);
-    pasteSlab(out.labels, slab.labels, spec.axis, range.first);
-    if (withEntropy) {
-      out.entropy = image::Volume(input.geometry, 0.0f);
-      pasteSlab(out.entropy, slab.entropy, spec.axis, range.first);
+  if (focused(spec, options)) {
+    const auto& f = options.focusVoxel;
+    const auto centre = netGrid.pointToIndex(
+        inGrid.indexToPoint({static_cast<double>(f[0]), static_cast<double>(f[1]), static_cast<double>(f[2])}));
+    for (int a = 0; a < 3; ++a) {
+      if (a == spec.axis) continue;
+      const auto w = focusWindow(centre[a], netGrid.size[a], options.focusRadius, options.focusMargin, spec.sizeMultiple());
+      netLo[a] = w.cropLo;
+      netSize[a] = w.cropHi - w.cropLo;
+      const auto span = inputSpan(inGrid, netGrid, a, w, f[a]);
+      inLo[a] = span.first;
+      inHi[a] = span.second;
     }
   }
+  for (int a = 0; a < 3; ++a) {
+    if (netSize[a] != netGrid.size[a]) zyx = zyx.narrow(2 - a, netLo[a], netSize[a]);
+  }
+  const std::array<int64_t, 3> inSize{inHi[0] - inLo[0] + 1, inHi[1] - inLo[1] + 1, inHi[2] - inLo[2] + 1};
+  image::Geometry atModel = boxOf(netGrid, netLo, netSize);
+  const image::Geometry target = boxOf(inGrid, inLo, inSize);
+  torch::Tensor guide;
+  if (spec.guidanceChannels > 0) {
+    guide = detail::guidanceMaps(guidance, inGrid, atModel, detail::clickSigmaVoxels(spec, netGrid));
+  }
+  auto probs = spec.dims == 2 ? probabilities2D(net, zyx, guide, spec, options.batchSize, background)
+                              : probabilities3D(net, zyx, guide, spec, options.batchSize, background);
+  if (netGrid.sameGrid(inGrid) && !atModel.sameGrid(target)) {
+    // Same grids: the kept box is a sub-box of the computed one, no resampling needed.
+    for (int a = 0; a < 3; ++a) probs = probs.narrow(3 - a, inLo[a] - netLo[a], inSize[a]);
+    atModel = target;
+  }
+
+  Segmentation part = reduce(probs, atModel, target, withEntropy);
+  Segmentation out;
+  if (target.sameGrid(inGrid)) {
+    out = std::move(part);
+  } else {
+    out.labels = image::Volume(inGrid, 0.0f);
+    pasteBox(out.labels, part.labels, inLo);
+    if (withEntropy) {
+      out.entropy = image::Volume(inGrid, 0.0f);
+      pasteBox(out.entropy, part.entropy, inLo);
+    }
+  }
+  out.computed = {inLo[0], inLo[1], inLo[2], inHi[0], inHi[1], inHi[2]};
   for (auto* v : {&out.labels, &out.entropy}) {
     v->modality = input.modality;
     v->bodyPart = input.bodyPart;

@@ -13,6 +13,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "tessera/image/Volume.h"
+#include "tessera/model/Model.h"
+
 namespace tessera::nn {
 
 struct Click {
@@ -26,5 +29,10 @@ struct Guidance {
 };
 
 inline constexpr double kClickSigmaVoxels = 3.0;
+
+// How many input slices (of `input`, along the model's slice axis) a click's Gaussian reaches on
+// each side, for a 2D model whose preprocessing keeps the slice axis: beyond it the click's map is
+// exactly 0, so those slices cannot change. Throws Error(BadRequest) for other models.
+double clickReachSlices(const model::Model& model, const image::Geometry& input);
 
 }  // namespace tessera::nn

@@ -1,6 +1,8 @@
 #pragma once
 // Segmenting an image with a model.
 
+#include <array>
+#include <cstdint>
 #include <vector>
 
 #include "tessera/image/Volume.h"
@@ -20,6 +22,15 @@ struct InferenceOptions {
   // re-infers the few slices its Gaussian reaches instead of the whole volume.
   int64_t firstSlice = -1;
   int64_t lastSlice = -1;
+  // 2D batch-norm (or unnormalised) networks: with focusVoxel set (an input voxel, e.g. the last
+  // click), each slice is computed only on a window of +-focusRadius network voxels around it
+  // in-plane, plus a context margin that is computed and discarded, so the kept part matches a
+  // whole-slice run (the U-Net's pooling grid is kept aligned). A click's Gaussian reaches 9
+  // network voxels; the rest of the radius is room for the correction to spread. Other models
+  // ignore the focus. Segmentation::computed says what was computed.
+  std::array<int64_t, 3> focusVoxel{-1, -1, -1};
+  int focusRadius = 24;
+  int focusMargin = 16;  // network voxels of context on each side of the kept window
 };
 
 // Labels and per-voxel uncertainty, both on the input's grid.
@@ -27,6 +38,9 @@ struct Segmentation {
   image::Volume labels;
   // Entropy of the class probabilities in nats (0: certain; log(classes): uniform).
   image::Volume entropy;
+  // The input-grid box that was computed, inclusive: {x0, y0, z0, x1, y1, z1}. Voxels outside it
+  // are 0 in both volumes (the whole image without slice range or focus).
+  std::array<int64_t, 6> computed{0, 0, 0, -1, -1, -1};
 };
 
 // Class probabilities are computed at the model's spacing, resampled linearly to the input's
