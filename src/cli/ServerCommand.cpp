@@ -214,6 +214,8 @@ Action addServerCommand(CLI::App& app) {
     int connectionsPerAddress = 32;
     bool quiet = false;
     bool requireSignatures = false;
+    std::string publishPacs, pacsAet = "TESSERA";
+    double pacsRetrySeconds = 2;
   };
   auto a = std::make_shared<Args>();
   app.add_option("--data", a->data, "Data folder: registry.sqlite3, blobs/, validation/")->capture_default_str();
@@ -234,6 +236,12 @@ Action addServerCommand(CLI::App& app) {
   app.add_flag("--quiet", a->quiet, "Log only errors");
   app.add_flag("--require-signatures", a->requireSignatures,
                "Accept only signed updates (without it, only sites with a registered public key must sign)");
+  app.add_option("--publish-pacs", a->publishPacs,
+                 "Store every published generation in this PACS: AET@HOST:PORT or dicomweb+http(s)://HOST:PORT/PATH");
+  app.add_option("--pacs-aet", a->pacsAet, "Our AE title towards --publish-pacs")->capture_default_str();
+  app.add_option("--pacs-retry", a->pacsRetrySeconds, "Seconds before the first retry of a failed store (doubles up to 300)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 300.0));
   app.require_subcommand(0, 1);
   auto* admin = app.add_subcommand("admin", "Operator tasks on the server's data folder (run on the server machine)");
   auto adminActions = std::make_shared<std::vector<std::pair<CLI::App*, Action>>>();
@@ -266,6 +274,9 @@ Action addServerCommand(CLI::App& app) {
     o.bodyGraceSeconds = a->bodyGraceSeconds;
     o.connectionsPerAddress = a->connectionsPerAddress;
     o.requireSignatures = a->requireSignatures;
+    o.publishPacs = a->publishPacs;
+    o.pacsCallingAet = a->pacsAet;
+    o.pacsRetrySeconds = a->pacsRetrySeconds;
     o.scorer = [](const model::Model& m, const std::vector<model::TrainingCase>& cases) { return nn::meanDice(m, cases); };
     const bool quiet = a->quiet;
     o.log = [quiet](const std::string& line) {

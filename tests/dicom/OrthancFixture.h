@@ -63,6 +63,7 @@ struct OrthancOptions {
   bool checkCalledAet = true;
   bool dicomWeb = false;
   std::map<std::string, uint16_t> modalities{{"TESSERA", 0}};  // AE title -> its port (C-MOVE)
+  uint16_t dicomPort = 0;  // 0: a free one; fixed: a PACS that comes up where a client already looks
 };
 
 class OrthancServer {
@@ -73,7 +74,7 @@ class OrthancServer {
     std::string pattern = (std::filesystem::temp_directory_path() / "tessera-orthanc-XXXXXX").string();
     if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
     dir_ = pattern;
-    dicomPort_ = freeLoopbackPort();
+    dicomPort_ = options_.dicomPort ? options_.dicomPort : freeLoopbackPort();
     httpPort_ = freeLoopbackPort();
     nlohmann::json modalities = nlohmann::json::object();
     for (const auto& [aet, port] : options_.modalities) modalities[aet] = {aet, "127.0.0.1", port ? port : 104};

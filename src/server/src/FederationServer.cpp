@@ -19,6 +19,7 @@
 #include "ConnectionSupervisor.h"
 #include "JsonViews.h"
 #include "MergeLoop.h"
+#include "PacsPublisher.h"
 #include "SignatureCheck.h"
 #include "ServerMetrics.h"
 #include "tessera/common/AtomicFile.h"
@@ -196,6 +197,7 @@ struct FederationServer::Impl {
   std::unique_ptr<BlobStore> blobs;
   ServerMetrics metrics;
   std::unique_ptr<MergeLoop> mergeLoop;
+  std::unique_ptr<PacsPublisher> pacsPublisher;  // null without --publish-pacs
   std::unique_ptr<httplib::Server> http;
   std::thread listener;
   int port = 0;
@@ -220,6 +222,20 @@ struct FederationServer::Impl {
     removeLeftovers();
     mergeLoop = std::make_unique<MergeLoop>(*registry, *blobs, options.dataDir, metrics, options.log, options.pollSeconds,
                                             options.scorer);
+    if (!options.publishPacs.empty()) {
+      PacsPublishOptions po;
+      po.address = options.publishPacs;
+      po.callingAet = options.pacsCallingAet;
+      po.retryBaseSeconds = options.pacsRetrySeconds;
+      pacsPublisher = std::make_unique<PacsPublisher>(*registry, *blobs, options.dataDir, po, options.log);
+    }
+  }
+
+  // A generation's JSON, with its PACS status when the server publishes to one.
+  json generationView(const std::string& task, const GenerationRecord& g) const {
+    json j = generationJson(task, g);
+    if (pacsPublisher) j["pacs"] = pacsPublisher->statusOf(task, g.generation);
+    return j;
   }
 
   void log(const std::string& line) const {
@@ -851,7 +867,7 @@ void FederationServer::Impl::generationRoutes(httplib::Server& svr) {
       require(req, "");
       const auto m = modelOr404(req.matches[1]);
       json list = json::array();
-      for (const auto& g : registry->generations(m.id)) list.push_back(generationJson(m.task, g));
+      for (const auto& g : registry->generations(m.id)) list.push_back(generationView(m.task, g));
       for (const auto& c : registry->rejectedCandidates(m.id)) list.push_back(rejectedCandidateJson(m.task, c));
       std::stable_sort(list.begin(), list.end(), [](const json& a, const json& b) {
         return a.at("created_at").get<double>() < b.at("created_at").get<double>();
@@ -863,7 +879,7 @@ void FederationServer::Impl::generationRoutes(httplib::Server& svr) {
     guard(res, [&] {
       require(req, "");
       const auto m = modelOr404(req.matches[1]);
-      sendJson(res, 200, generationJson(m.task, generationOr404(m, req.matches[2])));
+      sendJson(res, 200, generationView(m.task, generationOr404(m, req.matches[2])));
     });
   });
   svr.Get(R"(/v1/models/([^/]+)/generations/([^/]+)/model)", [this](const httplib::Request& req, httplib::Response& res) {
@@ -1068,6 +1084,7 @@ void FederationServer::start() {
   impl_->supervisor->start();
   impl_->mergeLoop->start();
   impl_->mergeLoop->notify();  // updates queued before a restart are merged now
+  if (impl_->pacsPublisher) impl_->pacsPublisher->start();
   impl_->listener = std::thread([this] { impl_->http->listen_after_bind(); });
 }
 
@@ -1083,6 +1100,7 @@ void FederationServer::stop() {
   if (impl_->http) impl_->http->stop();
   if (impl_->supervisor) impl_->supervisor->stop();
   impl_->mergeLoop->stop();
+  if (impl_->pacsPublisher) impl_->pacsPublisher->stop();
 }
 
 }  // namespace tessera::server

@@ -39,6 +39,11 @@ struct ServerOptions {
   // Every upload must be signed (sites without a registered public key cannot upload). Without
   // it, only sites with a registered key must sign.
   bool requireSignatures = false;
+  // `--publish-pacs`: every published generation is also stored in this PACS ("AET@HOST:PORT" or
+  // "dicomweb+http(s)://…") by a background publisher (PacsPublisher.h); empty: off.
+  std::string publishPacs;
+  std::string pacsCallingAet = "TESSERA";
+  double pacsRetrySeconds = 2;  // first back-off after a failed store; doubles up to 5 minutes
 };
 
 class FederationServer {
