@@ -10,8 +10,11 @@
 #      reference-scanner slices, as an operator would seed a site;
 #   3. `tessera bench interactive`: the first 4 cases are annotated and learned in sequence, the
 #      other 3 are held out; JSON, plot and the figures on stdout.
-# Usage: bench/interactive_bench.sh [OUT_DIR]   (default: interactive-bench-out; takes 15-25 min
+# Usage: bench/interactive_bench.sh [OUT_DIR]   (default: interactive-bench-out; takes 15-30 min
 # on 2 cores). TESSERA=path/to/tessera overrides the binary; ROOT_EPOCHS, LEARN_EPOCHS, THREADS.
+# STRUCTURE=cerebellum segments Colin27's cerebellum and vermis (AAL 91-116) instead of the brain:
+# a compact structure, where a click's reach is a larger share of the errors (no macaque case then:
+# its NeuroMaps label table is not shipped).
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,26 +24,32 @@ data=${MRICRON_DATA:-/usr/share/mricron/templates}
 root_epochs=${ROOT_EPOCHS:-12}
 learn_epochs=${LEARN_EPOCHS:-3}
 threads=${THREADS:-0}
+structure=${STRUCTURE:-brain}
+case "$structure" in brain|cerebellum) ;; *) echo "interactive_bench: STRUCTURE=$structure: brain or cerebellum" >&2; exit 2 ;; esac
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/tessera-interactive-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
 [ -x "$tessera" ] || { echo "interactive_bench: $tessera not built (ninja -C build tessera)" >&2; exit 1; }
-for f in ch2.nii.gz ch2bet.nii.gz inia19-t1-brain.nii.gz inia19-NeuroMaps.nii.gz; do
+for f in ch2.nii.gz ch2bet.nii.gz aal.nii.gz inia19-t1-brain.nii.gz inia19-NeuroMaps.nii.gz; do
   [ -f "$data/$f" ] || { echo "interactive_bench: $data/$f missing (apt-get install mricron-data)" >&2; exit 1; }
 done
 
 echo "== preparing cases in $work" >&2
-/usr/bin/python3 - "$data" "$work" <<'EOF'
+/usr/bin/python3 - "$data" "$work" "$structure" <<'EOF'
 import sys
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-data, work = sys.argv[1], sys.argv[2]
+data, work, structure = sys.argv[1], sys.argv[2], sys.argv[3]
 ch2 = nib.load(f"{data}/ch2.nii.gz")
 t1 = np.asanyarray(ch2.dataobj).astype(np.float32)
-brain = (np.asanyarray(nib.load(f"{data}/ch2bet.nii.gz").dataobj) > 0).astype(np.float32)
+if structure == "brain":
+    brain = (np.asanyarray(nib.load(f"{data}/ch2bet.nii.gz").dataobj) > 0).astype(np.float32)
+else:
+    aal = np.asanyarray(nib.load(f"{data}/aal.nii.gz").dataobj)
+    brain = ((aal >= 91) & (aal <= 116)).astype(np.float32)
 
 # siteShift(index) of src/simulation/src/DomainShift.cpp: (gamma, bias, noise, resolution, scale);
 # index >= 3 is the same family with gamma * (1 + 0.1 round) and noise + 0.01 round.
@@ -84,8 +93,10 @@ def posed(img, mask, degrees, crop):  # rotated in-plane about the grid's centre
     return r[x0 : r.shape[0] - x1, y0 : r.shape[1] - y1, z0 : r.shape[2] - z1], m[x0 : m.shape[0] - x1, y0 : m.shape[1] - y1, z0 : m.shape[2] - z1]
 
 t1h, brainh = half(t1, brain)
-# The root model's data: the reference scanner (no shift), a slab of 36 axial slices.
-save("root", t1h[:, :, 30:66], brainh[:, :, 30:66], (2, 2, 2))
+# The root model's data: the reference scanner (no shift), a slab of 36 axial slices (for the
+# cerebellum, which spans 2 mm slices 5-39, a slab holding its upper half).
+slab = slice(30, 66) if structure == "brain" else slice(22, 58)
+save("root", t1h[:, :, slab], brainh[:, :, slab], (2, 2, 2))
 # Sequence and held-out Colin27 cases: (name, scanner, variant, degrees, crop, seed).
 cases = [
     ("s1-scannerB", "B", 0, 8, ((4, 6), (6, 2), (3, 5)), 11),
@@ -99,6 +110,8 @@ for name, sc, variant, deg, crop, seed in cases:
     save(name, img, m, (2, 2, 2))
 # Full size, as scanned: the click-latency case.
 save("h2-colin-full-scannerA", shift(t1, scanner("A", 1), 22), brain, (1, 1, 1))
+if structure != "brain":
+    sys.exit(0)
 # A second species: the INIA19 macaque template (brain-extracted T1; brain = labelled voxels), 1 mm.
 mac = nib.load(f"{data}/inia19-t1-brain.nii.gz")
 mimg = np.asanyarray(mac.dataobj).astype(np.float32)
@@ -119,7 +132,8 @@ start=$(date +%s)
   $guidance --epochs "$root_epochs" --task brain --modality MR --out "$work/root.tsm" --threads "$threads" >&2
 echo "root model: $(($(date +%s) - start)) s" >&2
 
-cases="s1-scannerB s2-scannerC s3-scannerB2 s4-scannerC2 h1-scannerB3 h2-colin-full-scannerA h3-macaque-inia19"
+cases="s1-scannerB s2-scannerC s3-scannerB2 s4-scannerC2 h1-scannerB3 h2-colin-full-scannerA"
+[ "$structure" = brain ] && cases="$cases h3-macaque-inia19"
 images="" labels=""
 for c in $cases; do
   images="$images $work/$c.nii.gz"
