@@ -13,6 +13,7 @@
 #include "tessera/common/Ed25519.h"
 #include "tessera/model/Model.h"
 #include "tessera/nn/Inference.h"
+#include "tessera/nn/NormStatistics.h"
 #include "tessera/server/PrivacyLedger.h"
 #include "tessera/server/AdminTasks.h"
 #include "tessera/server/Backup.h"
@@ -126,7 +127,7 @@ void addAdminCommands(CLI::App& admin, std::vector<std::pair<CLI::App*, Action>>
 
   auto* seed = admin.add_subcommand("seed", "Register a model file as the first generation of its task");
   seed->add_option("--model", a->model, "A .tsm model file")->required();
-  seed->add_option("--strategy", a->strategy, "Merge strategy: dafne, fedavg, fedbn, trimmed-mean, median")->capture_default_str();
+  seed->add_option("--strategy", a->strategy, "Merge strategy: dafne, fedavg, fedbn, trimmed-mean, median, fedadam, fedyogi")->capture_default_str();
   dataOption(seed);
   actions.emplace_back(seed, [a] {
     fs::create_directories(a->data);
@@ -278,6 +279,13 @@ Action addServerCommand(CLI::App& app) {
     o.pacsCallingAet = a->pacsAet;
     o.pacsRetrySeconds = a->pacsRetrySeconds;
     o.scorer = [](const model::Model& m, const std::vector<model::TrainingCase>& cases) { return nn::meanDice(m, cases); };
+    o.normAdaptedScorer = [](const model::Model& m, const std::vector<model::TrainingCase>& cases) {
+      model::Model adapted = m;
+      std::vector<image::Volume> images;
+      for (const auto& c : cases) images.push_back(c.image);
+      nn::recomputeNormStatistics(adapted, images);
+      return nn::meanDice(adapted, cases);
+    };
     const bool quiet = a->quiet;
     o.log = [quiet](const std::string& line) {
       if (!quiet) std::cerr << "[" << timestamp() << "] " << line << std::endl;

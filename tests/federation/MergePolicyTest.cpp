@@ -61,7 +61,7 @@ TEST(MergePolicy, JsonRoundTripOfEveryField) {
   EXPECT_EQ(j.at("strategy"), "trimmed-mean");
   EXPECT_EQ(j.at("staleness"), "downweight");
   EXPECT_EQ(j.at("max_update_bytes").get<uint64_t>(), uint64_t{5} << 32);
-  EXPECT_EQ(j.size(), 19u);  // + server_lr, beta1, beta2, tau, prox_mu (ServerOptimizerTest)
+  EXPECT_EQ(j.size(), 22u);  // + server_lr, beta1, beta2, tau, prox_mu (ServerOptimizerTest), site_quorum, site_tolerance, site_gate_seconds
   // Through text, as the registry stores it.
   const MergePolicy back = policyFromJson(json::parse(j.dump()));
   EXPECT_EQ(back.strategy, p.strategy);

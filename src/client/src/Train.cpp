@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -18,18 +19,27 @@ namespace tessera::client {
 
 namespace {
 
-// The model's merge strategy: the server's word when it answers, the one saved at pull otherwise.
-std::string strategyOf(const ClientConfig& config, const ModelCache& cache, std::ostream& log) {
+// The model's summary (merge strategy, FedProx's μ): the server's word when it answers, the one
+// saved at pull otherwise.
+nlohmann::json summaryOf(const ClientConfig& config, const ModelCache& cache, std::ostream& log) {
   try {
     ApiClient api(config);
-    return api.model(config.task).value("strategy", "");
+    return api.model(config.task);
   } catch (const Error& e) {
     const auto saved = cache.summary(config.task);
     const std::string strategy = saved ? saved->value("strategy", "") : "";
     log << "tessera: warning: cannot ask the server for the merge strategy (" << e.what() << "); "
         << (strategy.empty() ? "assuming it keeps no layers local" : "using '" + strategy + "' from the last pull") << "\n";
-    return strategy;
+    return saved ? *saved : nlohmann::json::object();
   }
+}
+
+// FedProx's μ from the summary; a server without the field (or a bad value) means none.
+double proxMuOf(const nlohmann::json& summary) {
+  const auto it = summary.find("prox_mu");
+  if (it == summary.end() || !it->is_number()) return 0.0;
+  const double mu = it->get<double>();
+  return std::isfinite(mu) && mu > 0 ? mu : 0.0;
 }
 
 bool sameNetwork(const model::Model& a, const model::Model& b) {
@@ -140,7 +150,9 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
   } catch (const Error&) {
     // An unreadable record is what training again is meant to replace.
   }
-  result.strategy = strategyOf(config, cache, log);
+  const nlohmann::json summary = summaryOf(config, cache, log);
+  result.strategy = summary.is_object() ? summary.value("strategy", "") : "";
+  const double proxMu = summary.is_object() ? proxMuOf(summary) : 0.0;
   if (result.strategy == "fedbn") {
     // FedBN: the server never averages normalisation layers, so each site keeps its own
     // statistics from one round to the next instead of restarting from the global ones.
@@ -158,6 +170,7 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
     log << "learning " << config.task << " generation " << *baseGeneration << " on " << selection.fresh.size()
         << " new case(s), replaying up to " << *options.replay << " of " << selection.earlier.size() << " earlier ("
         << interactive::replaySamplingName(options.replaySampling) << "), " << options.epochs << " epochs\n";
+    if (proxMu > 0) log << "tessera: note: the policy's prox_mu applies to fine-tuning; continual learning does not use it\n";
     interactive::ContinualOptions continualOptions;
     continualOptions.epochs = options.epochs;
     continualOptions.learningRate = options.learningRate;
@@ -184,6 +197,8 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
     trainOptions.seed = options.seed;
     trainOptions.batchSize = options.batchSize;
     trainOptions.learningRate = options.learningRate;
+    trainOptions.proximalMu = proxMu;
+    if (proxMu > 0) log << "FedProx: proximal term mu " << proxMu << " towards generation " << *baseGeneration << "\n";
     trainOptions.onEpoch = [&](const nn::TrainProgress& p) {
       result.finalLoss = p.loss;
       if (options.onEpoch) options.onEpoch(p);

@@ -97,6 +97,9 @@ void MergePolicy::validate() const {
   need(beta2 >= 0 && beta2 < 1, "'beta2' must be in [0, 1)");
   need(std::isfinite(tau) && tau > 0 && tau <= 1, "'tau' must be in (0, 1]");
   need(std::isfinite(proxMu) && proxMu >= 0 && proxMu <= 1e6, "'prox_mu' must be in [0, 1e6]");
+  need(siteQuorum >= 0 && siteQuorum <= 10000, "'site_quorum' must be 0..10000 (0: no site gate)");
+  need(siteTolerance >= 0 && siteTolerance <= 1, "'site_tolerance' must be in [0, 1]");
+  need(std::isfinite(siteGateSeconds) && siteGateSeconds > 0, "'site_gate_seconds' must be positive");
   need(std::isfinite(dp.clipNorm) && dp.clipNorm > 0, "'dp.clip' must be positive");
   need(std::isfinite(dp.noiseMultiplier) && dp.noiseMultiplier >= 0, "'dp.noise_multiplier' must be >= 0");
   need(std::isfinite(dp.epsilonMax) && dp.epsilonMax >= 0, "'dp.epsilon_max' must be >= 0 (0: no budget)");
@@ -148,6 +151,9 @@ nlohmann::json toJson(const MergePolicy& p) {
           {"beta2", p.beta2},
           {"tau", p.tau},
           {"prox_mu", p.proxMu},
+          {"site_quorum", p.siteQuorum},
+          {"site_tolerance", p.siteTolerance},
+          {"site_gate_seconds", p.siteGateSeconds},
           {"dp", dpToJson(p.dp)}};
 }
 
@@ -207,6 +213,9 @@ MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base)
       else if (key == "beta2") p.beta2 = number();
       else if (key == "tau") p.tau = number();
       else if (key == "prox_mu") p.proxMu = number();
+      else if (key == "site_quorum") p.siteQuorum = smallInteger();
+      else if (key == "site_tolerance") p.siteTolerance = number();
+      else if (key == "site_gate_seconds") p.siteGateSeconds = number();
       else if (key == "dp") p.dp = dpFromJson(value, p.dp);
       else throw std::invalid_argument("unknown policy field '" + key + "'");
     } catch (const nlohmann::json::exception&) {

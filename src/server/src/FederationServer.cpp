@@ -221,7 +221,7 @@ struct FederationServer::Impl {
     blobs = std::make_unique<BlobStore>(options.dataDir);
     removeLeftovers();
     mergeLoop = std::make_unique<MergeLoop>(*registry, *blobs, options.dataDir, metrics, options.log, options.pollSeconds,
-                                            options.scorer);
+                                            options.scorer, options.normAdaptedScorer);
     if (!options.publishPacs.empty()) {
       PacsPublishOptions po;
       po.address = options.publishPacs;
@@ -320,6 +320,7 @@ struct FederationServer::Impl {
   void policyRoutes(httplib::Server& svr);
   void updateRoutes(httplib::Server& svr);
   void privacyRoutes(httplib::Server& svr);
+  void candidateRoutes(httplib::Server& svr);
   void usageRoutes(httplib::Server& svr);
   void receiveEvents(const httplib::Request& req, httplib::Response& res, const std::string& text);
 
@@ -627,7 +628,9 @@ void FederationServer::Impl::sendModelFile(httplib::Response& res, const ModelRe
     if (e.code() != ErrorCode::NotFound) throw;
     throw Error(ErrorCode::Corrupt, "model '" + m.task + "' generation " + std::to_string(g.generation) + ": " + e.what());
   }
-  const std::string key = m.task + "/" + std::to_string(g.generation);
+  // Keyed by the weights too: a pending candidate (SiteGate.h) is served under the number it would
+  // get, which another candidate may get instead.
+  const std::string key = m.task + "/" + std::to_string(g.generation) + "/" + g.weightsSha256;
   std::string fileSha;
   {
     std::lock_guard lock(shaMutex);
@@ -951,6 +954,66 @@ void FederationServer::Impl::updateRoutes(httplib::Server& svr) {
   });
 }
 
+// /v1/models/T/candidate: the candidate waiting for the site gate (SiteGate.h), its weights, and
+// the sites' reports of its Dice on their own held-out cases.
+void FederationServer::Impl::candidateRoutes(httplib::Server& svr) {
+  auto pendingOr404 = [this](const ModelRecord& m) {
+    auto c = SiteGate(options.dataDir, m.id).pending();
+    if (!c) throw Error(ErrorCode::NotFound, "model '" + m.task + "' has no candidate waiting for site reports");
+    return *c;
+  };
+  svr.Get(R"(/v1/models/([^/]+)/candidate)", [this, pendingOr404](const httplib::Request& req, httplib::Response& res) {
+    guard(res, [&] {
+      const Site s = require(req, "");
+      const auto m = modelOr404(req.matches[1]);
+      const auto c = pendingOr404(m);
+      sendJson(res, 200, {{"task", m.task}, {"base_generation", c.baseGeneration}, {"generation", c.baseGeneration + 1},
+                          {"weights_sha256", c.weightsSha256}, {"strategy", c.strategy}, {"created_at", c.createdAt},
+                          {"reports", c.reports.size()}, {"reported", c.reports.count(s.name) > 0}});
+    });
+  });
+  svr.Get(R"(/v1/models/([^/]+)/candidate/model)", [this, pendingOr404](const httplib::Request& req, httplib::Response& res) {
+    guard(res, [&] {
+      require(req, "");
+      const auto m = modelOr404(req.matches[1]);
+      const auto c = pendingOr404(m);
+      GenerationRecord g;  // not in the registry: served unsigned, for scoring only
+      g.modelId = m.id;
+      g.generation = c.baseGeneration + 1;
+      g.parent = c.baseGeneration;
+      g.weightsSha256 = c.weightsSha256;
+      g.weightsBytes = c.weightsBytes;
+      g.parameters = c.parameters;
+      sendModelFile(res, m, g);
+    });
+  });
+  svr.Post(R"(/v1/models/([^/]+)/candidate/dice)",
+           bodyRoute([this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+             const Site s = require(req, "site");
+             const auto m = modelOr404(req.matches[1]);
+             const json body = parseJsonBody(readBody(req, reader, kMaxJsonBody));
+             auto dice = [&](const char* field) {
+               const auto it = body.find(field);
+               if (it == body.end() || !it->is_number() || !(it->get<double>() >= 0 && it->get<double>() <= 1)) {
+                 throw Error(ErrorCode::BadRequest, std::string("candidate report field '") + field + "' must be a Dice in [0, 1]");
+               }
+               return it->get<double>();
+             };
+             const auto sha = body.find("weights_sha256");
+             if (sha == body.end() || !sha->is_string()) throw Error(ErrorCode::BadRequest, "candidate report field 'weights_sha256' is missing");
+             const auto cases = body.find("cases");
+             if (cases == body.end() || !cases->is_number_integer() || cases->get<int64_t>() < 1) {
+               throw Error(ErrorCode::BadRequest, "candidate report field 'cases' must be a count >= 1");
+             }
+             const auto c = SiteGate(options.dataDir, m.id).report(s.name, sha->get<std::string>(),
+                                                                    {dice("dice_candidate"), dice("dice_current"), cases->get<int64_t>()});
+             log("model '" + m.task + "': site '" + s.name + "' reported candidate Dice " + std::to_string(dice("dice_current")) + " -> " +
+                 std::to_string(dice("dice_candidate")));
+             mergeLoop->notify();
+             sendJson(res, 200, {{"reports", c.reports.size()}});
+           }));
+}
+
 // /v1/events and /v1/stats: usage reported by sites.
 void FederationServer::Impl::usageRoutes(httplib::Server& svr) {
   svr.Post("/v1/events", bodyRoute([this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
@@ -1038,6 +1101,7 @@ void FederationServer::Impl::routes() {
   privacyRoutes(svr);
   updateRoutes(svr);
   usageRoutes(svr);
+  candidateRoutes(svr);
   fallbackRoutes(svr);
 }
 

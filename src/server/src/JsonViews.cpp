@@ -17,6 +17,8 @@ nlohmann::json modelSummaryJson(const ModelRecord& model, const std::optional<Ge
           {"latest_generation", latest ? nlohmann::json(latest->generation) : nlohmann::json(nullptr)},
           {"parameters", latest ? latest->parameters : 0},
           {"strategy", model.policy.value("strategy", "fedavg")},
+          // FedProx's μ: sites add (μ/2)·‖w − w_global‖² to their training loss.
+          {"prox_mu", model.policy.value("prox_mu", 0.0)},
           {"spec", model.header.value("spec", nlohmann::json::object())},
           {"labels", model.header.contains("task") ? model.header["task"].value("labels", nlohmann::json::object())
                                                    : nlohmann::json::object()}};

@@ -37,8 +37,10 @@ std::string formatDice(std::optional<double> d) {
 }  // namespace
 
 MergeLoop::MergeLoop(Registry& registry, BlobStore& blobs, fs::path dataDir, ServerMetrics& metrics,
-                     std::function<void(const std::string&)> log, double pollSeconds, ValidationScorer scorer)
-    : registry_(registry), blobs_(blobs), dataDir_(std::move(dataDir)), metrics_(metrics), scorer_(std::move(scorer)), log_(std::move(log)),
+                     std::function<void(const std::string&)> log, double pollSeconds, ValidationScorer scorer,
+                     ValidationScorer normAdaptedScorer)
+    : registry_(registry), blobs_(blobs), dataDir_(std::move(dataDir)), metrics_(metrics), scorer_(std::move(scorer)),
+      normAdaptedScorer_(std::move(normAdaptedScorer)), log_(std::move(log)),
       pollSeconds_(pollSeconds) {}
 
 MergeLoop::~MergeLoop() { stop(); }
@@ -166,6 +168,7 @@ int MergeLoop::mergeModel(const ModelRecord& model) {
   const auto policy = federation::policyFromJson(model.policy);
   int built = 0;
   for (;;) {
+    if (awaitingSites(model, policy)) return built;
     auto queued = registry_.queuedUpdates(model.id);
     if (queued.empty()) return built;
     const auto current = registry_.latestGeneration(model.id);
@@ -195,14 +198,15 @@ int MergeLoop::mergeModel(const ModelRecord& model) {
 }
 
 std::optional<double> MergeLoop::validationDice(const ModelRecord& model, const GenerationRecord& g,
-                                                const std::string& weightsSha) {
+                                                const std::string& weightsSha, bool adaptNorm) {
+  adaptNorm = adaptNorm && normAdaptedScorer_;
   // A task seeded before the task-name rule may have a name no validation folder can have.
   if (!scorer_ || !model::isValidTaskName(model.task)) return std::nullopt;
   const fs::path dir = validationDirectory(dataDir_, model.task);
   std::error_code ec;
   if (!fs::is_directory(dir / "images", ec)) return std::nullopt;
   const auto stamp = fs::last_write_time(dir, ec).time_since_epoch().count();
-  const std::string key = weightsSha + ":" + std::to_string(stamp);
+  const std::string key = weightsSha + ":" + std::to_string(stamp) + (adaptNorm ? ":norm-adapted" : "");
   if (auto it = diceCache_.find(key); it != diceCache_.end()) return it->second;
   const auto set = federation::ValidationSet::load(dir);
   if (set.cases.empty()) return std::nullopt;
@@ -210,7 +214,7 @@ std::optional<double> MergeLoop::validationDice(const ModelRecord& model, const 
   if (weightsSha != g.weightsSha256) {
     m.weights = common::decodeWeights(blobs_.read(weightsSha), "candidate " + weightsSha.substr(0, 12));
   }
-  const double dice = scorer_(m, set.cases);
+  const double dice = adaptNorm ? normAdaptedScorer_(m, set.cases) : scorer_(m, set.cases);
   diceCache_[key] = dice;
   return dice;
 }
@@ -308,12 +312,15 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
 void MergeLoop::recordCandidate(const ModelRecord& model, const GenerationRecord& current, const std::vector<int64_t>& ids,
                                 const federation::MergeOutput& merged, const federation::MergePolicy& policy,
                                 std::chrono::steady_clock::time_point started) {
-  const auto before = validationDice(model, current, current.weightsSha256);
-  const auto after = before ? validationDice(model, current, merged.weightsSha256) : std::nullopt;
+  // FedBN: both scored with statistics from the validation images, as a site would deploy them.
+  const bool adaptNorm = policy.strategy == federation::Strategy::FedBN;
+  const auto before = validationDice(model, current, current.weightsSha256, adaptNorm);
+  const auto after = before ? validationDice(model, current, merged.weightsSha256, adaptNorm) : std::nullopt;
   const auto decision = federation::decide(before, after, 0, policy.validationTolerance);
   nlohmann::json validation = nullptr;
   if (before) {
     validation = {{"dice_before", *before}, {"dice_after", *after}, {"tolerance", policy.validationTolerance}};
+    if (adaptNorm && normAdaptedScorer_) validation["norm_statistics"] = "validation images";
   }
   nlohmann::json contributions = nlohmann::json::array();
   for (size_t i = 0; i < ids.size(); ++i) contributions.push_back({{"update", ids[i]}, {"weight", merged.contributions[i]}});
@@ -322,17 +329,72 @@ void MergeLoop::recordCandidate(const ModelRecord& model, const GenerationRecord
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   metrics_.mergeMicroseconds += static_cast<uint64_t>(seconds * 1e6);
   metrics_.mergedParameters += static_cast<uint64_t>(merged.parameters) * ids.size();
-  if (decision.publish) {
+  PendingCandidate candidate;
+  candidate.baseGeneration = current.generation;
+  candidate.weightsSha256 = merged.weightsSha256;
+  candidate.weightsBytes = static_cast<int64_t>(merged.weightsBytes);
+  candidate.parameters = merged.parameters;
+  candidate.strategy = federation::toString(policy.strategy);
+  candidate.updateIds = ids;
+  candidate.validation = validation.is_null() ? nlohmann::json{{"contributions", contributions}} : validation;
+  candidate.createdAt = now();
+  if (decision.publish && policy.siteQuorum > 0) {
+    SiteGate(dataDir_, model.id).hold(candidate);
+    if (log_) {
+      log_("model '" + model.task + "': candidate on generation " + std::to_string(current.generation) + " (validation Dice " +
+           formatDice(before) + " -> " + formatDice(after) + ") waits for " + std::to_string(policy.siteQuorum) +
+           " site report(s) at /v1/models/" + model.task + "/candidate");
+    }
+    return;
+  }
+  settle(model, candidate, policy, decision.publish, decision.reason,
+         "validation Dice " + formatDice(before) + " -> " + formatDice(after));
+}
+
+// The site gate: a pending candidate is decided once enough sites reported or its time is up.
+bool MergeLoop::awaitingSites(const ModelRecord& model, const federation::MergePolicy& policy) {
+  const SiteGate gate(dataDir_, model.id);
+  const auto c = gate.pending();
+  if (!c) return false;
+  const auto current = registry_.latestGeneration(model.id);
+  std::error_code ec;
+  if (!current || current->generation != c->baseGeneration || !fs::exists(blobs_.pathOf(c->weightsSha256), ec)) {
+    // Published before a crash, overtaken by a rollback, or its blob swept at start-up: its
+    // updates (if still queued) make a fresh candidate.
+    gate.clear();
+    if (log_) log_("model '" + model.task + "': pending candidate on generation " + std::to_string(c->baseGeneration) + " dropped (stale)");
+    return false;
+  }
+  const int reported = static_cast<int>(c->reports.size());
+  const bool timedOut = now() - c->createdAt >= policy.siteGateSeconds;
+  if (policy.siteQuorum > 0 && reported < policy.siteQuorum && !timedOut) return true;
+  const auto decision = decideOnSites(c->reports, policy.siteTolerance);
+  PendingCandidate decided = *c;
+  decided.validation["sites"] = decision.sites;
+  decided.validation["site_tolerance"] = policy.siteTolerance;
+  // Cleared first: once the generation or the refusal is visible nothing is pending. Should the
+  // registry write fail, the updates stay queued and make the candidate again.
+  gate.clear();
+  settle(model, decided, policy, decision.publish, decision.reason,
+         std::to_string(reported) + " site report(s)" + (timedOut && reported < policy.siteQuorum ? " at the timeout" : ""));
+  return false;
+}
+
+// Publishes the candidate as generation base + 1, or records it as held back (one transaction).
+void MergeLoop::settle(const ModelRecord& model, const PendingCandidate& c, const federation::MergePolicy& policy, bool publish,
+                       const std::string& reason, const std::string& scores) {
+  const std::vector<int64_t>& ids = c.updateIds;
+  if (publish) {
     GenerationRecord g;
     g.modelId = model.id;
-    g.generation = current.generation + 1;
-    g.parent = current.generation;
-    g.weightsSha256 = merged.weightsSha256;
-    g.weightsBytes = static_cast<int64_t>(merged.weightsBytes);
-    g.parameters = merged.parameters;
-    g.strategy = federation::toString(policy.strategy);
+    g.generation = c.baseGeneration + 1;
+    g.parent = c.baseGeneration;
+    g.weightsSha256 = c.weightsSha256;
+    g.weightsBytes = c.weightsBytes;
+    g.parameters = c.parameters;
+    g.strategy = c.strategy;
     g.mergedUpdates = ids;
-    g.validation = validation.is_null() ? nlohmann::json{{"contributions", contributions}} : validation;
+    g.validation = c.validation;
     registry_.publishGeneration(g, ids);
     ++metrics_.generationsPublished;
     try {
@@ -344,7 +406,7 @@ void MergeLoop::recordCandidate(const ModelRecord& model, const GenerationRecord
     }
     if (log_) {
       log_("model '" + model.task + "': generation " + std::to_string(g.generation) + " published (" + g.strategy + ", " +
-           std::to_string(ids.size()) + " update(s), validation Dice " + formatDice(before) + " -> " + formatDice(after) + ")");
+           std::to_string(ids.size()) + " update(s), " + scores + ")");
     }
     if (log_ && policy.dp.mode != federation::DpMode::Off) {
       try {
@@ -358,16 +420,16 @@ void MergeLoop::recordCandidate(const ModelRecord& model, const GenerationRecord
       }
     }
   } else {
-    RejectedCandidate c;
-    c.modelId = model.id;
-    c.baseGeneration = current.generation;
-    c.strategy = federation::toString(policy.strategy);
-    c.updateIds = ids;
-    c.validation = validation;
-    c.reason = decision.reason;
-    registry_.rejectCandidate(c, ids);
+    RejectedCandidate r;
+    r.modelId = model.id;
+    r.baseGeneration = c.baseGeneration;
+    r.strategy = c.strategy;
+    r.updateIds = ids;
+    r.validation = c.validation;
+    r.reason = reason;
+    registry_.rejectCandidate(r, ids);
     ++metrics_.candidatesRejected;
-    if (log_) log_("model '" + model.task + "': candidate held back: " + decision.reason);
+    if (log_) log_("model '" + model.task + "': candidate held back: " + reason);
   }
 }
 

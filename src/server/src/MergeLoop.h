@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "ServerMetrics.h"
+#include "SiteGate.h"
 #include "tessera/federation/Merge.h"
 #include "tessera/federation/MergePolicy.h"
 #include "tessera/server/BlobStore.h"
@@ -26,7 +27,8 @@ namespace tessera::server {
 class MergeLoop {
  public:
   MergeLoop(Registry& registry, BlobStore& blobs, std::filesystem::path dataDir, ServerMetrics& metrics,
-            std::function<void(const std::string&)> log, double pollSeconds, ValidationScorer scorer);
+            std::function<void(const std::string&)> log, double pollSeconds, ValidationScorer scorer,
+            ValidationScorer normAdaptedScorer = {});
   ~MergeLoop();
 
   void start();
@@ -58,13 +60,19 @@ class MergeLoop {
   void recordCandidate(const ModelRecord& model, const GenerationRecord& current, const std::vector<int64_t>& ids,
                        const federation::MergeOutput& merged, const federation::MergePolicy& policy,
                        std::chrono::steady_clock::time_point started);
-  std::optional<double> validationDice(const ModelRecord& model, const GenerationRecord& g, const std::string& weightsSha);
+  // `adaptNorm`: score with normAdaptedScorer_ (FedBN) when there is one.
+  bool awaitingSites(const ModelRecord& model, const federation::MergePolicy& policy);
+  void settle(const ModelRecord& model, const PendingCandidate& c, const federation::MergePolicy& policy, bool publish,
+              const std::string& reason, const std::string& scores);
+  std::optional<double> validationDice(const ModelRecord& model, const GenerationRecord& g, const std::string& weightsSha,
+                                       bool adaptNorm = false);
 
   Registry& registry_;
   BlobStore& blobs_;
   std::filesystem::path dataDir_;
   ServerMetrics& metrics_;
   ValidationScorer scorer_;
+  ValidationScorer normAdaptedScorer_;
   std::function<void(const std::string&)> log_;
   double pollSeconds_;
   std::mutex mutex_;

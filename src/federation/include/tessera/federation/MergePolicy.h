@@ -69,6 +69,13 @@ struct MergePolicy {
   // site's weights near the generation it started from on non-IID data. 0: off. JSON "prox_mu";
   // sites read it from the policy the server hands out with the model.
   double proxMu = 0;
+  // The site gate (server SiteGate.h): with siteQuorum > 0 a candidate that passed the server's
+  // gate waits until that many sites reported its Dice on their own held-out cases (or
+  // siteGateSeconds passed) and is held back when one site's Dice drops by more than
+  // siteTolerance. JSON "site_quorum", "site_tolerance", "site_gate_seconds".
+  int siteQuorum = 0;
+  double siteTolerance = 0.02;
+  double siteGateSeconds = 3600;
   DpPolicy dp;  // JSON: "dp": {"mode", "clip", "noise_multiplier", "epsilon_max", "delta"}
 
   void validate() const;  // throws std::invalid_argument naming the field

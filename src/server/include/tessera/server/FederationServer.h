@@ -36,6 +36,10 @@ struct ServerOptions {
   std::function<void(const std::string&)> log;  // one line per event; null: quiet
   // Null: candidates are published without a validation score (the gate cannot hold them back).
   ValidationScorer scorer;
+  // FedBN's candidates: the global model holds nobody's batch-norm statistics, so `tessera
+  // server` re-estimates them on the validation images before scoring (nn::recomputeNormStatistics).
+  // Null: FedBN candidates are scored with `scorer` as they are.
+  ValidationScorer normAdaptedScorer;
   // Every upload must be signed (sites without a registered public key cannot upload). Without
   // it, only sites with a registered key must sign.
   bool requireSignatures = false;
