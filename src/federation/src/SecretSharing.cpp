@@ -46,20 +46,33 @@ uint64_t randomFieldElement() {
   }
 }
 
-// Lagrange basis at 0 for the points `xs`.
-std::vector<uint64_t> basisAtZero(const std::vector<uint64_t>& xs) {
-  std::vector<uint64_t> basis(xs.size());
-  for (size_t i = 0; i < xs.size(); ++i) {
-    uint64_t numerator = 1, denominator = 1;
-    for (size_t j = 0; j < xs.size(); ++j) {
-      if (i == j) continue;
-      numerator = mul(numerator, xs[j]);
-      denominator = mul(denominator, sub(xs[j], xs[i]));
+// Lagrange basis for the points `xs`, evaluated at any x: L_i(x) = Π_{j≠i}(x − x_j) / Π_{j≠i}(x_i − x_j).
+// The denominators are inverted once, so checking many extra shares costs multiplications only.
+class LagrangeBasis {
+ public:
+  explicit LagrangeBasis(std::vector<uint64_t> xs) : xs_(std::move(xs)), denominatorInverse_(xs_.size()) {
+    for (size_t i = 0; i < xs_.size(); ++i) {
+      uint64_t denominator = 1;
+      for (size_t j = 0; j < xs_.size(); ++j)
+        if (i != j) denominator = mul(denominator, sub(xs_[i], xs_[j]));
+      denominatorInverse_[i] = inverse(denominator);
     }
-    basis[i] = mul(numerator, inverse(denominator));
   }
-  return basis;
-}
+  std::vector<uint64_t> at(uint64_t x) const {
+    std::vector<uint64_t> basis(xs_.size());
+    for (size_t i = 0; i < xs_.size(); ++i) {
+      uint64_t numerator = 1;
+      for (size_t j = 0; j < xs_.size(); ++j)
+        if (i != j) numerator = mul(numerator, sub(x, xs_[j]));
+      basis[i] = mul(numerator, denominatorInverse_[i]);
+    }
+    return basis;
+  }
+
+ private:
+  std::vector<uint64_t> xs_;
+  std::vector<uint64_t> denominatorInverse_;
+};
 
 }  // namespace
 
@@ -100,26 +113,22 @@ Secret32 reconstructSecret(const std::vector<SecretShare>& shares, uint32_t thre
   }
   std::vector<uint64_t> xs;
   for (uint32_t i = 0; i < threshold; ++i) xs.push_back(shares[i].x);
-  const auto basis = basisAtZero(xs);
+  const LagrangeBasis lagrange(xs);
+  const auto basis = lagrange.at(0);
+  std::vector<std::vector<uint64_t>> extraBases;
+  for (size_t extra = threshold; extra < shares.size(); ++extra) extraBases.push_back(lagrange.at(shares[extra].x));
 
   Secret32 secret{};
   for (int limb = 0; limb < SecretShare::kLimbs; ++limb) {
     uint64_t constant = 0;
     for (uint32_t i = 0; i < threshold; ++i) constant = add(constant, mul(basis[i], shares[i].y[limb]));
-    // Every further share must lie on the same polynomial: evaluate it there by Lagrange.
+    // Every further share must lie on the same polynomial.
     for (size_t extra = threshold; extra < shares.size(); ++extra) {
-      const uint64_t x = shares[extra].x;
+      const auto& at = extraBases[extra - threshold];
       uint64_t value = 0;
-      for (uint32_t i = 0; i < threshold; ++i) {
-        uint64_t term = shares[i].y[limb];
-        for (uint32_t j = 0; j < threshold; ++j) {
-          if (i == j) continue;
-          term = mul(term, mul(sub(x, xs[j]), inverse(sub(xs[i], xs[j]))));
-        }
-        value = add(value, term);
-      }
+      for (uint32_t i = 0; i < threshold; ++i) value = add(value, mul(at[i], shares[i].y[limb]));
       if (value != shares[extra].y[limb])
-        throw Error(ErrorCode::Corrupt, "secret sharing: the share at point " + std::to_string(x) +
+        throw Error(ErrorCode::Corrupt, "secret sharing: the share at point " + std::to_string(shares[extra].x) +
                                             " does not fit the others (a holder changed it)");
     }
     if (constant >> (8 * kLimbBytes))
