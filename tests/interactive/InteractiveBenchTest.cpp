@@ -45,7 +45,7 @@ class InteractiveBench : public ::testing::Test {
   static std::vector<BenchCase> phantoms(std::initializer_list<uint64_t> seeds) {
     std::vector<BenchCase> cases;
     for (uint64_t seed : seeds) {
-      auto c = test::makePhantom(seed);
+      auto c = test::makePhantom(seed, {32, 32, 12});  // small: the protocol runs ~10 sessions and 6 trainings
       cases.push_back({"phantom" + std::to_string(seed), std::move(c.image), std::move(c.labels)});
     }
     return cases;
@@ -53,7 +53,7 @@ class InteractiveBench : public ::testing::Test {
 
   InteractiveBenchOptions quickOptions() const {
     InteractiveBenchOptions o;
-    o.clicks.maxClicks = 4;
+    o.clicks.maxClicks = 3;
     o.learning.epochs = 1;
     o.learning.replay = 2;
     o.proxyEvery = {3, 6};
@@ -257,9 +257,9 @@ TEST_F(InteractiveBench, ProtocolReportIsCompleteAndConsistent) {
   EXPECT_EQ(r.at("forgetting").at("without_replay").at("replay"), 0);
 
   const auto& l = r.at("latency");
-  EXPECT_EQ(l.at("click").at("size"), json::array({48, 48, 16}));
+  EXPECT_EQ(l.at("click").at("size"), json::array({32, 32, 12}));
   EXPECT_EQ(l.at("learn").at("steps"), 2);
-  EXPECT_EQ(l.at("propagate").at("slices"), 16);
+  EXPECT_EQ(l.at("propagate").at("slices"), 12);
   EXPECT_FALSE(formatInteractiveBench(r).empty());
   EXPECT_FALSE(fs::exists(o.workDir / "sessions" / "sequence-0"));  // sessions are cleaned up
 }
