@@ -104,5 +104,37 @@ TEST_F(ServerSiteGateTest, ACandidateWithinTheWorstSiteTolerancePublishes) {
   EXPECT_TRUE(isError(report(0, sha, 0.8, 0.8), 404, "not_found"));
 }
 
+// FedBN's candidates are scored as a site would run them: batch-norm statistics re-estimated on
+// the validation images first (the `tessera server` scorer), and the record says so.
+TEST(ServerFedBnScoring, FedBnCandidatesAreScoredWithStatisticsOfTheValidationImages) {
+  TempDir dir;
+  const fs::path data = dir.path() / "data";
+  const model::Model base = makeModel(kTask);
+  seed(data, base, "fedbn");
+  const std::string site = addSite(data, "site-0");
+  for (int i = 0; i < 2; ++i) {  // bright squares labelled 1 on a dark background
+    image::Geometry g;
+    g.size = {16, 16, 4};
+    model::TrainingCase c{image::Volume(g, 0.0f), image::Volume(g, 0.0f)};
+    for (int64_t z = 0; z < 4; ++z) {
+      for (int64_t y = 4 + i; y < 11 + i; ++y) {
+        for (int64_t x = 5; x < 12; ++x) {
+          c.image.at(x, y, z) = 100.0f + static_cast<float>(x + z);
+          c.labels.at(x, y, z) = 1.0f;
+        }
+      }
+    }
+    model::writeCase(dir.path() / "cases", "case" + std::to_string(i), c);
+  }
+  runCli({"server", "admin", "set-validation", "--data", data.string(), "--task", kTask, "--cases", (dir.path() / "cases").string()});
+  setPolicy(data, kTask, {{"round_size", 1}});
+  ServerProcess server(data);
+  ASSERT_EQ(server.http().post("/v1/models/" + kTask + "/updates", encodeDelta(kTask, 0, randomDelta(base.weights, 5, 0.001f)), site).status, 202);
+  const auto g = waitForGeneration(server.http(), kTask, site, 1);
+  ASSERT_TRUE(g) << server.logTail();
+  ASSERT_TRUE((*g)["validation"].contains("dice_before")) << g->dump();
+  EXPECT_EQ((*g)["validation"]["norm_statistics"], "validation images") << g->dump();
+}
+
 }  // namespace
 }  // namespace tessera::servertest
