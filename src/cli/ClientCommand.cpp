@@ -30,6 +30,7 @@ struct ClientArgs {
   CLI::App* keygen = nullptr;
   CLI::App *pull = nullptr, *train = nullptr, *push = nullptr, *status = nullptr;
   std::string cases;
+  std::string fromPacs, pacsAet = "TESSERA";
   int epochs = 10;
   double learningRate = 2e-3;
   std::optional<int> replay;
@@ -147,6 +148,10 @@ Action addClientCommand(CLI::App& app) {
   app.add_flag("--insecure", a->insecure, "Allow plain http:// to a server on another machine (token and updates in clear)");
 
   a->pull = app.add_subcommand("pull", "Download the latest generation unless it is already cached");
+  a->pull->add_option("--from-pacs", a->fromPacs,
+                      "Take the generation from this PACS (AET@HOST:PORT or dicomweb+http(s)://…) instead of the server; "
+                      "its weights are checked against the server's signed record (only its own SHA-256 when the server is away)");
+  a->pull->add_option("--pacs-aet", a->pacsAet, "Our AE title towards --from-pacs")->capture_default_str();
   a->train = app.add_subcommand("train", "Fine-tune the newest pulled generation on this site's cases");
   a->train->add_option("--cases", a->cases, "Folder with images/NAME.nii.gz and labels/NAME.nii.gz")->required();
   a->train->add_option("--epochs", a->epochs, "Passes over the cases")->capture_default_str()->check(CLI::Range(1, 100000));
@@ -186,7 +191,8 @@ Action addClientCommand(CLI::App& app) {
       return 0;
     }
     if (a->pull->parsed()) {
-      const auto r = client::pull(config, std::cerr);
+      const auto r = a->fromPacs.empty() ? client::pull(config, std::cerr)
+                                         : client::pullFromPacs(config, a->fromPacs, a->pacsAet, std::cerr);
       std::cout << config.task << " generation " << r.generation << ": " << r.path.string()
                 << (r.downloaded ? " (downloaded)" : " (already cached)") << "\n";
     } else if (a->train->parsed()) {

@@ -3,6 +3,7 @@
 // status write does not make a second copy.
 #include "OrthancFixture.h"
 #include "ServerHarness.h"
+#include "tessera/dicom/DicomModelCodec.h"
 #include "tessera/dicom/DicomUids.h"
 #include "tessera/dicom/PacsClient.h"
 
@@ -10,6 +11,21 @@ namespace tessera::servertest {
 namespace {
 
 const std::string kTask = "brain-mr";
+
+// `tessera ARGS…` with stderr folded into the output, and its exit status.
+std::pair<int, std::string> runTessera(const std::vector<std::string>& args) {
+  std::string command = std::string("'") + tesseraBinary() + "'";
+  for (const auto& a : args) command += " '" + a + "'";
+  command += " 2>&1";
+  std::FILE* p = ::popen(command.c_str(), "r");
+  if (!p) return {-1, "cannot run " + command};
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
 
 dicom::ModelQuery taskQuery() {
   dicom::ModelQuery q;
@@ -112,6 +128,47 @@ TEST_F(ServerPacsPublishTest, APacsThatIsDownAtFirstGetsTheGenerationWhenItComes
   const auto found = dicom::PacsClient(dicom::PacsAddress::parse(address)).findModels(taskQuery());
   ASSERT_EQ(found.size(), 1u);
   EXPECT_EQ(found[0].instances, 1);
+}
+
+TEST_F(ServerPacsPublishTest, ASitePullsFromThePacsWithTheServersSignedHashAndWithoutTheServerOnlyTheObjectsOwn) {
+  test::OrthancServer pacs;
+  startServer(pacs.address());
+  ASSERT_EQ(server_->http().post("/v1/models/" + kTask + "/updates", encodeDelta(kTask, 0, randomDelta(base_.weights, 5)), siteToken_).status,
+            202);
+  ASSERT_TRUE(waitForGeneration(server_->http(), kTask, siteToken_, 1, 30));
+  ASSERT_TRUE(waitStored(1)) << server_->logTail();
+  const model::Model served = downloadModel(server_->http(), kTask, 1, siteToken_);
+  auto pull = [&](const std::string& from, const std::string& home) {
+    return runTessera({"client", "pull", "--from-pacs", from, "--server", "http://127.0.0.1:" + std::to_string(server_->port()),
+                       "--token", siteToken_, "--task", kTask, "--home", (dir_.path() / home).string()});
+  };
+  const auto cached = [&](const std::string& home) {
+    return model::loadModel(dir_.path() / home / "models" / kTask / "generation-1.tsm");
+  };
+
+  const auto [status, out] = pull(pacs.address(), "site-a");
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("generation 1"), std::string::npos) << out;
+  EXPECT_EQ(cached("site-a").weightsSha256(), served.weightsSha256());
+  EXPECT_EQ(maxAbsDifference(cached("site-a").weights, served.weights), 0.0);
+
+  // Another PACS holding other weights under the same task and generation: the server's signed
+  // record exposes them.
+  test::OrthancServer impostor;
+  const fs::path forged = dir_.path() / "forged.dcm";
+  dicom::saveModelDicom(makeModel(kTask, tinySpec(), 99, 1), forged);
+  dicom::PacsClient(dicom::PacsAddress::parse(impostor.address())).push({forged});
+  const auto [badStatus, badOut] = pull(impostor.address(), "site-b");
+  EXPECT_NE(badStatus, 0) << badOut;
+  EXPECT_NE(badOut.find("differs from the server's signed record"), std::string::npos) << badOut;
+  EXPECT_FALSE(fs::exists(dir_.path() / "site-b" / "models" / kTask / "generation-1.tsm"));
+
+  // The server away: the PACS's newest generation, intact by its own hash, with a warning.
+  server_->kill();
+  const auto [offStatus, offOut] = pull(pacs.address(), "site-c");
+  ASSERT_EQ(offStatus, 0) << offOut;
+  EXPECT_NE(offOut.find("own SHA-256 only"), std::string::npos) << offOut;
+  EXPECT_EQ(cached("site-c").weightsSha256(), served.weightsSha256());
 }
 
 TEST_F(ServerPacsPublishTest, AMalformedPacsAddressStopsTheServerAtStartWithOneLine) {

@@ -27,6 +27,11 @@ struct PullResult {
 
 // Downloads the latest published generation of config.task unless the cache already holds it.
 PullResult pull(const ClientConfig& config, std::ostream& log);
+// The same from a PACS ("AET@HOST:PORT" or "dicomweb+http(s)://…") that `tessera server
+// --publish-pacs` fills: the server's latest generation, its weights checked against the server's
+// signed record; with the server unreachable, the PACS's newest, checked against its own SHA-256
+// only (logged). `callingAet` is our AE title.
+PullResult pullFromPacs(const ClientConfig& config, const std::string& pacs, const std::string& callingAet, std::ostream& log);
 
 struct SiteTrainOptions {
   std::filesystem::path casesDir;  // images/NAME.nii.gz + labels/NAME.nii.gz (model::readCaseFolder)
