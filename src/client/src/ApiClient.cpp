@@ -350,9 +350,22 @@ nlohmann::json ApiClient::stats() { return impl_->json("GET", "/v1/stats"); }
 
 std::string ApiClient::downloadModel(const std::string& task, int64_t generation) {
   const std::string path = modelPath(task) + "/generations/" + std::to_string(generation) + "/model";
+  return downloadVerified(path, "model of " + task + " generation " + std::to_string(generation) + " from " + impl_->url);
+}
+
+nlohmann::json ApiClient::candidate(const std::string& task) { return impl_->json("GET", modelPath(task) + "/candidate"); }
+
+std::string ApiClient::downloadCandidate(const std::string& task) {
+  return downloadVerified(modelPath(task) + "/candidate/model", "candidate of " + task + " from " + impl_->url);
+}
+
+nlohmann::json ApiClient::reportCandidateDice(const std::string& task, const nlohmann::json& report) {
+  return impl_->json("POST", modelPath(task) + "/candidate/dice", report.dump(), "application/json", "candidate report refused by the server");
+}
+
+std::string ApiClient::downloadVerified(const std::string& path, const std::string& where) {
   Reply reply = impl_->send("GET", path);
   const auto header = reply.headers.find("X-Tessera-Sha256");
-  const std::string where = "model of " + task + " generation " + std::to_string(generation) + " from " + impl_->url;
   if (header == reply.headers.end()) {
     throw Error(ErrorCode::Checksum, where + ": the server sent no X-Tessera-Sha256 header, so the download cannot be verified");
   }

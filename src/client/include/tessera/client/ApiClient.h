@@ -49,10 +49,17 @@ class ApiClient {
   nlohmann::json seedModel(const std::string& tsmBytes, const std::string& strategy);
   // Admin: changes the fields present in `patch`; answers the whole new policy.
   nlohmann::json setPolicy(const std::string& task, const nlohmann::json& patch);
+  // The site gate (server SiteGate.h): the candidate waiting for site reports (Error NotFound
+  // when none), its .tsm (checked like downloadModel), and this site's report of its Dice.
+  nlohmann::json candidate(const std::string& task);
+  std::string downloadCandidate(const std::string& task);
+  nlohmann::json reportCandidateDice(const std::string& task, const nlohmann::json& report);
   // `events`: an array of {"type","task","seconds","dice"?} objects.
   nlohmann::json postEvents(const nlohmann::json& events);
 
  private:
+  // The body of GET `path`, checked against its X-Tessera-Sha256 header.
+  std::string downloadVerified(const std::string& path, const std::string& where);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,107 @@
+// A site scores the candidate the real server holds for the site gate, on its own held-out
+// cases, and its report is what publishes the candidate.
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "TestModels.h"
+#include "tessera/client/ApiClient.h"
+#include "tessera/client/CandidateScore.h"
+#include "tessera/common/ChildProcess.h"
+#include "tessera/common/Error.h"
+#include "tessera/federation/ModelUpdate.h"
+#include "tessera/nn/Runtime.h"
+
+using namespace tessera;
+using namespace tessera::client;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string tessera(const std::vector<std::string>& args, const fs::path& log) {
+  const fs::path out = log.string() + ".out";
+  std::vector<std::string> all{TESSERA_BINARY};
+  all.insert(all.end(), args.begin(), args.end());
+  common::runProcess(all, out);
+  std::ifstream in(out);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string s = text.str();
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  const auto newline = s.rfind('\n');
+  return newline == std::string::npos ? s : s.substr(newline + 1);
+}
+
+TEST(CandidateScore, ASiteScoresThePendingCandidateAndItsReportPublishesIt) {
+  nn::setThreadCount(1);
+  test::ScratchDir scratch, cases;
+  const model::Model base = test::tinyModel("brain", 0);
+  const fs::path data = scratch.path() / "data";
+  model::saveModel(base, scratch.path() / "brain.tsm");
+  tessera({"server", "admin", "seed", "--model", (scratch.path() / "brain.tsm").string(), "--data", data.string()}, scratch.path() / "seed");
+  ClientConfig config;
+  config.home = scratch.path() / "site";
+  config.task = "brain";
+  config.token = tessera({"server", "admin", "add-site", "site-a", "--data", data.string()}, scratch.path() / "add-site");
+  tessera({"server", "admin", "policy", "--data", data.string(), "--task", "brain", "--set",
+           R"({"round_size": 1, "site_quorum": 1, "site_tolerance": 1})"},
+          scratch.path() / "policy");
+  const fs::path portFile = scratch.path() / "port";
+  common::ChildProcess server({TESSERA_BINARY, "server", "--data", data.string(), "--listen", "127.0.0.1:0", "--port-file", portFile.string()},
+                              scratch.path() / "server.log");
+  int port = 0;
+  for (int i = 0; i < 3000 && port == 0 && server.running(); ++i) {
+    std::ifstream in(portFile);
+    if (!(in >> port)) port = 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(port, 0) << common::tailOfFile(scratch.path() / "server.log", 20);
+  config.server = "http://127.0.0.1:" + std::to_string(port);
+  test::writeCases(cases.path(), 2, 4);
+  std::ostringstream log;
+
+  // Nothing pending yet.
+  EXPECT_FALSE(scoreCandidate(config, cases.path(), log).pending);
+
+  federation::ModelUpdate u;
+  u.header.task = "brain";
+  u.header.baseGeneration = 0;
+  u.header.kind = federation::UpdateKind::Delta;
+  u.header.samples = 4;
+  u.weights = base.weights;
+  for (auto& t : u.weights) {
+    for (auto& v : t.values) v = 0.001f;
+  }
+  ApiClient api(config);
+  api.pushUpdate("brain", federation::encodeUpdate(u));
+  CandidateScore score;
+  for (int i = 0; i < 500 && !score.pending; ++i) {
+    score = scoreCandidate(config, cases.path(), log);
+    if (!score.pending) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(score.pending) << common::tailOfFile(scratch.path() / "server.log", 20);
+  EXPECT_TRUE(score.reported);
+  EXPECT_EQ(score.baseGeneration, 0);
+  EXPECT_EQ(score.cases, 2);
+  EXPECT_GE(score.diceCurrent, 0.0);
+  EXPECT_LE(score.diceCandidate, 1.0);
+  // The one report is the quorum: the candidate becomes generation 1, with this site's scores.
+  nlohmann::json g;
+  for (int i = 0; i < 500; ++i) {
+    g = api.latestGeneration("brain");
+    if (g["generation"] == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(g["generation"], 1) << common::tailOfFile(scratch.path() / "server.log", 20);
+  ASSERT_EQ(g["validation"]["sites"].size(), 1u) << g.dump();
+  EXPECT_EQ(g["validation"]["sites"][0]["site"], "site-a");
+  EXPECT_DOUBLE_EQ(g["validation"]["sites"][0]["dice_candidate"].get<double>(), score.diceCandidate);
+  server.signal(SIGTERM);
+  server.wait();
+}
+
+}  // namespace
