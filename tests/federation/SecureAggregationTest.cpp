@@ -172,6 +172,21 @@ TEST(SecureAggregation, DropoutsAfterKeySharingStillGiveTheExactSumOfSurvivors) 
   EXPECT_EQ(result.sum, plain);
 }
 
+TEST(SecureAggregation, ASiteThatAdvertisedKeysButNeverSharedThemIsLeftOut) {
+  const auto cfg = config(7, 4, 500);
+  const FixedPointCodec codec(1.0, 7);
+  SecAggDropouts dropouts;
+  dropouts.beforeShares = {6};       // in U1 only: nobody masks with it
+  dropouts.beforeMaskedInput = {2};  // in U2: its masks are removed with its rebuilt key
+  dropouts.beforeUnmasking = {4};
+  const auto result = runSecureAggregationRound(
+      cfg, [&](uint32_t id) { return codec.encode(randomUpdate(id, cfg.length)); }, dropouts);
+  std::vector<uint32_t> plain;
+  for (uint32_t id : {1u, 3u, 4u, 5u, 7u}) addInto(plain, codec.encode(randomUpdate(id, cfg.length)));
+  EXPECT_EQ(result.survivors, (std::vector<uint32_t>{1, 3, 4, 5, 7}));
+  EXPECT_EQ(result.sum, plain);
+}
+
 TEST(SecureAggregation, TooFewSurvivorsAbortWithoutOutput) {
   const auto cfg = config(5, 3, 64);
   const FixedPointCodec codec(1.0, 5);
