@@ -25,11 +25,12 @@ struct InferenceOptions {
   // 2D batch-norm (or unnormalised) networks: with focusVoxel set (an input voxel, e.g. the last
   // click), each slice is computed only on a window of +-focusRadius network voxels around it
   // in-plane, plus a context margin that is computed and discarded, so the kept part matches a
-  // whole-slice run (the U-Net's pooling grid is kept aligned). A click's Gaussian reaches 9
-  // network voxels; the rest of the radius is room for the correction to spread. Other models
-  // ignore the focus. Segmentation::computed says what was computed.
+  // whole-slice run (the U-Net's pooling grid is kept aligned; a margin of 16 left no voxel
+  // different in tests). A click's Gaussian reaches 9 network voxels; the rest of the radius is
+  // room for the correction to spread. Other models ignore the focus. Segmentation::computed
+  // says what was computed.
   std::array<int64_t, 3> focusVoxel{-1, -1, -1};
-  int focusRadius = 24;
+  int focusRadius = 16;
   int focusMargin = 16;  // network voxels of context on each side of the kept window
 };
 
