@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 
 #include "ClickSimulation.h"
 #include "Phantom.h"
@@ -87,6 +88,37 @@ TEST(ClickSimulation, ClicksLandDeepInsideTheErrorRegions) {
   EXPECT_FLOAT_EQ(guidance[1][1].max().item<float>(), 1.0f);
 }
 
+TEST(ClickSimulation, TheUsersProtocolClicksOnceInTheLargestError) {
+  auto labels = torch::zeros({2, 32, 32}, torch::kInt64);
+  labels.index_put_({0, torch::indexing::Slice(4, 20), torch::indexing::Slice(6, 22)}, 1);  // a large miss
+  labels.index_put_({1, torch::indexing::Slice(2, 6), torch::indexing::Slice(2, 6)}, 1);    // a small miss
+  auto prediction = torch::zeros({2, 32, 32}, torch::kInt64);
+  prediction.index_put_({0, torch::indexing::Slice(26, 30), torch::indexing::Slice(26, 30)}, 1);  // a small false positive
+  prediction.index_put_({1, torch::indexing::Slice(12, 30), torch::indexing::Slice(10, 28)}, 1);  // a large one
+  prediction.index_put_({1, torch::indexing::Slice(2, 6), torch::indexing::Slice(2, 6)}, 1);
+  prediction.index_put_({1, 2, 2}, 0);
+  auto guidance = torch::zeros({2, 2, 32, 32});
+  tessera::nn::detail::clickOnLargestError(guidance, prediction, labels);
+  // Sample 0: one positive click, in the middle of the large miss; no negative one.
+  EXPECT_EQ(guidance[1][0].sum().item<float>(), 0.0f);
+  EXPECT_EQ(guidance[0][1].sum().item<float>(), 0.0f);
+  const int64_t peak0 = guidance[0][0].argmax().item<int64_t>();
+  EXPECT_GE(peak0 / 32, 4 + 4);
+  EXPECT_LT(peak0 / 32, 20 - 4);
+  EXPECT_GE(peak0 % 32, 6 + 4);
+  EXPECT_LT(peak0 % 32, 22 - 4);
+  // One Gaussian: its mass is that of a single click (about 2 pi sigma^2), not of several.
+  const double single = 2.0 * M_PI * tessera::nn::kClickSigmaVoxels * tessera::nn::kClickSigmaVoxels;
+  EXPECT_NEAR(guidance[0][0].sum().item<double>(), single, 0.1 * single);
+  // Sample 1: one negative click inside the large false positive.
+  const int64_t peak1 = guidance[1][1].argmax().item<int64_t>();
+  EXPECT_GE(peak1 / 32, 12);
+  EXPECT_LT(peak1 / 32, 30);
+  EXPECT_GE(peak1 % 32, 10);
+  EXPECT_LT(peak1 % 32, 28);
+  EXPECT_NEAR(guidance[1][1].sum().item<double>(), single, 0.1 * single);
+}
+
 TEST(GuidanceTraining, APositiveClickFindsWhatTheImageDoesNotShow) {
   std::vector<model::TrainingCase> train;
   for (uint64_t s = 1; s <= 4; ++s) train.push_back(withHiddenBall(s).scan);
@@ -117,6 +149,50 @@ TEST(GuidanceTraining, APositiveClickFindsWhatTheImageDoesNotShow) {
       }
   ASSERT_GT(truth, 250u);
   EXPECT_LT(foundBefore, truth / 20) << "the ball is invisible without the click";
+  std::printf("found %zu of %zu voxels near the click\n", foundAfter, truth);
+  EXPECT_GT(foundAfter, truth / 4) << "before " << foundBefore << ", truth " << truth;
+  // Beyond the click's reach (3 sigma) the segmentation stays as it was.
+  size_t far = 0, changed = 0;
+  for (int64_t z = 0; z < 16; ++z)
+    for (int64_t y = 0; y < 48; ++y)
+      for (int64_t x = 0; x < 48; ++x) {
+        if (std::hypot(x - test.centre[0], y - test.centre[1], 2.0 * (z - test.centre[2])) <= 12.0) continue;
+        ++far;
+        changed += before.labels.at(x, y, z) != after.labels.at(x, y, z);
+      }
+  EXPECT_LT(changed, far / 100);
+  EXPECT_EQ(nn::segment(model, test.scan.image).voxels, before.labels.voxels);
+}
+
+TEST(GuidanceTraining, APositiveClickFindsWhatTheImageDoesNotShowUnderTheUsersProtocol) {
+  std::vector<model::TrainingCase> train;
+  for (uint64_t s = 1; s <= 4; ++s) train.push_back(withHiddenBall(s).scan);
+  model::Model model = guidedModel();
+  nn::TrainOptions options;
+  options.epochs = 20;
+  // The simulated user's protocol: one click per round at the largest error, three rounds.
+  options.clicks.oneClickAtLargestError = true;
+  options.clicks.clickIterations = 3;
+  nn::trainModel(model, train, options);
+
+  const auto test = withHiddenBall(101);
+  const auto before = nn::segmentDetailed(model, test.scan.image, {});
+  nn::Guidance click;
+  click.clicks.push_back({test.centre, true});
+  const auto after = nn::segmentDetailed(model, test.scan.image, click);
+  // The click's slice and its neighbours, near the click.
+  size_t truth = 0, foundBefore = 0, foundAfter = 0;
+  for (int64_t z = test.centre[2] - 1; z <= test.centre[2] + 1; ++z)
+    for (int64_t y = 0; y < 48; ++y)
+      for (int64_t x = 0; x < 48; ++x) {
+        if (std::hypot(x - test.centre[0], y - test.centre[1]) > 8.0) continue;
+        truth += test.scan.labels.at(x, y, z) > 0;
+        foundBefore += before.labels.at(x, y, z) > 0;
+        foundAfter += after.labels.at(x, y, z) > 0;
+      }
+  ASSERT_GT(truth, 250u);
+  EXPECT_LT(foundBefore, truth / 20) << "the ball is invisible without the click";
+  std::printf("found %zu of %zu voxels near the click\n", foundAfter, truth);
   EXPECT_GT(foundAfter, truth / 4) << "before " << foundBefore << ", truth " << truth;
   // Beyond the click's reach (3 sigma) the segmentation stays as it was.
   size_t far = 0, changed = 0;

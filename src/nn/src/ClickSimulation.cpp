@@ -78,6 +78,26 @@ void clickOnErrors(torch::Tensor& guidance, const torch::Tensor& prediction, con
   addClicks(guidance.select(1, 1), falsePositive, negative);
 }
 
+void clickOnLargestError(torch::Tensor& guidance, const torch::Tensor& prediction, const torch::Tensor& labels) {
+  const auto missed = (labels > 0) & (prediction != labels);
+  const auto falsePositive = (labels == 0) & (prediction > 0);
+  const auto n = labels.size(0);
+  // Depth is capped at kErosions + 1, so among regions thicker than that the random tie-break
+  // picks; the simulated user picks the largest, which is usually also among the thickest.
+  const auto depthMissed = (depthInside(missed) * missed.to(torch::kFloat32)).reshape({n, -1});
+  const auto depthFalse = (depthInside(falsePositive) * falsePositive.to(torch::kFloat32)).reshape({n, -1});
+  const auto bestMissed = (depthMissed + torch::rand(depthMissed.sizes()) * 0.5 * (depthMissed > 0)).amax(1);
+  const auto bestFalse = (depthFalse + torch::rand(depthFalse.sizes()) * 0.5 * (depthFalse > 0)).amax(1);
+  std::vector<int64_t> positive(static_cast<size_t>(n)), negative(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const double m = bestMissed[i].item<double>(), f = bestFalse[i].item<double>();
+    positive[static_cast<size_t>(i)] = m > 0 && m >= f ? 1 : 0;
+    negative[static_cast<size_t>(i)] = f > 0 && f > m ? 1 : 0;
+  }
+  if (*std::max_element(positive.begin(), positive.end()) > 0) addClicks(guidance.select(1, 0), missed, positive);
+  if (*std::max_element(negative.begin(), negative.end()) > 0) addClicks(guidance.select(1, 1), falsePositive, negative);
+}
+
 torch::Tensor simulateClicks(UNet& net, const torch::Tensor& images, const torch::Tensor& labels,
                              const TrainOptions::ClickSimulation& options, bool channelsLast, std::mt19937_64& rng) {
   auto shape = images.sizes().vec();
@@ -89,7 +109,11 @@ torch::Tensor simulateClicks(UNet& net, const torch::Tensor& images, const torch
     auto x = torch::cat({images, guidance}, 1);
     if (channelsLast) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
     const auto prediction = net->forward(x).argmax(1);
-    clickOnErrors(guidance, prediction, labels, options.maxClicksPerIteration, rng);
+    if (options.oneClickAtLargestError) {
+      clickOnLargestError(guidance, prediction, labels);
+    } else {
+      clickOnErrors(guidance, prediction, labels, options.maxClicksPerIteration, rng);
+    }
   }
   return guidance;
 }

@@ -23,4 +23,8 @@ torch::Tensor simulateClicks(UNet& net, const torch::Tensor& images, const torch
 void clickOnErrors(torch::Tensor& guidance, const torch::Tensor& prediction, const torch::Tensor& labels, int maxClicks,
                    std::mt19937_64& rng);
 
+// One round of the simulated user's protocol: per sample with any error, one click at the deepest
+// error voxel (random among equally deep ones), positive in a miss, negative in a false positive.
+void clickOnLargestError(torch::Tensor& guidance, const torch::Tensor& prediction, const torch::Tensor& labels);
+
 }  // namespace tessera::nn::detail

@@ -37,6 +37,10 @@ struct TrainOptions {
     double noClickProbability = 0.3;
     int clickIterations = 2;
     int maxClicksPerIteration = 3;
+    // The simulated user's protocol (interactive::SimulatedUser, NoC): each iteration one click
+    // per sample, at the deepest voxel of all its errors (about the centre of the largest error
+    // region), positive in a miss and negative in a false positive; maxClicksPerIteration unused.
+    bool oneClickAtLargestError = false;
   } clicks;
   // FedProx: adds (μ/2)·‖w − w₀‖² to the loss, w₀ the weights training starts from (on a site,
   // the pulled generation), so skewed local data cannot pull the model far from it. 0: off.
