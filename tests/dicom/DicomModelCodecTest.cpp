@@ -76,6 +76,18 @@ TEST(DicomModelCodec, DciodvfyReportsNoErrors) {
   if (std::getenv("TESSERA_SHOW_DCIODVFY")) std::cout << result.output;
 }
 
+TEST(DicomModelCodec, DciodvfyReportsNoErrorsForAModelWithoutAnatomy) {
+  if (!fs::exists("/usr/bin/dciodvfy")) GTEST_SKIP() << "dicom3tools' dciodvfy is not installed";
+  test::TempDir dir;
+  const fs::path file = dir.path / "model.dcm";
+  auto model = test::dicomTestModel();
+  model.task.anatomy.clear();
+  model.task.anatomyCode = {};
+  dicom::saveModelDicom(model, file);
+  const auto result = test::runCommand("/usr/bin/dciodvfy " + file.string());
+  EXPECT_EQ(result.output.find("Error"), std::string::npos) << result.output;
+}
+
 TEST(DicomModelCodec, PydicomReadsTheStandardAttributes) {
   if (!fs::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3";
   test::TempDir dir;

@@ -100,6 +100,10 @@ std::string encodeModelDicom(const model::Model& model, const DicomExportOptions
   const auto known = findAnatomy(task.anatomy);
   const std::string bodyPart = known ? known->bodyPart : bodyPartTerm(task.anatomy);
   if (!bodyPart.empty()) put(ds, DCM_BodyPartExamined, bodyPart);
+  // Laterality is Type 2C: needed for paired body parts, forbidden for unpaired ones. A model has no
+  // side; with no body part at all a validator cannot tell which case holds, so it gets the empty
+  // value that means "unknown" (with a body part it is left out).
+  if (bodyPart.empty()) put(ds, DCM_Laterality, "");
   if (!task.anatomyCode.empty()) {
     putCode(ds, DCM_AnatomicRegionSequence, task.anatomyCode);
   } else if (known) {
