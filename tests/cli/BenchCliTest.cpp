@@ -9,29 +9,15 @@
 
 #include <gtest/gtest.h>
 
+#include "RunTessera.h"
+
 #include "tessera/image/ImageIO.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Output {
-  int code = -1;
-  std::string text;  // stdout and stderr together
-};
-
-Output tessera(const std::string& args) {
-  const std::string cmd = std::string(TESSERA_BINARY) + " " + args + " 2>&1 </dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  Output out;
-  if (!pipe) return out;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.text.append(buffer, n);
-  const int status = pclose(pipe);
-  out.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using tessera::test::runTessera;
 
 int lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
 
@@ -55,14 +41,14 @@ class BenchCli : public ::testing::Test {
 };
 
 TEST_F(BenchCli, MissingLabelsOptionIsAUsageError) {
-  const auto r = tessera("bench interactive --model " + path("none.tsm") + " --images " + path("a.nii.gz") + " " +
+  const auto r = runTessera("bench interactive --model " + path("none.tsm") + " --images " + path("a.nii.gz") + " " +
                          path("b.nii.gz"));
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.text.find("--labels"), std::string::npos) << r.text;
 }
 
 TEST_F(BenchCli, ImageAndLabelCountsMustMatch) {
-  const auto r = tessera("bench interactive --model " + path("none.tsm") + " --images " + path("a.nii.gz") + " " +
+  const auto r = runTessera("bench interactive --model " + path("none.tsm") + " --images " + path("a.nii.gz") + " " +
                          path("b.nii.gz") + " --labels " + path("la.nii.gz"));
   EXPECT_EQ(r.code, 2) << r.text;
   EXPECT_NE(r.text.find("--images gives 2 file(s) but --labels 1"), std::string::npos) << r.text;
@@ -70,7 +56,7 @@ TEST_F(BenchCli, ImageAndLabelCountsMustMatch) {
 }
 
 TEST_F(BenchCli, MissingLabelFileIsNamed) {
-  const auto r = tessera("bench interactive --model " + path("none.tsm") + " --images " + path("a.nii.gz") + " " +
+  const auto r = runTessera("bench interactive --model " + path("none.tsm") + " --images " + path("a.nii.gz") + " " +
                          path("b.nii.gz") + " --labels " + path("la.nii.gz") + " " + path("lb.nii.gz"));
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.text.find("lb.nii.gz"), std::string::npos) << r.text;
@@ -80,18 +66,18 @@ TEST_F(BenchCli, MissingLabelFileIsNamed) {
 TEST_F(BenchCli, OptionsOutOfRangeAreRefusedBeforeReading) {
   const std::string base = "bench interactive --model " + path("none.tsm") + " --images " + path("a.nii.gz") + " " +
                            path("b.nii.gz") + " --labels " + path("la.nii.gz") + " " + path("la.nii.gz");
-  auto r = tessera(base + " --learn-cases 2");
+  auto r = runTessera(base + " --learn-cases 2");
   EXPECT_EQ(r.code, 2) << r.text;
   EXPECT_NE(r.text.find("--learn-cases 2"), std::string::npos) << r.text;
-  r = tessera(base + " --plot " + path("dice.jpg"));
+  r = runTessera(base + " --plot " + path("dice.jpg"));
   EXPECT_EQ(r.code, 2) << r.text;
   EXPECT_NE(r.text.find("--plot"), std::string::npos) << r.text;
-  r = tessera("bench interactive --model " + path("none.tsm") + " --images " + path("a.nii.gz") + " --labels " +
+  r = runTessera("bench interactive --model " + path("none.tsm") + " --images " + path("a.nii.gz") + " --labels " +
               path("la.nii.gz"));
   EXPECT_EQ(r.code, 2) << r.text;
   EXPECT_NE(r.text.find("at least 2"), std::string::npos) << r.text;
   // Arguments fine, model missing: named, after the arguments were checked.
-  r = tessera(base);
+  r = runTessera(base);
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.text.find("none.tsm"), std::string::npos) << r.text;
 }

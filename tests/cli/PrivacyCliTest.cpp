@@ -6,27 +6,13 @@
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include "RunTessera.h"
 #include <nlohmann/json.hpp>
 
 namespace {
 
-struct Output {
-  int code = -1;
-  std::string text;  // stdout and stderr together
-};
-
-Output tessera(const std::string& args) {
-  const std::string cmd = std::string(TESSERA_BINARY) + " " + args + " 2>&1 </dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  Output out;
-  if (!pipe) return out;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.text.append(buffer, n);
-  const int status = pclose(pipe);
-  out.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using tessera::test::runTessera;
 
 const char* kTfOrders =
     "1.25,1.5,1.75,2,2.25,2.5,3,3.5,4,4.5,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,"
@@ -35,7 +21,7 @@ const char* kTfOrders =
 }  // namespace
 
 TEST(PrivacyCli, EpsilonTextNamesEpsilonAndOrder) {
-  const auto r = tessera("privacy epsilon --sigma 1.5 --q 0.04 --steps 2250 --delta 1e-5");
+  const auto r = runTessera("privacy epsilon --sigma 1.5 --q 0.04 --steps 2250 --delta 1e-5");
   ASSERT_EQ(r.code, 0) << r.text;
   EXPECT_NE(r.text.find("epsilon 7.3291"), std::string::npos) << r.text;
   EXPECT_NE(r.text.find("order 3.9"), std::string::npos) << r.text;
@@ -43,18 +29,18 @@ TEST(PrivacyCli, EpsilonTextNamesEpsilonAndOrder) {
 
 TEST(PrivacyCli, EpsilonJsonWithOrdersAndBothConversions) {
   const std::string base = std::string("privacy epsilon --sigma 1.3 --q 0.0025 --steps 6000 --delta 1e-5 --json --orders ") + kTfOrders;
-  const auto balle = tessera(base);
+  const auto balle = runTessera(base);
   ASSERT_EQ(balle.code, 0) << balle.text;
   const auto b = nlohmann::json::parse(balle.text);
   EXPECT_NEAR(b["epsilon"].get<double>(), 0.72422, 1e-3);
   EXPECT_EQ(b["best_order"].get<double>(), 19);
-  const auto classic = tessera(base + " --conversion classic");
+  const auto classic = runTessera(base + " --conversion classic");
   ASSERT_EQ(classic.code, 0) << classic.text;
   EXPECT_NEAR(nlohmann::json::parse(classic.text)["epsilon"].get<double>(), 0.94187, 1e-3);
 }
 
 TEST(PrivacyCli, SigmaForTargetEpsilon) {
-  const auto r = tessera("privacy sigma --epsilon 8 --delta 1e-5 --q 0.04 --steps 2250 --json");
+  const auto r = runTessera("privacy sigma --epsilon 8 --delta 1e-5 --q 0.04 --steps 2250 --json");
   ASSERT_EQ(r.code, 0) << r.text;
   const auto j = nlohmann::json::parse(r.text);
   EXPECT_NEAR(j["sigma"].get<double>(), 1.416, 3e-3);
@@ -62,15 +48,15 @@ TEST(PrivacyCli, SigmaForTargetEpsilon) {
 }
 
 TEST(PrivacyCli, BadArgumentsAreUsageErrors) {
-  const auto order = tessera("privacy epsilon --sigma 1 --q 0.5 --steps 3 --delta 1e-5 --orders 2,x");
+  const auto order = runTessera("privacy epsilon --sigma 1 --q 0.5 --steps 3 --delta 1e-5 --orders 2,x");
   EXPECT_EQ(order.code, 2);
   EXPECT_NE(order.text.find("--orders: 'x'"), std::string::npos) << order.text;
-  const auto low = tessera("privacy epsilon --sigma 1 --q 0.5 --steps 3 --delta 1e-5 --orders 1,2");
+  const auto low = runTessera("privacy epsilon --sigma 1 --q 0.5 --steps 3 --delta 1e-5 --orders 1,2");
   EXPECT_EQ(low.code, 2) << low.text;
-  const auto sigma = tessera("privacy epsilon --sigma 0 --steps 3 --delta 1e-5");
+  const auto sigma = runTessera("privacy epsilon --sigma 0 --steps 3 --delta 1e-5");
   EXPECT_EQ(sigma.code, 2);
   EXPECT_NE(sigma.text.find("sigma"), std::string::npos) << sigma.text;
-  EXPECT_NE(tessera("privacy epsilon --sigma 1 --steps 3").code, 0);  // --delta is required
+  EXPECT_NE(runTessera("privacy epsilon --sigma 1 --steps 3").code, 0);  // --delta is required
 }
 
 // The smallest federation that shows the cost of privacy: one fedavg run and the same under
@@ -79,7 +65,7 @@ TEST(PrivacyCli, BadArgumentsAreUsageErrors) {
 TEST(PrivacyCli, SimulateReportsTheDiceCostOfDp) {
   const std::string out = ::testing::TempDir() + "tessera-simulate-dp";
   std::system(("rm -rf '" + out + "'").c_str());
-  const auto r = tessera("simulate --sites 2 --generations 1 --strategy fedavg --dp-epsilon 8 --epochs 1 --root-epochs 1 "
+  const auto r = runTessera("simulate --sites 2 --generations 1 --strategy fedavg --dp-epsilon 8 --epochs 1 --root-epochs 1 "
                          "--root-slices 2 --base-features 4 --slices-per-round 1 --out '" + out + "'");
   ASSERT_EQ(r.code, 0) << r.text;
   EXPECT_NE(r.text.find("cost of differential privacy"), std::string::npos) << r.text;
@@ -99,7 +85,7 @@ TEST(PrivacyCli, SimulateReportsTheDiceCostOfDp) {
   EXPECT_NEAR(cost["dice_cost"].get<double>(), cost["dice"].get<double>() - cost["dice_dp"].get<double>(), 1e-12);
   EXPECT_GT(cost["clip"].get<double>(), 0);
   // One release at q = 1 for ε = 8, δ = 1e-5 (the accountant's own answer, cf. `privacy sigma`).
-  const auto sigma = tessera("privacy sigma --epsilon 8 --delta 1e-5 --q 1 --steps 1 --json");
+  const auto sigma = runTessera("privacy sigma --epsilon 8 --delta 1e-5 --q 1 --steps 1 --json");
   ASSERT_EQ(sigma.code, 0) << sigma.text;
   EXPECT_NEAR(cost["noise_multiplier"].get<double>(), nlohmann::json::parse(sigma.text)["sigma"].get<double>(), 1e-9);
   std::system(("rm -rf '" + out + "'").c_str());

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "RunTessera.h"
+
 #include "tessera/image/ImageIO.h"
 #include "tessera/image/Metrics.h"
 
@@ -19,23 +21,7 @@ using tessera::image::Volume;
 
 namespace {
 
-struct Output {
-  int code = -1;
-  std::string text;  // stdout and stderr together
-};
-
-Output runTessera(const std::string& args) {
-  const std::string cmd = std::string(TESSERA_BINARY) + " " + args + " 2>&1 </dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  Output out;
-  if (!pipe) return out;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.text.append(buffer, n);
-  const int status = pclose(pipe);
-  out.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using tessera::test::runTessera;
 
 class PropagateCli : public ::testing::Test {
  protected:
