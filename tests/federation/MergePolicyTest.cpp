@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tessera/common/Error.h"
 #include "tessera/federation/MergePolicy.h"
 
 using namespace tessera::federation;
@@ -61,7 +62,7 @@ TEST(MergePolicy, JsonRoundTripOfEveryField) {
   EXPECT_EQ(j.at("strategy"), "trimmed-mean");
   EXPECT_EQ(j.at("staleness"), "downweight");
   EXPECT_EQ(j.at("max_update_bytes").get<uint64_t>(), uint64_t{5} << 32);
-  EXPECT_EQ(j.size(), 22u);  // + server_lr, beta1, beta2, tau, prox_mu (ServerOptimizerTest), site_quorum, site_tolerance, site_gate_seconds
+  EXPECT_EQ(j.size(), 26u);  // + server_lr, beta1, beta2, tau, prox_mu (ServerOptimizerTest), site_quorum, site_tolerance, site_gate_seconds, secure_aggregation, secagg_threshold, secagg_step_seconds, secagg_range
   // Through text, as the registry stores it.
   const MergePolicy back = policyFromJson(json::parse(j.dump()));
   EXPECT_EQ(back.strategy, p.strategy);
@@ -78,6 +79,29 @@ TEST(MergePolicy, JsonRoundTripOfEveryField) {
   EXPECT_EQ(back.maxSamples, p.maxSamples);
   EXPECT_EQ(back.updatesPerSitePerRound, p.updatesPerSitePerRound);
   EXPECT_EQ(toJson(back), j);
+}
+
+TEST(MergePolicy, SecureAggregationFieldsRoundTripAndRefuseWhatNeedsSingleUpdates) {
+  const MergePolicy p = policyFromJson({{"secure_aggregation", true}, {"round_size", 5}, {"secagg_step_seconds", 30}, {"secagg_range", 0.5}});
+  EXPECT_TRUE(p.secureAggregation);
+  EXPECT_EQ(p.effectiveSecaggThreshold(), 4);  // ⌈2·5/3⌉
+  const MergePolicy back = policyFromJson(toJson(p));
+  EXPECT_TRUE(back.secureAggregation);
+  EXPECT_EQ(back.secaggStepSeconds, 30);
+  EXPECT_EQ(back.secaggRange, 0.5);
+  for (const std::string strategy : {"median", "trimmed-mean", "dafne"}) {
+    try {
+      policyFromJson({{"strategy", strategy}}, p);
+      ADD_FAILURE() << strategy << " was accepted under secure aggregation";
+    } catch (const tessera::Error& e) {
+      EXPECT_EQ(e.code(), tessera::ErrorCode::BadRequest);
+      EXPECT_NE(std::string(e.what()).find(strategy), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(policyFromJson({{"site_quorum", 1}}, p), std::invalid_argument);
+  EXPECT_THROW(policyFromJson({{"secagg_threshold", 2}}, p), std::invalid_argument);  // not a majority of 5
+  EXPECT_THROW(policyFromJson({{"round_size", 1}, {"secagg_threshold", 0}}, p), std::invalid_argument);
+  EXPECT_THROW(policyFromJson({{"secure_aggregation", 1}}), std::invalid_argument);
 }
 
 TEST(MergePolicy, PatchChangesOnlyNamedFields) {

@@ -391,6 +391,41 @@ nlohmann::json ApiClient::pushUpdate(const std::string& task, const std::string&
   }
 }
 
+namespace {
+// 202 (the step waits for other sites) answers JSON; a closed step's relay is protocol bytes.
+ApiClient::SecAggReply secAggReplyOf(Reply reply) {
+  const auto type = reply.headers.find("Content-Type");
+  const bool json = type != reply.headers.end() && type->second.rfind("application/json", 0) == 0;
+  bool waiting = false;
+  if (json) {
+    try {
+      waiting = nlohmann::json::parse(reply.body).contains("waiting");
+    } catch (const nlohmann::json::parse_error&) {
+    }
+  }
+  return {waiting, std::move(reply.body)};
+}
+}  // namespace
+
+ApiClient::SecAggReply ApiClient::secAggJoin(const std::string& task, int64_t baseGeneration) {
+  return secAggReplyOf(impl_->send("POST", modelPath(task) + "/secagg/join", nlohmann::json{{"base_generation", baseGeneration}}.dump(),
+                                   "application/json", "secure-aggregation join refused by the server"));
+}
+
+ApiClient::SecAggReply ApiClient::secAggPost(const std::string& task, const std::string& step, const std::string& round,
+                                             const std::string& message, const std::map<std::string, std::string>& headers) {
+  return secAggReplyOf(impl_->send("POST", modelPath(task) + "/secagg/" + step + "?round=" + percentEncode(round), message,
+                                   "application/octet-stream", "secure-aggregation " + step + " refused by the server", headers));
+}
+
+ApiClient::SecAggReply ApiClient::secAggGet(const std::string& task, const std::string& step, const std::string& round) {
+  return secAggReplyOf(impl_->send("GET", modelPath(task) + "/secagg/" + step + "?round=" + percentEncode(round)));
+}
+
+nlohmann::json ApiClient::secAggStatus(const std::string& task, const std::string& round) {
+  return impl_->json("GET", modelPath(task) + "/secagg/status?round=" + percentEncode(round));
+}
+
 nlohmann::json ApiClient::serverKey() { return impl_->json("GET", "/v1/server-key"); }
 
 nlohmann::json ApiClient::seedModel(const std::string& tsmBytes, const std::string& strategy) {

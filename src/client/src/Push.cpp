@@ -6,6 +6,7 @@
 #include "UsageEvents.h"
 #include "tessera/client/ApiClient.h"
 #include "tessera/client/PrivatePush.h"
+#include "tessera/client/SecurePush.h"
 #include "tessera/common/AtomicFile.h"
 #include "tessera/common/Error.h"
 #include "tessera/common/Sha256.h"
@@ -48,6 +49,13 @@ nlohmann::json pushWithPrivacy(const ClientConfig& config, std::ostream& log,
     throw Error(ErrorCode::Rejected, state.trainedInfoPath().string() + ": this training was already pushed as update " +
                                       idText(record->pushed.value("update", nlohmann::json())) +
                                       "; train again before pushing");
+  }
+  if (serverWantsSecureAggregation(config)) {
+    if (dp) {
+      throw Error(ErrorCode::Config, "model '" + config.task + "' runs secure aggregation, whose rounds the server's privacy ledger does "
+                                     "not count: push without --dp-clip/--dp-noise (the policy's central DP noises the sum)");
+    }
+    return pushSecurely(config, log);
   }
   const model::Model trained = state.loadTrained(*record);
   const model::Model base = ModelCache(config.home).load(config.task, record->baseGeneration);

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tessera/federation/SecureAggregationPolicy.h"
+
 namespace tessera::federation {
 
 std::string toString(Strategy strategy) {
@@ -117,6 +119,23 @@ void MergePolicy::validate() const {
   need(dp.adaptiveQuantile == 0 || dp.mode == DpMode::Central, "'dp.adaptive_quantile' needs 'dp.mode' central");
   need(dp.adaptiveQuantile == 0 || dp.adaptiveCountNoise > dp.noiseMultiplier / 2,
        "'dp.adaptive_count_noise' must exceed noise_multiplier / 2 with adaptive clipping");
+  need(std::isfinite(secaggStepSeconds) && secaggStepSeconds > 0 && secaggStepSeconds <= 86400,
+       "'secagg_step_seconds' must be in (0, 86400]");
+  need(std::isfinite(secaggRange) && secaggRange > 0 && secaggRange <= 1e6, "'secagg_range' must be in (0, 1e6]");
+  need(secaggThreshold == 0 || (secaggThreshold > roundSize / 2 && secaggThreshold <= roundSize),
+       "'secagg_threshold' must be 0 (2/3 of round_size) or more than half of round_size and at most round_size");
+  if (secureAggregation) {
+    requireSecureAggregationCompatible(*this);
+    need(roundSize >= 2, "'round_size' must be at least 2 under secure aggregation (one site's sum is its update)");
+    // The site gate and the per-update checks need single updates; the masked ones reveal none.
+    need(siteQuorum == 0, "'site_quorum' must be 0 under secure aggregation (the site gate is not run on secure rounds)");
+    need(dp.epsilonMax == 0,
+         "'dp.epsilon_max' must be 0 under secure aggregation (the privacy ledger counts single updates, which these rounds do not record)");
+  }
+}
+
+int MergePolicy::effectiveSecaggThreshold() const {
+  return secaggThreshold > 0 ? secaggThreshold : (2 * roundSize + 2) / 3;
 }
 
 MergePolicy defaultPolicyFor(Strategy strategy) {
@@ -154,7 +173,11 @@ nlohmann::json toJson(const MergePolicy& p) {
           {"site_quorum", p.siteQuorum},
           {"site_tolerance", p.siteTolerance},
           {"site_gate_seconds", p.siteGateSeconds},
-          {"dp", dpToJson(p.dp)}};
+          {"dp", dpToJson(p.dp)},
+          {"secure_aggregation", p.secureAggregation},
+          {"secagg_threshold", p.secaggThreshold},
+          {"secagg_step_seconds", p.secaggStepSeconds},
+          {"secagg_range", p.secaggRange}};
 }
 
 MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base) {
@@ -217,6 +240,12 @@ MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base)
       else if (key == "site_tolerance") p.siteTolerance = number();
       else if (key == "site_gate_seconds") p.siteGateSeconds = number();
       else if (key == "dp") p.dp = dpFromJson(value, p.dp);
+      else if (key == "secure_aggregation") {
+        if (!value.is_boolean()) throw std::invalid_argument("policy field 'secure_aggregation' must be true or false, not " + value.dump());
+        p.secureAggregation = value.get<bool>();
+      } else if (key == "secagg_threshold") p.secaggThreshold = smallInteger();
+      else if (key == "secagg_step_seconds") p.secaggStepSeconds = number();
+      else if (key == "secagg_range") p.secaggRange = number();
       else throw std::invalid_argument("unknown policy field '" + key + "'");
     } catch (const nlohmann::json::exception&) {
       throw std::invalid_argument("policy field '" + key + "' has the wrong type: " + value.dump());

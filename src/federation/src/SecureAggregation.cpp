@@ -557,4 +557,13 @@ SecAggRoundResult runSecureAggregationRound(const SecAggConfig& config,
   return result;
 }
 
+uint32_t secAggMessageSender(const std::string& message) {
+  // Layout of wire::Writer: "TSA1", step (1 byte), round id (16), sender (u32 little-endian).
+  if (message.size() < 25 || message.compare(0, 4, "TSA1") != 0)
+    throw Error(ErrorCode::BadRequest, "secure aggregation: body is not a protocol message");
+  uint32_t sender = 0;
+  std::memcpy(&sender, message.data() + 21, 4);
+  return sender;
+}
+
 }  // namespace tessera::federation

@@ -20,6 +20,7 @@
 #include "JsonViews.h"
 #include "MergeLoop.h"
 #include "PacsPublisher.h"
+#include "SecAggRounds.h"
 #include "SignatureCheck.h"
 #include "ServerMetrics.h"
 #include "tessera/common/AtomicFile.h"
@@ -198,6 +199,7 @@ struct FederationServer::Impl {
   ServerMetrics metrics;
   std::unique_ptr<MergeLoop> mergeLoop;
   std::unique_ptr<PacsPublisher> pacsPublisher;  // null without --publish-pacs
+  std::unique_ptr<SecAggRounds> secagg;
   std::unique_ptr<httplib::Server> http;
   std::thread listener;
   int port = 0;
@@ -222,6 +224,8 @@ struct FederationServer::Impl {
     removeLeftovers();
     mergeLoop = std::make_unique<MergeLoop>(*registry, *blobs, options.dataDir, metrics, options.log, options.pollSeconds,
                                             options.scorer, options.normAdaptedScorer);
+    secagg = std::make_unique<SecAggRounds>(*registry, options.dataDir, *mergeLoop, options.log);
+    secagg->abortInterrupted();
     if (!options.publishPacs.empty()) {
       PacsPublishOptions po;
       po.address = options.publishPacs;
@@ -322,6 +326,7 @@ struct FederationServer::Impl {
   void privacyRoutes(httplib::Server& svr);
   void candidateRoutes(httplib::Server& svr);
   void usageRoutes(httplib::Server& svr);
+  void secAggRoutes(httplib::Server& svr);
   void receiveEvents(const httplib::Request& req, httplib::Response& res, const std::string& text);
 
   // A route with a body: `handle(req, res, reader)` checks the token before it reads anything; a
@@ -356,6 +361,11 @@ void FederationServer::Impl::receiveUpdate(const httplib::Request& req, httplib:
   const Site site = require(req, "site");
   const ModelRecord model = modelOr404(task);
   const auto policy = federation::policyFromJson(model.policy);
+  if (policy.secureAggregation) {
+    // A plain upload would hand the server the single update the policy promises it never sees.
+    throw Error(ErrorCode::Conflict, "model '" + task + "' runs secure aggregation: send the update through /v1/models/" + task +
+                                         "/secagg/… (`tessera client push` does)");
+  }
   const auto signature = readUploadSignature(req, *registry, site, options.requireSignatures);
   const bool sized = req.has_header("Content-Length");
   const uint64_t declared = declaredLength(req);
@@ -1028,6 +1038,76 @@ void FederationServer::Impl::usageRoutes(httplib::Server& svr) {
   });
 }
 
+// /v1/models/T/secagg/…: the site side of a secure-aggregation round (SecAggRounds.h), one route
+// per protocol step. A site acts only as itself: its token names it, its protocol id is the one
+// it was given at join, and its messages are signed like uploads when it has a registered key.
+void FederationServer::Impl::secAggRoutes(httplib::Server& svr) {
+  const auto send = [](httplib::Response& res, const SecAggAnswer& a) {
+    if (a.binary) {
+      res.status = a.status;
+      res.set_content(a.body, "application/octet-stream");
+    } else {
+      sendJson(res, a.status, json::parse(a.body));
+    }
+  };
+  const auto roundOf = [](const httplib::Request& req) {
+    if (!req.has_param("round")) throw Error(ErrorCode::BadRequest, "query parameter 'round' (the id join answered) is missing");
+    return req.get_param_value("round");
+  };
+  svr.Post(R"(/v1/models/([^/]+)/secagg/join)",
+           bodyRoute([this, send](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+             const Site site = require(req, "site");
+             const auto m = modelOr404(req.matches[1]);
+             const json body = parseJsonBody(readBody(req, reader, kMaxJsonBody));
+             const auto base = body.find("base_generation");
+             if (base == body.end() || !base->is_number_integer()) {
+               throw Error(ErrorCode::BadRequest, "join field 'base_generation' (the generation the update starts from) is missing");
+             }
+             send(res, secagg->join(m, site, base->get<int64_t>()));
+           }));
+  const std::pair<const char*, SecAggStep> posts[] = {{"advertise-keys", SecAggStep::Advertise},
+                                                      {"shares", SecAggStep::Shares},
+                                                      {"masked-input", SecAggStep::Masked},
+                                                      {"unmask", SecAggStep::Unmask}};
+  for (const auto& [name, step] : posts) {
+    svr.Post(std::string(R"(/v1/models/([^/]+)/secagg/)") + name,
+             bodyRoute([this, send, roundOf, step = step](const httplib::Request& req, httplib::Response& res,
+                                                         const httplib::ContentReader& reader) {
+               const Site site = require(req, "site");
+               const auto m = modelOr404(req.matches[1]);
+               const std::string round = roundOf(req);
+               const auto signature = readUploadSignature(req, *registry, site, options.requireSignatures);
+               // A masked input is an update's size: the policy's upload limit holds; the other
+               // messages are keys and share boxes, a few KiB per site.
+               const uint64_t limit = step == SecAggStep::Masked ? federation::policyFromJson(m.policy).maxUpdateBytes : kMaxJsonBody;
+               const std::string message = readBody(req, reader, limit);
+               metrics.uploadBytes += message.size();
+               send(res, secagg->post(m, site, round, step, message, [&](int64_t base, const std::string& sha) {
+                 if (signature) verifyUploadSignature(*registry, site, *signature, m.task, base, sha);
+               }));
+             }));
+  }
+  const std::pair<const char*, SecAggStep> gets[] = {
+      {"keys", SecAggStep::Advertise}, {"my-shares", SecAggStep::Shares}, {"survivors", SecAggStep::Masked}};
+  for (const auto& [name, after] : gets) {
+    svr.Get(std::string(R"(/v1/models/([^/]+)/secagg/)") + name,
+            [this, send, roundOf, after = after](const httplib::Request& req, httplib::Response& res) {
+              guard(res, [&] {
+                const Site site = require(req, "site");
+                const auto m = modelOr404(req.matches[1]);
+                send(res, secagg->fetch(m, site, roundOf(req), after));
+              });
+            });
+  }
+  svr.Get(R"(/v1/models/([^/]+)/secagg/status)", [this](const httplib::Request& req, httplib::Response& res) {
+    guard(res, [&] {
+      require(req, "");
+      const auto m = modelOr404(req.matches[1]);
+      sendJson(res, 200, secagg->status(m, req.get_param_value("round")));
+    });
+  });
+}
+
 // Runs on every request once httplib has parsed its header, before any body is read: gives the
 // request its id, tells the connection supervisor, and refuses what no route should see.
 void FederationServer::Impl::requestChecks(httplib::Server& svr) {
@@ -1102,6 +1182,7 @@ void FederationServer::Impl::routes() {
   updateRoutes(svr);
   usageRoutes(svr);
   candidateRoutes(svr);
+  secAggRoutes(svr);
   fallbackRoutes(svr);
 }
 

@@ -19,6 +19,8 @@ nlohmann::json modelSummaryJson(const ModelRecord& model, const std::optional<Ge
           {"strategy", model.policy.value("strategy", "fedavg")},
           // FedProx's μ: sites add (μ/2)·‖w − w_global‖² to their training loss.
           {"prox_mu", model.policy.value("prox_mu", 0.0)},
+          // Sites push through the secure-aggregation routes when this is true.
+          {"secure_aggregation", model.policy.value("secure_aggregation", false)},
           {"spec", model.header.value("spec", nlohmann::json::object())},
           {"labels", model.header.contains("task") ? model.header["task"].value("labels", nlohmann::json::object())
                                                    : nlohmann::json::object()}};

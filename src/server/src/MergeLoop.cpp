@@ -142,6 +142,7 @@ std::vector<std::string> MergeLoop::problems() const {
 }
 
 int MergeLoop::runDue() {
+  const std::lock_guard merging(mergeMutex_);
   if (!due("")) return 0;
   std::vector<ModelRecord> models;
   try {
@@ -251,7 +252,67 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
     input.updates.push_back(in);
     ids.push_back(u.id);
   }
+  mergeAndRecord(model, current, input, ids, policy, started, nullptr);
+}
 
+std::optional<int64_t> MergeLoop::mergeSecureMean(const ModelRecord& model, int64_t baseGeneration, const std::vector<float>& meanDelta,
+                                                  const nlohmann::json& provenance) {
+  const std::lock_guard merging(mergeMutex_);
+  const auto started = std::chrono::steady_clock::now();
+  const auto current = registry_.latestGeneration(model.id);
+  if (!current || current->generation != baseGeneration) {
+    throw Error(ErrorCode::Conflict, "model '" + model.task + "' moved on from generation " + std::to_string(baseGeneration) +
+                                         " during the secure-aggregation round; its sum is not merged");
+  }
+  const auto fresh = registry_.modelById(model.id);
+  auto policy = federation::policyFromJson(fresh ? fresh->policy : model.policy);
+  // Central DP's noise was added once to the unmasked mean (privateMeanOfSecureSum): the merge
+  // itself must not clip and noise it again as if it were one site's delta.
+  policy.dp.mode = federation::DpMode::Off;
+  blobs_.verify(current->weightsSha256);
+  const common::WeightsLocation currentWeights{blobs_.pathOf(current->weightsSha256), 0, 0};
+  const fs::path tmpDir = currentWeights.path.parent_path().parent_path() / "tmp";
+  // The mean (an aggregate of the round's survivors, never one site's delta) in the merge's input
+  // form: a temporary weights file with the current generation's tensor names and shapes, gone
+  // when this function returns.
+  common::WeightRecordReader layout(currentWeights, "generation " + std::to_string(current->generation), ErrorCode::Corrupt);
+  common::WeightFileWriter meanFile(tmpDir, layout.tensorCount());
+  size_t at = 0;
+  while (layout.next()) {
+    const auto& t = layout.tensor();
+    if (at + static_cast<size_t>(t.elements) > meanDelta.size()) break;
+    meanFile.beginTensor(t.name, t.shape);
+    meanFile.write(meanDelta.data() + at, t.elements);
+    at += static_cast<size_t>(t.elements);
+  }
+  if (at != meanDelta.size() || static_cast<int64_t>(at) != current->parameters) {
+    throw Error(ErrorCode::ShapeMismatch, "secure-aggregation sum of " + std::to_string(meanDelta.size()) + " values does not fit generation " +
+                                              std::to_string(current->generation) + " (" + std::to_string(current->parameters) + " parameters)");
+  }
+  meanFile.finishHash();
+  federation::MergeInput input;
+  input.current = currentWeights;
+  input.currentGeneration = current->generation;
+  input.policy = policy;
+  input.generationWeights = [&](int64_t generation) {
+    throw Error(ErrorCode::Internal, "a secure-aggregation mean asked for generation " + std::to_string(generation));
+    return currentWeights;
+  };
+  federation::UpdateInput mean;
+  mean.weights = {meanFile.file().temporaryPath(), 0, 0};
+  mean.kind = federation::UpdateKind::Delta;
+  mean.baseGeneration = current->generation;
+  mean.samples = 1;
+  input.updates.push_back(mean);
+  mergeAndRecord(model, *current, input, {}, policy, started, provenance);
+  const auto latest = registry_.latestGeneration(model.id);
+  if (latest && latest->generation > baseGeneration) return latest->generation;
+  return std::nullopt;
+}
+
+void MergeLoop::mergeAndRecord(const ModelRecord& model, const GenerationRecord& current, const federation::MergeInput& input,
+                               const std::vector<int64_t>& ids, const federation::MergePolicy& policy,
+                               std::chrono::steady_clock::time_point started, const nlohmann::json& provenance) {
   const fs::path tmpDir = blobs_.pathOf(current.weightsSha256).parent_path().parent_path() / "tmp";
   common::WeightFileWriter writer(tmpDir, 0 + [&] {
     common::WeightRecordReader r(input.current, "current");
@@ -291,7 +352,7 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
   fs::create_directories(target.parent_path());
   writer.file().commit(target);
   try {
-    recordCandidate(model, current, ids, merged, policy, started);
+    recordCandidate(model, current, ids, merged, policy, started, provenance);
     if (nextClip) {
       updatePolicy(registry_, model.task, {{"dp", {{"clip", *nextClip}}}});
       if (log_) log_("model '" + model.task + "': adaptive clipping: clip " + std::to_string(policy.dp.clipNorm) + " -> " + std::to_string(*nextClip));
@@ -311,7 +372,7 @@ void MergeLoop::buildCandidate(const ModelRecord& model, const GenerationRecord&
 // The candidate's blob is stored: score it, then publish it or hold it back (one transaction).
 void MergeLoop::recordCandidate(const ModelRecord& model, const GenerationRecord& current, const std::vector<int64_t>& ids,
                                 const federation::MergeOutput& merged, const federation::MergePolicy& policy,
-                                std::chrono::steady_clock::time_point started) {
+                                std::chrono::steady_clock::time_point started, const nlohmann::json& provenance) {
   // FedBN: both scored with statistics from the validation images, as a site would deploy them.
   const bool adaptNorm = policy.strategy == federation::Strategy::FedBN;
   const auto before = validationDice(model, current, current.weightsSha256, adaptNorm);
@@ -337,6 +398,7 @@ void MergeLoop::recordCandidate(const ModelRecord& model, const GenerationRecord
   candidate.strategy = federation::toString(policy.strategy);
   candidate.updateIds = ids;
   candidate.validation = validation.is_null() ? nlohmann::json{{"contributions", contributions}} : validation;
+  if (!provenance.is_null()) candidate.validation["secure_aggregation"] = provenance;
   candidate.createdAt = now();
   if (decision.publish && policy.siteQuorum > 0) {
     SiteGate(dataDir_, model.id).hold(candidate);

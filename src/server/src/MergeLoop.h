@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -38,6 +39,12 @@ class MergeLoop {
   // merge failed is skipped until its back-off has passed (0.5 s doubling to 60 s), so a merge
   // that cannot write (full disk, damaged input) neither spins nor floods the log.
   int runDue();
+  // A secure-aggregation round's unmasked mean delta (SecAggRounds.h) merged onto generation
+  // `baseGeneration` like a round of one update, then gated and published as usual; `provenance`
+  // goes into the record's validation field. The published generation, or nullopt when the gate
+  // held the candidate back. Error(Conflict) when the model moved on meanwhile.
+  std::optional<int64_t> mergeSecureMean(const ModelRecord& model, int64_t baseGeneration, const std::vector<float>& meanDelta,
+                                         const nlohmann::json& provenance);
   // One line per model whose merges are failing now (empty: all well), for /healthz.
   std::vector<std::string> problems() const;
 
@@ -57,9 +64,12 @@ class MergeLoop {
 
   int mergeModel(const ModelRecord& model);
   void buildCandidate(const ModelRecord& model, const GenerationRecord& current, const std::vector<UpdateRecord>& updates);
+  void mergeAndRecord(const ModelRecord& model, const GenerationRecord& current, const federation::MergeInput& input,
+                      const std::vector<int64_t>& ids, const federation::MergePolicy& policy,
+                      std::chrono::steady_clock::time_point started, const nlohmann::json& provenance);
   void recordCandidate(const ModelRecord& model, const GenerationRecord& current, const std::vector<int64_t>& ids,
                        const federation::MergeOutput& merged, const federation::MergePolicy& policy,
-                       std::chrono::steady_clock::time_point started);
+                       std::chrono::steady_clock::time_point started, const nlohmann::json& provenance);
   // `adaptNorm`: score with normAdaptedScorer_ (FedBN) when there is one.
   bool awaitingSites(const ModelRecord& model, const federation::MergePolicy& policy);
   void settle(const ModelRecord& model, const PendingCandidate& c, const federation::MergePolicy& policy, bool publish,
@@ -76,6 +86,9 @@ class MergeLoop {
   std::function<void(const std::string&)> log_;
   double pollSeconds_;
   std::mutex mutex_;
+  // Held by every merge: the loop's rounds and secure-aggregation rounds (HTTP threads) share
+  // the registry writes, the tmp folder and diceCache_.
+  std::mutex mergeMutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
   bool pending_ = false;

@@ -54,6 +54,18 @@ class ApiClient {
   nlohmann::json candidate(const std::string& task);
   std::string downloadCandidate(const std::string& task);
   nlohmann::json reportCandidateDice(const std::string& task, const nlohmann::json& report);
+  // Secure aggregation (/v1/models/T/secagg/…, docs/API.md). `waiting`: the server answered 202,
+  // the step is still open (body: its JSON); otherwise `body` is the step's answer (protocol
+  // bytes for GET keys, my-shares and survivors; JSON otherwise).
+  struct SecAggReply {
+    bool waiting = false;
+    std::string body;
+  };
+  SecAggReply secAggJoin(const std::string& task, int64_t baseGeneration);
+  SecAggReply secAggPost(const std::string& task, const std::string& step, const std::string& round, const std::string& message,
+                         const std::map<std::string, std::string>& headers = {});
+  SecAggReply secAggGet(const std::string& task, const std::string& step, const std::string& round);
+  nlohmann::json secAggStatus(const std::string& task, const std::string& round);
   // `events`: an array of {"type","task","seconds","dice"?} objects.
   nlohmann::json postEvents(const nlohmann::json& events);
 

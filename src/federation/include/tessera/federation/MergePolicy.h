@@ -77,8 +77,21 @@ struct MergePolicy {
   double siteTolerance = 0.02;
   double siteGateSeconds = 3600;
   DpPolicy dp;  // JSON: "dp": {"mode", "clip", "noise_multiplier", "epsilon_max", "delta"}
+  // Secure aggregation (SecureAggregation.h, run by the server's /v1/models/T/secagg/… routes):
+  // sites send masked fixed-point deltas and the server learns only the sum of a round of
+  // `roundSize` sites. `secaggThreshold` t: survivors every step needs (0: ⌈2n/3⌉); a step waits at
+  // most `secaggStepSeconds` for missing sites; `secaggRange` R: each coordinate is clipped to
+  // ±R before encoding (central DP uses dp.clip instead). JSON "secure_aggregation",
+  // "secagg_threshold", "secagg_step_seconds", "secagg_range".
+  bool secureAggregation = false;
+  int secaggThreshold = 0;
+  double secaggStepSeconds = 120;
+  double secaggRange = 1.0;
+  int effectiveSecaggThreshold() const;
 
-  void validate() const;  // throws std::invalid_argument naming the field
+  // Throws std::invalid_argument naming the field, or Error(BadRequest) naming a strategy that
+  // cannot run under secure aggregation.
+  void validate() const;
 };
 
 // Dafne's published server merges every upload on arrival and does not gate on validation, so

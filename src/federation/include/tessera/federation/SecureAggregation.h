@@ -132,6 +132,10 @@ class SecAggServer {
   std::map<uint32_t, Revealed> unmaskings_;  // responder → what it revealed
 };
 
+// The sender id a message claims (its header), so that a transport can check that an
+// authenticated site sends only as its own protocol id. Error(BadRequest) for a non-message.
+uint32_t secAggMessageSender(const std::string& message);
+
 // One whole round in one process, for tests and the bench. `inputOf(site)` is called once per
 // site that reaches step 3. Sites in `dropBeforeShares` vanish after advertising keys, those in
 // `dropBeforeMaskedInput` after sharing keys, those in `dropBeforeUnmasking` after sending their
