@@ -116,7 +116,11 @@ void printStatus(const nlohmann::json& s, std::ostream& out) {
   if (pushed.is_null()) {
     out << "pushed   not yet (run `tessera client push`)\n";
   } else {
-    out << "pushed   update " << orDash(pushed["update"]) << " at " << orDash(pushed["at"]);
+    if (pushed.contains("secure_aggregation_round")) {
+      out << "pushed   in secure-aggregation round " << orDash(pushed["secure_aggregation_round"]) << " at " << orDash(pushed["at"]);
+    } else {
+      out << "pushed   update " << orDash(pushed["update"]) << " at " << orDash(pushed["at"]);
+    }
     if (pushed.contains("status")) out << ", " << orDash(pushed["status"]);
     if (pushed.contains("merged_into") && !pushed["merged_into"].is_null()) {
       out << " into generation " << orDash(pushed["merged_into"]);
@@ -171,7 +175,9 @@ Action addClientCommand(CLI::App& app) {
       ->check(CLI::Range(0.0, 0.99));
   a->train->add_option("--seed", a->seed, "Random seed (shuffling, augmentation)")->capture_default_str();
   a->train->add_option("--threads", a->threads, "Compute threads (default: all cores)");
-  a->push = app.add_subcommand("push", "Send the trained model's difference to its base generation to the server");
+  a->push = app.add_subcommand("push", "Send the trained model's difference to its base generation to the server; when the task's policy "
+                                       "says secure_aggregation, take part in a secure-aggregation round instead (the server learns only "
+                                       "the round's sum; the push waits, printing each step, until the round publishes or aborts)");
   a->push->add_option("--dp-clip", a->dpClip, "Local DP: clip the delta to this L2 norm before adding noise");
   a->push->add_option("--dp-noise", a->dpNoise, "Local DP: noise multiplier z (Gaussian noise of std z * clip per parameter)");
   a->keygen = app.add_subcommand("keygen", "Make this site's Ed25519 key pair (home/site-key); push signs with it from then on");
@@ -232,8 +238,14 @@ Action addClientCommand(CLI::App& app) {
       std::optional<federation::DpParameters> dp;
       if (a->dpClip) dp = federation::DpParameters{*a->dpClip, *a->dpNoise};
       const auto answer = client::pushWithPrivacy(config, std::cerr, dp);
-      std::cout << "pushed update " << orDash(answer.value("update", nlohmann::json())) << " for " << config.task
-                << " (" << answer.value("status", "queued") << ")\n";
+      if (answer.contains("round")) {
+        std::cout << "pushed through secure-aggregation round " << orDash(answer["round"]) << " for " << config.task << ": "
+                  << orDash(answer.value("state", nlohmann::json())) << ", generation " << orDash(answer.value("generation", nlohmann::json()))
+                  << "\n";
+      } else {
+        std::cout << "pushed update " << orDash(answer.value("update", nlohmann::json())) << " for " << config.task
+                  << " (" << answer.value("status", "queued") << ")\n";
+      }
     } else if (a->status->parsed()) {
       const auto s = client::status(config);
       if (a->json) {

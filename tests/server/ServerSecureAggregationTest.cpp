@@ -7,6 +7,8 @@
 
 #include "ServerHarness.h"
 #include "tessera/client/SecurePush.h"
+#include "tessera/client/SiteKeys.h"
+#include "tessera/common/Ed25519.h"
 #include "tessera/common/WeightRecords.h"
 #include "tessera/federation/FixedPoint.h"
 #include "tessera/federation/SecureAggregation.h"
@@ -24,11 +26,19 @@ struct Federation {
   std::string admin;
   std::unique_ptr<ServerProcess> server;
 
-  explicit Federation(const json& policy, const std::vector<std::string>& sites = {"a", "b", "c"}) {
+  // Sites in `keyed` get an Ed25519 key (home/site-key, registered with the server): their
+  // protocol messages must then be signed.
+  explicit Federation(const json& policy, const std::set<std::string>& keyed = {}, const std::vector<std::string>& sites = {"a", "b", "c"}) {
     data = dir.path() / "data";
     base = makeModel(kTask);
     seed(data, base, "fedavg");
     for (const auto& s : sites) tokens[s] = addSite(data, "site-" + s);
+    for (const auto& s : keyed) {
+      const auto key = common::SigningKey::generate();
+      fs::create_directories(config(s).home);
+      key.save(client::siteKeyFile(config(s).home));
+      server::Registry(data).setSitePublicKey("site-" + s, key.publicKeyHex());
+    }
     admin = addSite(data, "operator", "admin");
     setPolicy(data, kTask, policy);
     server = std::make_unique<ServerProcess>(data);
@@ -36,7 +46,7 @@ struct Federation {
 
   client::ClientConfig config(const std::string& site) const {
     client::ClientConfig c;
-    c.server = "http://127.0.0.1:" + std::to_string(server->port());
+    c.server = server ? "http://127.0.0.1:" + std::to_string(server->port()) : "";
     c.token = tokens.at(site);
     c.task = kTask;
     c.home = dir.path() / ("home-" + site);
@@ -117,7 +127,7 @@ size_t largestTensor(const common::WeightSet& w) {
 }
 
 TEST(ServerSecureAggregation, ThreeSitesPublishTheFedAvgOfTheirUpdatesAndNoSingleUpdateIsStored) {
-  Federation f({{"secure_aggregation", true}, {"round_size", 3}, {"secagg_step_seconds", 30}});
+  Federation f({{"secure_aggregation", true}, {"round_size", 3}, {"secagg_step_seconds", 30}}, {"a"}, {"a", "b", "c", "d"});  // a signs
   const std::map<std::string, common::WeightSet> deltas{{"a", randomDelta(f.base.weights, 1)},
                                                         {"b", randomDelta(f.base.weights, 2)},
                                                         {"c", randomDelta(f.base.weights, 3)}};
@@ -141,6 +151,22 @@ TEST(ServerSecureAggregation, ThreeSitesPublishTheFedAvgOfTheirUpdatesAndNoSingl
   EXPECT_TRUE(g["merged_updates"].empty());
   EXPECT_EQ(g["validation"]["secure_aggregation"]["sites"].size(), 3u) << g.dump();
   EXPECT_TRUE(f.server->http().getJson("/v1/models/brain/updates", f.admin)["updates"].empty());
+
+  // For comparison (printed, not checked): the same round as three plain uploads and their merge.
+  const Http http = f.server->http();
+  ASSERT_EQ(http.post("/v1/models?strategy=fedavg", model::encodeModel(makeModel("plain")), f.admin).status, 201);
+  const auto plainStart = Clock::now();
+  std::vector<std::thread> uploads;
+  for (const std::string site : {"b", "c", "d"}) {  // d: a fourth site, unsigned like b and c
+    uploads.emplace_back([&, site] {
+      const Reply r = http.post("/v1/models/plain/updates", encodeDelta("plain", 0, randomDelta(f.base.weights, 100 + site[0])), f.tokens.at(site));
+      EXPECT_EQ(r.status, 202) << r.describe();
+    });
+  }
+  for (auto& t : uploads) t.join();
+  const bool merged = waitForGeneration(http, "plain", f.admin, 1, 30).has_value();
+  std::printf("the same with plain uploads: %s in %.3f s\n", merged ? "merged" : "not merged",
+              std::chrono::duration<double>(Clock::now() - plainStart).count());
 
   // No file in the data folder holds a site's delta, as float32 or as its fixed-point encoding.
   const federation::FixedPointCodec codec(1.0, 3);
@@ -173,6 +199,32 @@ TEST(ServerSecureAggregation, ASiteDroppingAfterSharingKeysLeavesTheOtherTwoToPu
   EXPECT_LT(maxAbsDifference(f.generationWeights(1), expected), 1e-6);
   const json g = f.server->http().getJson("/v1/models/brain/generations/1", f.admin);
   EXPECT_EQ(g["validation"]["secure_aggregation"]["dropped"], json({"site-c"}));
+}
+
+TEST(ServerSecureAggregation, CentralDpClipsAtTheSitesAndNoisesTheMeanOnce) {
+  // z = 0 makes the result exact: the mean of the three deltas, each clipped to L2 norm 0.05 by its
+  // site (their norms are about 0.24), with the codec's range at the clip.
+  Federation f({{"secure_aggregation", true}, {"round_size", 3}, {"dp", {{"mode", "central"}, {"clip", 0.05}, {"noise_multiplier", 0}}}});
+  std::map<std::string, common::WeightSet> deltas, clipped;
+  for (const std::string site : {"a", "b", "c"}) {
+    deltas[site] = randomDelta(f.base.weights, 31 + site[0]);
+    double norm = 0;
+    for (const auto& t : deltas[site]) {
+      for (const float v : t.values) norm += double(v) * v;
+    }
+    norm = std::sqrt(norm);
+    ASSERT_GT(norm, 0.05);
+    clipped[site] = deltas[site];
+    for (auto& t : clipped[site]) {
+      for (float& v : t.values) v = static_cast<float>(v * (0.05 / norm));
+    }
+  }
+  const auto results = f.runRound(deltas);
+  ASSERT_EQ(results.at("a").value("state", ""), "published") << results.at("a").dump() << "\n" << f.server->logTail();
+  const auto expected = plus(f.base.weights, {&clipped.at("a"), &clipped.at("b"), &clipped.at("c")});
+  EXPECT_LT(maxAbsDifference(f.generationWeights(1), expected), 1e-6);
+  const json g = f.server->http().getJson("/v1/models/brain/generations/1", f.admin);
+  EXPECT_EQ(g["validation"]["secure_aggregation"]["central_dp"]["clip"], 0.05) << g.dump();
 }
 
 TEST(ServerSecureAggregation, TooFewSurvivorsAbortTheRoundAndNothingIsPublished) {

@@ -78,7 +78,11 @@ nlohmann::json status(const ClientConfig& config) {
         nlohmann::json trained = toJson(*record);
         trained.erase("weights_sha256");
         trained["path"] = state.trainedModelPath().string();
-        if (!record->pushed.is_null() && api) {
+        if (record->pushed.contains("secure_aggregation_round")) {
+          // The server holds no update of this site, only the round's published sum.
+          trained["pushed"]["status"] = "merged";
+          trained["pushed"]["merged_into"] = record->pushed.value("generation", nlohmann::json());
+        } else if (!record->pushed.is_null() && api) {
           const std::string id = idText(record->pushed.value("update", nlohmann::json()));
           if (auto update = ask(server, [&] { return api->update(id); })) {
             trained["pushed"]["status"] = update->value("status", "");
