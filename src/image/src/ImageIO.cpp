@@ -548,12 +548,13 @@ bool isDicomFile(const fs::path& path) {
 }
 
 // Series Instance UID (0020,000E) and Instance Number (0020,0013) of a DICOM file, from its
-// header only (GDCM stops before the pixel data); false if it is no readable DICOM file.
+// header only; false if it is no readable DICOM file. Only these two values are read: GDCM skips
+// the others by seeking, where reading them would allocate whatever length an element declares
+// (pydicom's SC_rgb_jpeg.dcm declares 1.3 GB, so every read of a file beside it took seconds).
 bool dicomSeriesOf(const fs::path& file, std::string& uid, double& instance) {
   gdcm::Reader reader;
   reader.SetFileName(file.c_str());
-  const gdcm::Tag pixelData(0x7fe0, 0x0010);
-  if (!reader.ReadUpToTag(pixelData, {pixelData})) return false;
+  if (!reader.ReadSelectedTags({gdcm::Tag(0x0020, 0x000e), gdcm::Tag(0x0020, 0x0013)})) return false;
   const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
   uid = trim(elementText(ds, 0x0020, 0x000e));
   const std::vector<double> number = elementNumbers(ds, 0x0020, 0x0013);
