@@ -11,6 +11,7 @@
 #include "ClickSimulation.h"
 #include "PartialLabelLoss.h"
 #include "ProximalTerm.h"
+#include "TrainingExtension.h"
 #include "UNet.h"
 #include "VolumeTensors.h"
 #include "tessera/common/Error.h"
@@ -299,8 +300,13 @@ class PatchBatches : public BatchSource {
 }  // namespace
 
 void trainModel(Model& model, const std::vector<TrainingCase>& cases, const TrainOptions& options) {
+  detail::trainModel(model, cases, options, nullptr);
+}
+
+void detail::trainModel(Model& model, const std::vector<TrainingCase>& cases, const TrainOptions& options,
+                        TrainingExtension* extension) {
   model.spec.validate();
-  validateTrainingCases(cases, model.spec, model.preprocessing);
+  if (!extension || !cases.empty()) validateTrainingCases(cases, model.spec, model.preprocessing);
   if (options.epochs < 1) throw Error(ErrorCode::BadModel, "training: epochs must be at least 1");
   if (options.batchSize < 1) throw Error(ErrorCode::BadModel, "training: batch size must be at least 1");
   if (!(options.proximalMu >= 0.0 && std::isfinite(options.proximalMu))) {
@@ -331,7 +337,9 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
 
   const PreparedData data = prepare(model, cases);
   std::unique_ptr<BatchSource> source;
-  if (model.spec.dims == 2) {
+  if (cases.empty()) {
+    // Only an extension's terms (semi-supervised training on unlabelled images alone).
+  } else if (model.spec.dims == 2) {
     source = std::make_unique<SliceBatches>(data, model.spec, options.batchSize);
   } else {
     source = std::make_unique<PatchBatches>(data, model.spec, std::min(options.batchSize, 2));
@@ -345,23 +353,33 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
     for (auto& group : optimizer.param_groups()) {
       static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     }
-    source->startEpoch(rng);
+    const int64_t labelledBatches = source ? source->batchesPerEpoch() : 0;
+    if (source) source->startEpoch(rng);
+    if (extension) extension->startEpoch(epoch, options.epochs, rng);
     double lossSum = 0.0;
-    const int64_t batches = source->batchesPerEpoch();
+    const int64_t batches = std::max(labelledBatches, extension ? extension->stepsPerEpoch() : 0);
     for (int64_t b = 0; b < batches; ++b) {
-      auto [x, y, w, annotated] = source->batch(b, rng);
-      if (options.augment) x = augmentIntensity(x);
-      if (guided) x = torch::cat({x, detail::simulateClicks(net, x, y, options.clicks, channelsLast, rng)}, 1);
-      if (channelsLast) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
       optimizer.zero_grad();
-      auto logits = net->forward(x);
-      // Partially annotated cases: the marginal loss (no label smoothing, which would put target
-      // mass on classes the site never drew).
-      auto loss = annotated.defined() ? detail::partialLabelLoss(logits, y, w, annotated)
-                                      : segmentationLoss(logits, y, w, options.labelSmoothing);
+      torch::Tensor loss;
+      if (source) {
+        auto [x, y, w, annotated] = source->batch(b % labelledBatches, rng);
+        if (options.augment) x = augmentIntensity(x);
+        if (guided) x = torch::cat({x, detail::simulateClicks(net, x, y, options.clicks, channelsLast, rng)}, 1);
+        if (channelsLast) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+        auto logits = net->forward(x);
+        // Partially annotated cases: the marginal loss (no label smoothing, which would put target
+        // mass on classes the site never drew).
+        loss = annotated.defined() ? detail::partialLabelLoss(logits, y, w, annotated)
+                                   : segmentationLoss(logits, y, w, options.labelSmoothing);
+      }
+      if (extension) {
+        auto extra = extension->loss(net, epoch, b);
+        loss = loss.defined() ? loss + extra : extra;
+      }
       if (proximal.active()) loss = loss + proximal(net->parameters());
       loss.backward();
       optimizer.step();
+      if (extension) extension->afterStep(net);
       lossSum += loss.item<double>();
     }
     if (options.onEpoch) {
@@ -371,6 +389,7 @@ void trainModel(Model& model, const std::vector<TrainingCase>& cases, const Trai
       p.loss = lossSum / static_cast<double>(batches);
       p.secondsElapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       p.secondsLeft = p.secondsElapsed / p.epoch * (p.epochs - p.epoch);
+      if (extension) extension->reportEpoch(p);
       options.onEpoch(p);
     }
   }

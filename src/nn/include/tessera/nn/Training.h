@@ -17,6 +17,10 @@ struct TrainProgress {
   double loss = 0.0;  // mean training loss of that epoch
   double secondsElapsed = 0.0;
   double secondsLeft = 0.0;
+  // Semi-supervised training (SemiSupervised.h) only: the epoch's unlabelled voxels the teacher
+  // saw and those confident enough to be pseudo-labelled.
+  int64_t unlabeledVoxels = 0;
+  int64_t pseudoLabelledVoxels = 0;
 };
 
 struct TrainOptions {
