@@ -1,5 +1,5 @@
 // `tessera client`: what a hospital site runs to take part in a federation.
-//   tessera client pull | train --cases DIR | push | status [--json]
+//   tessera client pull | train [--cases DIR] [--unlabeled DIR] | push | status [--json]
 // Settings: flags, then the config file (--config, default $TESSERA_HOME/client.json), then
 // TESSERA_SERVER / TESSERA_TOKEN / TESSERA_HOME, then built-in defaults.
 
@@ -29,7 +29,8 @@ struct ClientArgs {
   bool insecure = false, replaceKey = false;
   CLI::App* keygen = nullptr;
   CLI::App *pull = nullptr, *train = nullptr, *push = nullptr, *status = nullptr;
-  std::string cases;
+  std::string cases, unlabeled;
+  nn::SemiSupervisedOptions semi;
   std::string fromPacs, pacsAet = "TESSERA";
   int epochs = 10;
   double learningRate = 2e-3;
@@ -157,7 +158,22 @@ Action addClientCommand(CLI::App& app) {
                       "its weights are checked against the server's signed record (only its own SHA-256 when the server is away)");
   a->pull->add_option("--pacs-aet", a->pacsAet, "Our AE title towards --from-pacs")->capture_default_str();
   a->train = app.add_subcommand("train", "Fine-tune the newest pulled generation on this site's cases");
-  a->train->add_option("--cases", a->cases, "Folder with images/NAME.nii.gz and labels/NAME.nii.gz")->required();
+  a->train->add_option("--cases", a->cases, "Folder with images/NAME.nii.gz and labels/NAME.nii.gz");
+  a->train->add_option("--unlabeled", a->unlabeled,
+                       "Folder of images without labels (or its images/ subfolder): semi-supervised training on them "
+                       "too (EMA teacher's confident pseudo-labels + consistency); with or without --cases");
+  a->train->add_option("--confidence", a->semi.confidence,
+                       "With --unlabeled: the teacher's class probability a voxel needs to be pseudo-labelled")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  a->train->add_option("--consistency-weight", a->semi.consistencyWeight,
+                       "With --unlabeled: weight of the consistency term (student vs teacher on two intensity perturbations)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1000.0));
+  a->train->add_option("--teacher-decay", a->semi.teacherDecay,
+                       "With --unlabeled: the EMA teacher's decay per optimisation step")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   a->train->add_option("--epochs", a->epochs, "Passes over the cases")->capture_default_str()->check(CLI::Range(1, 100000));
   a->learningRateOpt = a->train->add_option("--learning-rate", a->learningRate,
                                             "Adam's initial learning rate (decays over the epochs; with --replay "
@@ -205,6 +221,8 @@ Action addClientCommand(CLI::App& app) {
       nn::setThreadCount(a->threads);
       client::SiteTrainOptions options;
       options.casesDir = a->cases;
+      options.unlabeledDir = a->unlabeled;
+      options.semiSupervised = a->semi;
       options.epochs = a->epochs;
       options.learningRate = a->learningRate;
       options.seed = a->seed;
@@ -226,6 +244,10 @@ Action addClientCommand(CLI::App& app) {
               << " case(s), " << r.samples << " samples, final loss " << r.finalLoss << ", "
               << formatDuration(r.seconds) << (r.keptLocalNormalization ? ", local normalisation kept" : "")
               << ")";
+      if (r.unlabeledImages > 0) {
+        summary << "; " << r.unlabeledImages << " unlabeled image(s), " << r.pseudoLabelledVoxels << " of "
+                << r.unlabeledVoxels << " voxels pseudo-labelled in the last epoch";
+      }
       if (a->replay) {
         summary << "; learned " << r.learned.size() << " new case(s), replayed " << r.replayed.size();
         for (const auto& d : r.dice) summary << "; " << d.name << " Dice " << d.before << " -> " << d.after;

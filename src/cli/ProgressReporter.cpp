@@ -28,9 +28,15 @@ ProgressReporter::~ProgressReporter() {
 }
 
 void ProgressReporter::operator()(const nn::TrainProgress& p) {
+  // Semi-supervised training: how much of the unlabelled images the teacher was sure of.
+  char pseudo[96] = "";
+  if (p.unlabeledVoxels > 0) {
+    std::snprintf(pseudo, sizeof pseudo, "  pseudo-labelled %lld/%lld (%.0f%%)", static_cast<long long>(p.pseudoLabelledVoxels),
+                  static_cast<long long>(p.unlabeledVoxels), 100.0 * static_cast<double>(p.pseudoLabelledVoxels) / static_cast<double>(p.unlabeledVoxels));
+  }
   if (!terminal_) {
-    std::fprintf(stderr, "%s: epoch %d/%d  loss %.4f  elapsed %s  left %s\n", label_.c_str(), p.epoch, p.epochs,
-                 p.loss, formatDuration(p.secondsElapsed).c_str(), formatDuration(p.secondsLeft).c_str());
+    std::fprintf(stderr, "%s: epoch %d/%d  loss %.4f%s  elapsed %s  left %s\n", label_.c_str(), p.epoch, p.epochs,
+                 p.loss, pseudo, formatDuration(p.secondsElapsed).c_str(), formatDuration(p.secondsLeft).c_str());
     std::fflush(stderr);
     return;
   }
@@ -38,8 +44,8 @@ void ProgressReporter::operator()(const nn::TrainProgress& p) {
   const int filled = p.epochs > 0 ? p.epoch * kWidth / p.epochs : kWidth;
   std::string bar(static_cast<size_t>(filled), '#');
   bar.append(static_cast<size_t>(kWidth - filled), '.');
-  std::fprintf(stderr, "\r%s [%s] epoch %d/%d  loss %.4f  %s left   ", label_.c_str(), bar.c_str(), p.epoch,
-               p.epochs, p.loss, formatDuration(p.secondsLeft).c_str());
+  std::fprintf(stderr, "\r%s [%s] epoch %d/%d  loss %.4f%s  %s left   ", label_.c_str(), bar.c_str(), p.epoch,
+               p.epochs, p.loss, pseudo, formatDuration(p.secondsLeft).c_str());
   std::fflush(stderr);
   drawn_ = true;
 }

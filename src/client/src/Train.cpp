@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "UnlabeledImages.h"
 #include "UsageEvents.h"
 #include "tessera/client/ApiClient.h"
 #include "tessera/common/Error.h"
@@ -118,6 +119,14 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
   }
   model::Model model = cache.load(config.task, *baseGeneration);
   const bool continual = options.replay.has_value();
+  const bool labelled = !options.casesDir.empty();
+  if (!labelled && options.unlabeledDir.empty()) {
+    throw Error(ErrorCode::Config, "client train: give --cases (labelled), --unlabeled (images without labels), or both");
+  }
+  if (continual && !options.unlabeledDir.empty()) {
+    throw Error(ErrorCode::Config, "client train: --unlabeled works with plain fine-tuning, not with --replay");
+  }
+  if (!options.unlabeledDir.empty()) nn::validateSemiSupervisedOptions(options.semiSupervised);
   interactive::CaseSelection selection;   // continual learning
   std::vector<model::NamedCase> allCases;  // plain fine-tuning
   std::vector<std::string> alreadyLearned;
@@ -128,7 +137,7 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
                                            std::to_string(selection.recorded) + " case(s) are listed in " +
                                            interactive::learnedRecordPath(options.casesDir).string());
     }
-  } else {
+  } else if (labelled) {
     allCases = readCases(options.casesDir, model.spec, model.preprocessing);
     try {
       for (const auto& c : interactive::readLearnedRecord(options.casesDir)) alreadyLearned.push_back(c.name);
@@ -143,6 +152,17 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
   for (const auto& c : allCases) cases.push_back(c.data);
   result.cases = static_cast<int>(cases.size());
   result.samples = countSamples(cases, model.spec);
+  std::vector<image::Volume> unlabeled;
+  double unlabeledSamples = 0;
+  if (!options.unlabeledDir.empty()) {
+    auto images = readUnlabeledImages(options.unlabeledDir, model);
+    // They trained the update as labelled slices did (a site with only unlabelled scans needs a
+    // positive sample count to be merged at all); the metrics say how many were unlabelled.
+    unlabeledSamples = countUnlabeledSamples(images, model.spec);
+    result.samples += unlabeledSamples;
+    for (auto& image : images) unlabeled.push_back(std::move(image.volume));
+    result.unlabeledImages = static_cast<int>(unlabeled.size());
+  }
   try {
     if (const auto previous = state.readTrained(); previous && previous->pushed.is_null()) {
       log << "tessera: warning: replacing the trained model of " << previous->trainedAt << " that was never pushed\n";
@@ -190,8 +210,15 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
     result.cases = static_cast<int>(learned.learned.size() + learned.replayed.size());
     result.samples = learned.samples;
   } else {
+    const char* unit = model.spec.dims == 2 ? " slices" : " volumes";
     log << "fine-tuning " << config.task << " generation " << *baseGeneration << " on " << cases.size() << " case(s) ("
-        << result.samples << (model.spec.dims == 2 ? " slices" : " volumes") << "), " << options.epochs << " epochs\n";
+        << result.samples - unlabeledSamples << unit << ")";
+    if (!unlabeled.empty()) {
+      log << " and " << unlabeled.size() << " unlabeled image(s) (" << unlabeledSamples << unit
+          << "; semi-supervised: EMA teacher decay " << options.semiSupervised.teacherDecay << ", pseudo-labels at confidence "
+          << options.semiSupervised.confidence << ", consistency weight " << options.semiSupervised.consistencyWeight << ")";
+    }
+    log << ", " << options.epochs << " epochs\n";
     nn::TrainOptions trainOptions;
     trainOptions.epochs = options.epochs;
     trainOptions.seed = options.seed;
@@ -204,7 +231,15 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
       if (options.onEpoch) options.onEpoch(p);
     };
     const auto start = std::chrono::steady_clock::now();
-    nn::trainModel(model, cases, trainOptions);
+    if (unlabeled.empty()) {
+      nn::trainModel(model, cases, trainOptions);
+    } else {
+      const auto semi = nn::trainSemiSupervised(model, cases, unlabeled, trainOptions, options.semiSupervised);
+      result.unlabeledVoxels = semi.unlabeledVoxels;
+      result.pseudoLabelledVoxels = semi.pseudoLabelledVoxels;
+      log << "semi-supervised: the teacher pseudo-labelled " << semi.pseudoLabelledVoxels << " of " << semi.unlabeledVoxels
+          << " unlabeled voxels in the last epoch\n";
+    }
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     for (const auto& c : allCases) {
       if (std::find(alreadyLearned.begin(), alreadyLearned.end(), c.name) == alreadyLearned.end()) result.learned.push_back(c.name);
@@ -215,19 +250,26 @@ TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, s
   record.baseGeneration = *baseGeneration;
   record.samples = result.samples;
   record.metrics = {{"final_loss", result.finalLoss}, {"seconds", result.seconds}};
+  if (result.unlabeledImages > 0) {
+    record.metrics["unlabeled_images"] = result.unlabeledImages;
+    record.metrics["unlabeled_samples"] = unlabeledSamples;
+    record.metrics["pseudo_labelled_fraction"] =
+        result.unlabeledVoxels > 0 ? static_cast<double>(result.pseudoLabelledVoxels) / static_cast<double>(result.unlabeledVoxels) : 0.0;
+  }
   record.cases = result.cases;
   record.trainedAt = utcNow();
   state.writeTrained(model, record);
   result.modelPath = state.trainedModelPath();
   try {
-    interactive::recordLearned(options.casesDir, result.learned, model);
+    if (labelled) interactive::recordLearned(options.casesDir, result.learned, model);
   } catch (const Error& e) {
     // Plain fine-tuning reads folders that may be read-only datasets; continual learning needs the record.
     if (continual) throw;
     log << "tessera: warning: " << e.what() << " (the cases are not recorded as learned)\n";
   }
 
-  nlohmann::json events = correctionEvents(config, options.casesDir, result.learned, result.dice, log);
+  nlohmann::json events =
+      labelled ? correctionEvents(config, options.casesDir, result.learned, result.dice, log) : nlohmann::json::array();
   nlohmann::json trainEvent{{"type", "train"}, {"task", config.task}, {"seconds", result.seconds}};
   if (!result.dice.empty()) {
     double sum = 0;

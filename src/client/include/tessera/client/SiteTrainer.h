@@ -15,6 +15,7 @@
 
 #include "tessera/client/ClientConfig.h"
 #include "tessera/interactive/ContinualLearning.h"
+#include "tessera/nn/SemiSupervised.h"
 #include "tessera/nn/Training.h"
 
 namespace tessera::client {
@@ -34,7 +35,12 @@ PullResult pull(const ClientConfig& config, std::ostream& log);
 PullResult pullFromPacs(const ClientConfig& config, const std::string& pacs, const std::string& callingAet, std::ostream& log);
 
 struct SiteTrainOptions {
-  std::filesystem::path casesDir;  // images/NAME.nii.gz + labels/NAME.nii.gz (model::readCaseFolder)
+  std::filesystem::path casesDir;  // images/NAME.nii.gz + labels/NAME.nii.gz (model::readCaseFolder); may be empty with unlabeledDir
+  // Scans without labels (every image file of the folder or its images/ subfolder): with them
+  // training is semi-supervised (nn/SemiSupervised.h), so a site that labels nothing still
+  // contributes. Not with `replay`.
+  std::filesystem::path unlabeledDir;
+  nn::SemiSupervisedOptions semiSupervised;
   int epochs = 10;
   uint64_t seed = 1;
   int batchSize = 8;
@@ -63,10 +69,16 @@ struct TrainResult {
   // the earlier ones rehearsed and the model's Dice on each new case before and after learning.
   std::vector<std::string> learned, replayed;
   std::vector<interactive::CaseDice> dice;
+  // Semi-supervised training: the unlabelled images used, and over the last epoch the voxels of
+  // theirs the teacher saw and those it was confident enough to pseudo-label.
+  int unlabeledImages = 0;
+  int64_t unlabeledVoxels = 0, pseudoLabelledVoxels = 0;
 };
 
-// Fine-tunes the newest pulled generation on the site's cases and records the result under
-// home/sites-state/<task>/. Works without the server when the strategy is cached from pull.
+// Fine-tunes the newest pulled generation on the site's cases (and unlabelled images) and records
+// the result under home/sites-state/<task>/; the record's metrics, which travel in the update,
+// name the unlabelled images used (unlabeled_images, unlabeled_samples, pseudo_labelled_fraction).
+// Works without the server when the strategy is cached from pull.
 TrainResult train(const ClientConfig& config, const SiteTrainOptions& options, std::ostream& log);
 
 // Uploads trained − base as a delta update; returns the server's answer
