@@ -6,8 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "FakeServer.h"
-#include "TestModels.h"
+#include "SiteTestFixture.h"
 #include "tessera/client/SiteTrainer.h"
 #include "tessera/common/Error.h"
 #include "tessera/interactive/ContinualLearning.h"
@@ -16,17 +15,8 @@
 namespace tessera::client {
 namespace {
 
-class ContinualSiteTrainTest : public ::testing::Test {
+class ContinualSiteTrainTest : public test::FakeServerSiteTest {
  protected:
-  void SetUp() override {
-    nn::setThreadCount(1);
-    config.server = server.url();
-    config.token = test::FakeServer::kSiteToken;
-    config.task = "brain";
-    config.home = home.path() / "state";
-    test::writeCases(cases.path(), 2, 4);
-  }
-
   void writeSidecar(const std::string& name, int clicks, double seconds, double dice) {
     std::filesystem::create_directories(cases.path() / "interactions");
     std::ofstream(interactive::interactionsPath(cases.path(), name))
@@ -43,12 +33,6 @@ class ContinualSiteTrainTest : public ::testing::Test {
     options.replay = replay;
     return train(config, options, log);
   }
-
-  model::Model base = test::tinyModel("brain", 3);
-  test::FakeServer server{base};
-  test::ScratchDir home, cases;
-  ClientConfig config;
-  std::ostringstream log;
 };
 
 TEST_F(ContinualSiteTrainTest, LearnsNewCasesOnceAndReportsTheirCorrections) {

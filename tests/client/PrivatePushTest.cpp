@@ -4,8 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "FakeServer.h"
-#include "TestModels.h"
+#include "SiteTestFixture.h"
 #include "tessera/client/PrivatePush.h"
 #include "tessera/client/SiteState.h"
 #include "tessera/client/SiteTrainer.h"
@@ -15,15 +14,10 @@
 namespace tessera::client {
 namespace {
 
-class PrivatePushTest : public ::testing::Test {
+class PrivatePushTest : public test::FakeServerSiteTest {
  protected:
   void SetUp() override {
-    nn::setThreadCount(1);
-    config.server = server.url();
-    config.token = test::FakeServer::kSiteToken;
-    config.task = "brain";
-    config.home = home.path() / "state";
-    test::writeCases(cases.path(), 2, 4);
+    FakeServerSiteTest::SetUp();
     pull(config, log);
     SiteTrainOptions options;
     options.casesDir = cases.path();
@@ -31,12 +25,6 @@ class PrivatePushTest : public ::testing::Test {
     options.batchSize = 4;
     train(config, options, log);
   }
-
-  model::Model base = test::tinyModel("brain", 3);
-  test::FakeServer server{base};
-  test::ScratchDir home, cases;
-  ClientConfig config;
-  std::ostringstream log;
 };
 
 TEST_F(PrivatePushTest, SendsANoisedDeltaAndResendsTheSameBytesOnRetry) {

@@ -4,8 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "FakeServer.h"
-#include "TestModels.h"
+#include "SiteTestFixture.h"
 #include "tessera/common/Error.h"
 #include "tessera/client/ModelCache.h"
 #include "tessera/client/SiteState.h"
@@ -16,17 +15,8 @@
 namespace tessera::client {
 namespace {
 
-class SiteFlowTest : public ::testing::Test {
+class SiteFlowTest : public test::FakeServerSiteTest {
  protected:
-  void SetUp() override {
-    nn::setThreadCount(1);
-    config.server = server.url();
-    config.token = test::FakeServer::kSiteToken;
-    config.task = "brain";
-    config.home = home.path() / "state";
-    test::writeCases(cases.path(), 2, 4);
-  }
-
   TrainResult trainOnce(int epochs = 1) {
     SiteTrainOptions options;
     options.casesDir = cases.path();
@@ -34,12 +24,6 @@ class SiteFlowTest : public ::testing::Test {
     options.batchSize = 4;
     return train(config, options, log);
   }
-
-  model::Model base = test::tinyModel("brain", 3);
-  test::FakeServer server{base};
-  test::ScratchDir home, cases;
-  ClientConfig config;
-  std::ostringstream log;
 };
 
 TEST_F(SiteFlowTest, PullDownloadsOnceAndThenUsesTheCache) {
