@@ -57,6 +57,41 @@ HiddenBall withHiddenBall(uint64_t seed) {
   throw std::runtime_error("no room for a hidden ball");
 }
 
+// A trained guided model on an unseen hidden ball: nothing of it without a click, a good part of
+// it near one positive click in its centre, and nothing changed beyond the click's reach.
+void expectOneClickFindsAHiddenBall(const model::Model& model) {
+  const auto test = withHiddenBall(101);
+  const auto before = nn::segmentDetailed(model, test.scan.image, {});
+  nn::Guidance click;
+  click.clicks.push_back({test.centre, true});
+  const auto after = nn::segmentDetailed(model, test.scan.image, click);
+  // The click's slice and its neighbours, near the click.
+  size_t truth = 0, foundBefore = 0, foundAfter = 0;
+  for (int64_t z = test.centre[2] - 1; z <= test.centre[2] + 1; ++z)
+    for (int64_t y = 0; y < 48; ++y)
+      for (int64_t x = 0; x < 48; ++x) {
+        if (std::hypot(x - test.centre[0], y - test.centre[1]) > 8.0) continue;
+        truth += test.scan.labels.at(x, y, z) > 0;
+        foundBefore += before.labels.at(x, y, z) > 0;
+        foundAfter += after.labels.at(x, y, z) > 0;
+      }
+  ASSERT_GT(truth, 250u);
+  EXPECT_LT(foundBefore, truth / 20) << "the ball is invisible without the click";
+  std::printf("found %zu of %zu voxels near the click\n", foundAfter, truth);
+  EXPECT_GT(foundAfter, truth / 4) << "before " << foundBefore << ", truth " << truth;
+  // Beyond the click's reach (3 sigma) the segmentation stays as it was.
+  size_t far = 0, changed = 0;
+  for (int64_t z = 0; z < 16; ++z)
+    for (int64_t y = 0; y < 48; ++y)
+      for (int64_t x = 0; x < 48; ++x) {
+        if (std::hypot(x - test.centre[0], y - test.centre[1], 2.0 * (z - test.centre[2])) <= 12.0) continue;
+        ++far;
+        changed += before.labels.at(x, y, z) != after.labels.at(x, y, z);
+      }
+  EXPECT_LT(changed, far / 100);
+  EXPECT_EQ(nn::segment(model, test.scan.image).voxels, before.labels.voxels);
+}
+
 }  // namespace
 
 TEST(ClickSimulation, ClicksLandDeepInsideTheErrorRegions) {
@@ -131,37 +166,7 @@ TEST(GuidanceTraining, APositiveClickFindsWhatTheImageDoesNotShow) {
   options.clicks.maxClicksPerIteration = 1;
   options.clicks.clickIterations = 1;
   nn::trainModel(model, train, options);
-
-  const auto test = withHiddenBall(101);
-  const auto before = nn::segmentDetailed(model, test.scan.image, {});
-  nn::Guidance click;
-  click.clicks.push_back({test.centre, true});
-  const auto after = nn::segmentDetailed(model, test.scan.image, click);
-  // The click's slice and its neighbours, near the click.
-  size_t truth = 0, foundBefore = 0, foundAfter = 0;
-  for (int64_t z = test.centre[2] - 1; z <= test.centre[2] + 1; ++z)
-    for (int64_t y = 0; y < 48; ++y)
-      for (int64_t x = 0; x < 48; ++x) {
-        if (std::hypot(x - test.centre[0], y - test.centre[1]) > 8.0) continue;
-        truth += test.scan.labels.at(x, y, z) > 0;
-        foundBefore += before.labels.at(x, y, z) > 0;
-        foundAfter += after.labels.at(x, y, z) > 0;
-      }
-  ASSERT_GT(truth, 250u);
-  EXPECT_LT(foundBefore, truth / 20) << "the ball is invisible without the click";
-  std::printf("found %zu of %zu voxels near the click\n", foundAfter, truth);
-  EXPECT_GT(foundAfter, truth / 4) << "before " << foundBefore << ", truth " << truth;
-  // Beyond the click's reach (3 sigma) the segmentation stays as it was.
-  size_t far = 0, changed = 0;
-  for (int64_t z = 0; z < 16; ++z)
-    for (int64_t y = 0; y < 48; ++y)
-      for (int64_t x = 0; x < 48; ++x) {
-        if (std::hypot(x - test.centre[0], y - test.centre[1], 2.0 * (z - test.centre[2])) <= 12.0) continue;
-        ++far;
-        changed += before.labels.at(x, y, z) != after.labels.at(x, y, z);
-      }
-  EXPECT_LT(changed, far / 100);
-  EXPECT_EQ(nn::segment(model, test.scan.image).voxels, before.labels.voxels);
+  expectOneClickFindsAHiddenBall(model);
 }
 
 TEST(GuidanceTraining, APositiveClickFindsWhatTheImageDoesNotShowUnderTheUsersProtocol) {
@@ -174,37 +179,7 @@ TEST(GuidanceTraining, APositiveClickFindsWhatTheImageDoesNotShowUnderTheUsersPr
   options.clicks.oneClickAtLargestError = true;
   options.clicks.clickIterations = 3;
   nn::trainModel(model, train, options);
-
-  const auto test = withHiddenBall(101);
-  const auto before = nn::segmentDetailed(model, test.scan.image, {});
-  nn::Guidance click;
-  click.clicks.push_back({test.centre, true});
-  const auto after = nn::segmentDetailed(model, test.scan.image, click);
-  // The click's slice and its neighbours, near the click.
-  size_t truth = 0, foundBefore = 0, foundAfter = 0;
-  for (int64_t z = test.centre[2] - 1; z <= test.centre[2] + 1; ++z)
-    for (int64_t y = 0; y < 48; ++y)
-      for (int64_t x = 0; x < 48; ++x) {
-        if (std::hypot(x - test.centre[0], y - test.centre[1]) > 8.0) continue;
-        truth += test.scan.labels.at(x, y, z) > 0;
-        foundBefore += before.labels.at(x, y, z) > 0;
-        foundAfter += after.labels.at(x, y, z) > 0;
-      }
-  ASSERT_GT(truth, 250u);
-  EXPECT_LT(foundBefore, truth / 20) << "the ball is invisible without the click";
-  std::printf("found %zu of %zu voxels near the click\n", foundAfter, truth);
-  EXPECT_GT(foundAfter, truth / 4) << "before " << foundBefore << ", truth " << truth;
-  // Beyond the click's reach (3 sigma) the segmentation stays as it was.
-  size_t far = 0, changed = 0;
-  for (int64_t z = 0; z < 16; ++z)
-    for (int64_t y = 0; y < 48; ++y)
-      for (int64_t x = 0; x < 48; ++x) {
-        if (std::hypot(x - test.centre[0], y - test.centre[1], 2.0 * (z - test.centre[2])) <= 12.0) continue;
-        ++far;
-        changed += before.labels.at(x, y, z) != after.labels.at(x, y, z);
-      }
-  EXPECT_LT(changed, far / 100);
-  EXPECT_EQ(nn::segment(model, test.scan.image).voxels, before.labels.voxels);
+  expectOneClickFindsAHiddenBall(model);
 }
 
 TEST(GuidanceTraining, ZeroLossWeightsLeaveTheWeightsUnchanged) {
