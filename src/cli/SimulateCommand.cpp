@@ -44,6 +44,7 @@ struct SimulateArgs {
   int rootEpochs = 15;
   int rootSlices = 12;
   std::optional<double> dpEpsilon;
+  bool secureAggregation = false;
   int malicious = 0;
   std::string attack = "sign-flip";
   CLI::Option* strategyOption = nullptr;
@@ -99,6 +100,9 @@ void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
                  "Also run fedavg/fedbn under central differential privacy at this epsilon (delta 1e-5) and report "
                  "the Dice cost side by side")
       ->check(CLI::PositiveNumber);
+  app.add_flag("--secure-aggregation", a.secureAggregation,
+               "Also run every strategy that allows it with secure aggregation on (the server learns only each round's sum; "
+               "sites push through the protocol) and report the Dice side by side");
   app.add_option("--malicious", a.malicious,
                  "Hostile sites (the last K): compares an honest fedavg run with every --strategy and a norm-bounded "
                  "fedavg under attack (with --malicious, --strategy defaults to fedavg,trimmed-mean,median)")
@@ -137,6 +141,7 @@ int runAndPrint(const SimulateArgs& a, const char* title) {
   o.rootEpochs = a.rootEpochs;
   o.rootSlices = a.rootSlices;
   o.dpEpsilon = a.dpEpsilon;
+  o.secureAggregation = a.secureAggregation;
   o.malicious = a.malicious;
   o.attack = a.attack;
   o.say = [](const std::string& line) { std::cout << line << std::endl; };

@@ -18,6 +18,7 @@
 #include "tessera/federation/Merge.h"
 #include "tessera/federation/MergePolicy.h"
 #include "tessera/federation/RdpAccountant.h"
+#include "tessera/federation/SecureAggregationPolicy.h"
 #include "tessera/federation/ValidationGate.h"
 #include "tessera/model/CaseFolder.h"
 #include "tessera/nn/Inference.h"
@@ -136,10 +137,12 @@ class StrategyRun {
   // `dp`: the run's policy under central DP (its label is then "<strategy>+dp").
   // `malicious`: how many of the sites (the last ones) attack; `label` names the run (default:
   // the strategy, "+dp" under central DP).
+  // `secure`: the policy runs secure aggregation (label "<strategy>+secagg").
   StrategyRun(const SimulationOptions& o, const std::string& strategy, const FederationData& data,
-              std::optional<json> dp = std::nullopt, int malicious = 0, const std::string& label = "")
-      : o_(o), strategy_(strategy), label_(!label.empty() ? label : dp ? strategy + "+dp" : strategy), dp_(std::move(dp)),
-        data_(data), dir_(o.out / label_), n_(static_cast<int>(data.sites.size())), malicious_(malicious) {}
+              std::optional<json> dp = std::nullopt, int malicious = 0, const std::string& label = "", bool secure = false)
+      : o_(o), strategy_(strategy),
+        label_(!label.empty() ? label : dp ? strategy + "+dp" : secure ? strategy + "+secagg" : strategy), dp_(std::move(dp)),
+        data_(data), dir_(o.out / label_), n_(static_cast<int>(data.sites.size())), malicious_(malicious), secure_(secure) {}
 
   json run(const model::Model& root, const fs::path& validationCases) {
     const auto started = std::chrono::steady_clock::now();
@@ -179,6 +182,8 @@ class StrategyRun {
       server::setValidationCases(dir_ / "server", o_.task, validationCases);
       if (strategy_ != "dafne") server::updatePolicy(registry, o_.task, {{"round_size", n_}, {"round_seconds", 3600}});
       if (strategy_ == "fedprox") server::updatePolicy(registry, o_.task, {{"prox_mu", kFedProxMu}});
+      // Sites train for different times before they push: a step waits up to 10 minutes for them.
+      if (secure_) server::updatePolicy(registry, o_.task, {{"secure_aggregation", true}, {"secagg_step_seconds", 600}});
       // Against K hostile sites the trimmed mean must drop at least K values at each end (the
       // default fraction 0.2 drops none of 4).
       if (malicious_ > 0 && strategy_ == "trimmed-mean") {
@@ -297,6 +302,7 @@ class StrategyRun {
   fs::path dir_;
   int n_;
   int malicious_ = 0;
+  bool secure_ = false;
   ServerProcess server_;
   std::unique_ptr<client::ApiClient> api_;
   std::vector<fs::path> homes_;
@@ -503,8 +509,22 @@ json runSimulation(const SimulationOptions& o) {
   json runs = json::array();
   json privacyCost = json::array();
   if (o.malicious > 0) runs = attackRuns(o, data, root, validationCases, report);
+  json secureCost = json::array();
   for (const auto& strategy : o.malicious > 0 ? std::vector<std::string>{} : o.strategies) {
     runs.push_back(StrategyRun(o, strategy, data).run(root, validationCases));
+    if (o.secureAggregation) {
+      const auto server = federation::strategyFromString(strategy == "fedprox" ? "fedavg" : strategy);
+      if (!federation::runsUnderSecureAggregation(server)) {
+        if (o.say) o.say("[" + strategy + "] no secure-aggregation run: " + strategy + " needs single updates");
+      } else {
+        const double plain = runs.back().at("rounds").back().at("mean");
+        const double plainSeconds = runs.back().at("seconds");
+        runs.push_back(StrategyRun(o, strategy, data, std::nullopt, 0, "", true).run(root, validationCases));
+        const double secure = runs.back().at("rounds").back().at("mean");
+        secureCost.push_back({{"strategy", strategy}, {"dice", plain}, {"dice_secagg", secure}, {"difference", secure - plain},
+                              {"seconds", plainSeconds}, {"seconds_secagg", runs.back().at("seconds")}});
+      }
+    }
     if (!o.dpEpsilon) continue;
     if (strategy != "fedavg" && strategy != "fedbn") {
       if (o.say) o.say("[" + strategy + "] no DP run: central DP merges with fedavg or fedbn only");
@@ -526,6 +546,7 @@ json runSimulation(const SimulationOptions& o) {
   report["runs"] = runs;
   report["three_lines"] = threeLines(report);
   if (o.dpEpsilon) report["privacy_cost"] = privacyCost;
+  if (o.secureAggregation) report["secure_aggregation"] = secureCost;
   report["seconds"] = secondsSince(started);
   common::writeFileAtomically(o.out / "report.json", report.dump(2) + "\n");
   writePlot(report, o.out / "dice.png");
@@ -615,6 +636,16 @@ std::string formatReport(const json& report) {
       std::snprintf(clip, sizeof clip, "%.4g", c.at("clip").get<double>());
       out += pad(c.at("strategy"), 10) + pad(fixed(c.at("epsilon")), 9) + pad(fixed(c.at("noise_multiplier")), 8) +
              pad(clip, 10) + pad(fixed(c.at("dice")), 9) + pad(fixed(c.at("dice_dp")), 9) + pad(fixed(c.at("dice_cost")), 9) + "\n";
+    }
+  }
+  if (report.contains("secure_aggregation")) {
+    out += "\nsecure aggregation (the server sees only each round's sum): final mean Dice and run time\n" + pad("strategy", 10) +
+           pad("plain", 9) + pad("secagg", 9) + pad("diff", 10) + pad("s plain", 9) + pad("s secagg", 10) + "\n";
+    for (const auto& c : report.at("secure_aggregation")) {
+      const double d = c.at("difference");
+      out += pad(c.at("strategy"), 10) + pad(fixed(c.at("dice")), 9) + pad(fixed(c.at("dice_secagg")), 9) +
+             pad((d >= 0 ? "+" : "") + fixed(d), 10) + pad(std::to_string(static_cast<int>(c.at("seconds").get<double>())), 9) +
+             pad(std::to_string(static_cast<int>(c.at("seconds_secagg").get<double>())), 10) + "\n";
     }
   }
   return out;

@@ -50,6 +50,10 @@ struct SimulationOptions {
   // median update norm of the non-private run) and the report shows the Dice cost side by side.
   std::optional<double> dpEpsilon;
   double dpDelta = 1e-5;
+  // Every strategy that can run under secure aggregation (fedavg, fedbn, fedprox, fedadam,
+  // fedyogi) is repeated with the policy's `secure_aggregation` on ("<strategy>+secagg"): the
+  // sites' `tessera client push` then runs the protocol, and the report compares the Dice.
+  bool secureAggregation = false;
   // Hostile sites (Attacks.h): the last `malicious` sites run `attack` in every round. The report
   // then holds an honest fedavg run, every strategy under attack, and a norm-bounded fedavg under
   // attack (each delta clipped to the median update norm of the honest run, equal weights).
