@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "CliScratch.h"
 #include "tessera/image/ImageIO.h"
 
 namespace fs = std::filesystem;
@@ -21,40 +22,13 @@ using tessera::image::Volume;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using Result = tessera::test::SplitOutput;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-class Cli : public ::testing::Test {
+class Cli : public tessera::test::CliScratchTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("tessera-cli-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  Cli() : CliScratchTest("tessera-cli-") {}
 
-  Result run(const std::string& args) {
-    const auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    const std::string cmd = std::string(TESSERA_BINARY) + " " + args + " >" + out.string() + " 2>" + err.string() +
-                            " </dev/null";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  Result run(const std::string& args) { return runSplit(args); }
 
   // A bright sphere in a dark box, with its mask.
   void writeSphere(const std::string& image, const std::string& labels, double radius, Geometry g = {}) {
@@ -75,8 +49,6 @@ class Cli : public ::testing::Test {
     if (!image.empty()) tessera::image::writeImage(img, image);
     if (!labels.empty()) tessera::image::writeImage(lab, labels, tessera::image::PixelType::UInt8);
   }
-
-  fs::path dir_;
 };
 
 int lineCount(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "CliScratch.h"
 #include "tessera/common/Sha256.h"
 #include "tessera/image/ImageIO.h"
 #include "tessera/model/Model.h"
@@ -21,18 +22,12 @@ using tessera::image::Volume;
 
 namespace {
 
-class InteractCli : public ::testing::Test {
+class InteractCli : public tessera::test::CliScratchTest {
  protected:
-  struct Result {
-    int code = -1;
-    std::string out, err;
-  };
+  InteractCli() : CliScratchTest("tessera-interact-cli-") {}
 
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("tessera-interact-cli-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    CliScratchTest::SetUp();
     Geometry g;
     g.size = {32, 32, 12};
     g.spacing = {1.0, 1.0, 2.0};
@@ -49,7 +44,6 @@ class InteractCli : public ::testing::Test {
     writeModel("guided.tsm", 2);
     writeModel("auto.tsm", 0);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   void writeModel(const std::string& name, int guidanceChannels) {
     tessera::model::NetworkSpec spec;
@@ -61,24 +55,7 @@ class InteractCli : public ::testing::Test {
     tessera::model::saveModel(tessera::model::initialModel(spec, prep, tessera::model::TaskInfo{}, 3), dir_ / name);
   }
 
-  static std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
-  Result run(const std::string& args) {
-    const auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    const std::string cmd = std::string(TESSERA_BINARY) + " interact " + args + " --threads 1 >" + out.string() + " 2>" +
-                            err.string() + " </dev/null";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
+  tessera::test::SplitOutput run(const std::string& args) { return runSplit("interact " + args + " --threads 1"); }
 
   std::map<std::string, std::string> fingerprint(const fs::path& directory) {
     std::map<std::string, std::string> files;
@@ -102,7 +79,6 @@ class InteractCli : public ::testing::Test {
   fs::path session() const { return dir_ / "session"; }
   std::string s() const { return "--session " + session().string(); }
 
-  fs::path dir_;
   Geometry geometry_;
 };
 

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "CliScratch.h"
 #include "tessera/image/ImageIO.h"
 
 namespace fs = std::filesystem;
@@ -17,35 +18,11 @@ using tessera::image::Volume;
 
 namespace {
 
-class LearnCli : public ::testing::Test {
+class LearnCli : public tessera::test::CliScratchTest {
  protected:
-  struct Result {
-    int code = -1;
-    std::string out, err;
-  };
+  LearnCli() : CliScratchTest("tessera-learn-cli-") {}
 
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("tessera-learn-cli-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  static std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-  Result run(const std::string& args) {
-    const auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    const std::string cmd =
-        std::string(TESSERA_BINARY) + " " + args + " >" + out.string() + " 2>" + err.string() + " </dev/null";
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  tessera::test::SplitOutput run(const std::string& args) { return runSplit(args); }
 
   // A bright sphere of the given radius in a dark box, written as case NAME of folder DIR.
   void writeCase(const std::string& folder, const std::string& name, double radius, float label = 1.0f) {
@@ -77,8 +54,6 @@ class LearnCli : public ::testing::Test {
                        " --epochs 4 --batch-size 4 --threads 1 --task sphere");
     ASSERT_EQ(r.code, 0) << r.err;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(LearnCli, LearnsEachAcceptedCaseOnceAndAdvancesTheSiteGeneration) {
