@@ -47,6 +47,7 @@ struct SimulateArgs {
   bool secureAggregation = false;
   int malicious = 0;
   std::string attack = "sign-flip";
+  int unlabeledSites = 0;
   CLI::Option* strategyOption = nullptr;
 };
 
@@ -107,6 +108,11 @@ void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
                  "Hostile sites (the last K): compares an honest fedavg run with every --strategy and a norm-bounded "
                  "fedavg under attack (with --malicious, --strategy defaults to fedavg,trimmed-mean,median)")
       ->check(CLI::Range(0, 31));
+  app.add_option("--unlabeled-sites", a.unlabeledSites,
+                 "The last K sites label nothing: they train semi-supervised on their round slices' images "
+                 "(client train --unlabeled), and every strategy is also run without them to compare final Dice")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 31));
   app.add_option("--attack", a.attack, "What hostile sites do: sign-flip, scale, noise, label-flip")
       ->capture_default_str()
       ->check(CLI::IsMember({"sign-flip", "scale", "noise", "label-flip"}));
@@ -144,6 +150,7 @@ int runAndPrint(const SimulateArgs& a, const char* title) {
   o.secureAggregation = a.secureAggregation;
   o.malicious = a.malicious;
   o.attack = a.attack;
+  o.unlabeledSites = a.unlabeledSites;
   o.say = [](const std::string& line) { std::cout << line << std::endl; };
   std::cout << title << "\n"
             << o.sites << " sites, " << o.generations << " rounds, strategies: " << a.strategies

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "tessera/nn/Inference.h"
+#include "tessera/nn/SemiSupervised.h"
 #include "tessera/nn/Training.h"
 
 namespace tessera::simulation {
@@ -21,12 +22,23 @@ nlohmann::json centralizedBaseline(const SimulationOptions& o, const FederationD
   score();
   for (int r = 0; r < o.generations; ++r) {
     std::vector<model::TrainingCase> pooled;
-    for (const auto& site : data.sites) pooled.insert(pooled.end(), site.rounds.begin(), site.rounds.begin() + r + 1);
+    std::vector<image::Volume> unlabeled;  // unlabelled sites' images: pooled without their labels
+    for (const auto& site : data.sites) {
+      if (site.unlabeled) {
+        for (int k = 0; k <= r; ++k) unlabeled.push_back(site.rounds[static_cast<size_t>(k)].image);
+      } else {
+        pooled.insert(pooled.end(), site.rounds.begin(), site.rounds.begin() + r + 1);
+      }
+    }
     nn::TrainOptions t;
     t.epochs = o.epochsPerRound;
     t.learningRate = o.learningRate;
     t.seed = o.seed * 7907 + static_cast<uint64_t>(r);
-    nn::trainModel(model, pooled, t);
+    if (unlabeled.empty()) {
+      nn::trainModel(model, pooled, t);
+    } else {
+      nn::trainSemiSupervised(model, pooled, unlabeled, t);
+    }
     score();
   }
   nlohmann::json sites = nlohmann::json::array();

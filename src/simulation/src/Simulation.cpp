@@ -11,6 +11,7 @@
 #include "CentralizedBaseline.h"
 #include "LobeAtlas.h"
 #include "SiteData.h"
+#include "UnlabeledSites.h"
 #include "tessera/simulation/Attacks.h"
 #include "tessera/client/ApiClient.h"
 #include "tessera/client/SiteState.h"
@@ -86,7 +87,7 @@ json localOnlyBaseline(const SimulationOptions& o, const FederationData& data, c
       t.epochs = o.epochsPerRound;
       t.learningRate = o.learningRate;
       t.seed = o.seed * 7919 + static_cast<uint64_t>(s) * 131 + static_cast<uint64_t>(r);
-      nn::trainModel(model, cases, t);
+      trainAsSite(model, data.sites[s], cases, t);
       const auto& site = data.sites[s];
       perRound.push_back(model::foregroundDice(nn::segment(model, site.test.image), site.test.labels, model.task));
     }
@@ -180,7 +181,7 @@ class StrategyRun {
       // "fedprox": fedavg on the server, the proximal term on the sites (the policy hands out μ).
       server::seedModel(registry, blobs, root, strategy_ == "fedprox" ? "fedavg" : strategy_);
       server::setValidationCases(dir_ / "server", o_.task, validationCases);
-      if (strategy_ != "dafne") server::updatePolicy(registry, o_.task, {{"round_size", n_}, {"round_seconds", 3600}});
+      if (strategy_ != "dafne") server::updatePolicy(registry, o_.task, {{"round_size", participatingSites(data_)}, {"round_seconds", 3600}});
       if (strategy_ == "fedprox") server::updatePolicy(registry, o_.task, {{"prox_mu", kFedProxMu}});
       // Sites train for different times before they push: a step waits up to 10 minutes for them.
       if (secure_) server::updatePolicy(registry, o_.task, {{"secure_aggregation", true}, {"secagg_step_seconds", 600}});
@@ -225,13 +226,14 @@ class StrategyRun {
     std::vector<std::thread> workers;
     std::vector<std::string> failures(n_);
     for (int s = 0; s < n_; ++s) {
+      if (data_.sites[s].leftOut) continue;  // the run without the unlabelled sites
       char name[32];
       std::snprintf(name, sizeof name, "round-%02d", r + 1);
       const bool hostile = s >= n_ - malicious_;
       const Attack attack = attackFromString(o_.attack);
-      model::writeCase(homes_[s] / "cases", name,
-                       hostile && attack == Attack::LabelFlip ? withFlippedLabels(data_.sites[s].rounds[r])
-                                                              : data_.sites[s].rounds[r]);
+      writeRound(homes_[s], name, data_.sites[s],
+                 hostile && attack == Attack::LabelFlip ? withFlippedLabels(data_.sites[s].rounds[r])
+                                                        : data_.sites[s].rounds[r]);
       workers.emplace_back([&, s, hostile, attack] {
         const fs::path log = homes_[s] / "site.log";
         auto command = [&](std::vector<std::string> args) {
@@ -242,7 +244,8 @@ class StrategyRun {
         };
         try {
           runProcess(command({"pull"}), log);
-          runProcess(command({"train", "--cases", (homes_[s] / "cases").string(), "--epochs",
+          const auto trainingData = trainingDataArguments(homes_[s], data_.sites[s]);
+          runProcess(command({"train", trainingData[0], trainingData[1], "--epochs",
                               std::to_string(o_.epochsPerRound), "--seed",
                               std::to_string(o_.seed * 7919 + static_cast<uint64_t>(s) * 131 + static_cast<uint64_t>(r)),
                               "--threads", std::to_string(threadsPerSite), "--learning-rate",
@@ -260,7 +263,7 @@ class StrategyRun {
       if (!f.empty()) throw std::runtime_error(f);
     }
     // Dafne publishes one generation per upload; the round-based strategies one per round.
-    const int expected = before + (strategy_ == "dafne" ? n_ : 1);
+    const int expected = before + (strategy_ == "dafne" ? participatingSites(data_) : 1);
     const auto waitStart = std::chrono::steady_clock::now();
     while (candidatesSoFar(*api_, o_.task) < expected) {
       if (!server_.process->running()) throw std::runtime_error("the server died:" + tailOfFile(server_.log, 8));
@@ -415,6 +418,7 @@ json runSimulation(const SimulationOptions& o) {
   for (const auto& s : o.strategies)
     if (s != "fedprox") federation::strategyFromString(s);
   if (o.malicious < 0 || o.malicious >= o.sites) throw std::invalid_argument("--malicious must be 0..sites-1");
+  if (o.unlabeledSites < 0 || o.unlabeledSites >= o.sites) throw std::invalid_argument("--unlabeled-sites must be 0..sites-1");
   attackFromString(o.attack);
   if (o.task != "brain" && o.task != "lobes") throw std::invalid_argument("--task must be brain or lobes, not " + o.task);
   const bool lobes = o.task == "lobes";
@@ -423,11 +427,12 @@ json runSimulation(const SimulationOptions& o) {
   nn::setThreadCount(0);
 
   const SiteSkew skew{o.coverageSkew, o.labelSkew, o.scannerShift};
-  const FederationData data =
+  const FederationData data = markUnlabeledSites(
       lobes ? prepareLobesData(o.dataDir, o.sites, o.generations, o.slicesPerRound, o.testSlices, o.validationSlices,
                                o.rootSlices, skew, o.seed)
             : prepareFederationData(o.dataDir, o.sites, o.generations, o.slicesPerRound, o.testSlices,
-                                    o.validationSlices, o.rootSlices, o.seed);
+                                    o.validationSlices, o.rootSlices, o.seed),
+      o.unlabeledSites);
   const fs::path validationCases = o.out / "data" / "server-validation";
   fs::remove_all(validationCases);
   model::writeCase(validationCases, "validation", data.validation);
@@ -436,6 +441,7 @@ json runSimulation(const SimulationOptions& o) {
     sites.push_back({{"name", s.name}, {"scanner", s.shift.name}, {"shift", s.shift.describe()},
                      {"train_slices", s.trainSlices}, {"test_slices", s.test.image.geometry.size[2]},
                      {"slices_per_round", o.slicesPerRound}});
+    if (s.unlabeled) sites.back()["unlabeled"] = true;
     std::string annotated = "every label";
     if (lobes) {
       sites.back()["coverage"] = s.coverage;
@@ -449,8 +455,10 @@ json runSimulation(const SimulationOptions& o) {
     }
     if (o.say) {
       o.say("  " + s.name + ": " + s.shift.name + " — " + s.shift.describe() +
-            (lobes ? "; covers " + s.coverage + "; draws " + annotated + "; " + std::to_string(s.trainSlices) + " labelled slices"
-                   : std::string()));
+            (lobes ? "; covers " + s.coverage + "; draws " + annotated + "; " + std::to_string(s.trainSlices) +
+                         (s.unlabeled ? " slices" : " labelled slices")
+                   : std::string()) +
+            (s.unlabeled ? " — UNLABELLED: gets the images only, trains semi-supervised" : ""));
     }
   }
 
@@ -508,10 +516,17 @@ json runSimulation(const SimulationOptions& o) {
   if (o.centralized) report["centralized"] = centralizedBaseline(o, data, root);
   json runs = json::array();
   json privacyCost = json::array();
+  json unlabeledComparison;  // simulate --unlabeled-sites
   if (o.malicious > 0) runs = attackRuns(o, data, root, validationCases, report);
   json secureCost = json::array();
   for (const auto& strategy : o.malicious > 0 ? std::vector<std::string>{} : o.strategies) {
     runs.push_back(StrategyRun(o, strategy, data).run(root, validationCases));
+    if (o.unlabeledSites > 0) {
+      // Kept out of "runs": the comparison table, not every per-strategy table, shows it.
+      const json without = StrategyRun(o, strategy, withoutUnlabeledSites(data), std::nullopt, 0,
+                                       strategy + "-without-unlabeled").run(root, validationCases);
+      addUnlabeledComparison(unlabeledComparison, data, runs.back(), without);
+    }
     if (o.secureAggregation) {
       const auto server = federation::strategyFromString(strategy == "fedprox" ? "fedavg" : strategy);
       if (!federation::runsUnderSecureAggregation(server)) {
@@ -546,6 +561,7 @@ json runSimulation(const SimulationOptions& o) {
   report["runs"] = runs;
   report["three_lines"] = threeLines(report);
   if (o.dpEpsilon) report["privacy_cost"] = privacyCost;
+  if (!unlabeledComparison.is_null()) report["unlabeled_sites"] = unlabeledComparison;
   if (o.secureAggregation) report["secure_aggregation"] = secureCost;
   report["seconds"] = secondsSince(started);
   common::writeFileAtomically(o.out / "report.json", report.dump(2) + "\n");
@@ -615,6 +631,7 @@ std::string formatReport(const json& report) {
     row("mean", means);
   }
   if (report.contains("three_lines")) out += formatThreeLines(report.at("three_lines"));
+  if (report.contains("unlabeled_sites")) out += formatUnlabeledComparison(report.at("unlabeled_sites"));
   if (report.contains("attack")) {
     const auto& a = report.at("attack");
     out += "\nunder attack: " + std::to_string(a.at("malicious_sites").get<int>()) + " of " +

@@ -19,6 +19,11 @@ struct SiteData {
   int trainSlices = 0;
   std::string coverage = "whole brain";     // the slab of the head its scans cover
   std::vector<int> annotatedLabels;         // labels its annotators draw (empty: all)
+  // simulate --unlabeled-sites: its round slices reach it without labels (it trains
+  // semi-supervised on the images alone); `leftOut`: it does not take part in this federation
+  // run (the comparison without those sites) but is still scored.
+  bool unlabeled = false;
+  bool leftOut = false;
 };
 
 struct FederationData {

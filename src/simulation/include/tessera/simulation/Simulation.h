@@ -59,6 +59,11 @@ struct SimulationOptions {
   // attack (each delta clipped to the median update norm of the honest run, equal weights).
   int malicious = 0;
   std::string attack = "sign-flip";
+  // The last `unlabeledSites` sites get their round slices without labels and train
+  // semi-supervised on the images (client train --unlabeled); every strategy is then also run
+  // without them ("<strategy>-without-unlabeled"), scored on the same held-out slices, and the
+  // report compares the two (UnlabeledSites.h).
+  int unlabeledSites = 0;
   std::function<void(const std::string&)> say;  // progress lines
 };
 
