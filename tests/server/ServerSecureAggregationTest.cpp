@@ -233,6 +233,29 @@ TEST(ServerSecureAggregation, CentralDpClipsAtTheSitesAndNoisesTheMeanOnce) {
   EXPECT_EQ(g["validation"]["secure_aggregation"]["central_dp"]["clip"], 0.05) << g.dump();
 }
 
+TEST(ServerSecureAggregation, FedAdamOnTheSecureSumTakesTheSameStepAsOnPlainUploads) {
+  // The server optimizer's pseudo-gradient is the round's mean delta, which the secure sum gives.
+  Federation f({{"strategy", "fedadam"}, {"secure_aggregation", true}, {"round_size", 3}});
+  const std::map<std::string, common::WeightSet> deltas{{"a", randomDelta(f.base.weights, 41)},
+                                                        {"b", randomDelta(f.base.weights, 42)},
+                                                        {"c", randomDelta(f.base.weights, 43)}};
+  const auto results = f.runRound(deltas);
+  ASSERT_EQ(results.at("a").value("state", ""), "published") << results.at("a").dump() << "\n" << f.server->logTail();
+  // The same three deltas (equal sample counts) as plain uploads to a twin task.
+  const Http http = f.server->http();
+  ASSERT_EQ(http.post("/v1/models?strategy=fedadam", model::encodeModel(makeModel("twin")), f.admin).status, 201);
+  for (const auto& [site, delta] : deltas) {
+    const Reply r = http.post("/v1/models/twin/updates", encodeDelta("twin", 0, delta), f.tokens.at(site));
+    ASSERT_EQ(r.status, 202) << r.describe();
+  }
+  ASSERT_TRUE(waitForGeneration(http, "twin", f.admin, 1, 30).has_value()) << f.server->logTail();
+  const Reply twin = http.get("/v1/models/twin/generations/1/model", f.admin);
+  ASSERT_EQ(twin.status, 200);
+  const auto secure = f.generationWeights(1);
+  EXPECT_LT(maxAbsDifference(secure, model::decodeModel(twin.body, "twin").weights), 1e-6);
+  EXPECT_GT(maxAbsDifference(secure, f.base.weights), 1e-4);
+}
+
 TEST(ServerSecureAggregation, TooFewSurvivorsAbortTheRoundAndNothingIsPublished) {
   Federation f({{"secure_aggregation", true}, {"round_size", 3}, {"secagg_threshold", 3}, {"secagg_step_seconds", 5}});
   const std::map<std::string, common::WeightSet> deltas{{"a", randomDelta(f.base.weights, 21)},
