@@ -3,7 +3,6 @@
 #include <cstdio>
 
 #include "tessera/image/ImageIO.h"
-#include "tessera/nn/SemiSupervised.h"
 
 namespace tessera::simulation {
 
@@ -39,17 +38,6 @@ void writeRound(const fs::path& home, const std::string& name, const SiteData& s
 std::vector<std::string> trainingDataArguments(const fs::path& home, const SiteData& site) {
   if (site.unlabeled) return {"--unlabeled", (home / "unlabeled").string()};
   return {"--cases", (home / "cases").string()};
-}
-
-void trainAsSite(model::Model& model, const SiteData& site, const std::vector<model::TrainingCase>& rounds,
-                 const nn::TrainOptions& options) {
-  if (!site.unlabeled) {
-    nn::trainModel(model, rounds, options);
-    return;
-  }
-  std::vector<image::Volume> images;
-  for (const auto& r : rounds) images.push_back(r.image);
-  nn::trainSemiSupervised(model, {}, images, options);
 }
 
 namespace {
