@@ -35,8 +35,12 @@ const fs::path& scratchDir() {
   return dir.path;
 }
 
+// Removed first rather than truncated: ext4 flushes a file truncated to zero and written again
+// to disk when it is closed (auto_da_alloc), which made each input cost milliseconds of I/O.
 void writeFile(const fs::path& path, const uint8_t* data, size_t size) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  std::error_code ec;
+  fs::remove(path, ec);
+  std::ofstream out(path, std::ios::binary);
   out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
 }
 

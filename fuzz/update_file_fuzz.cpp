@@ -40,7 +40,11 @@ const fs::path& scratch() {
   return file.path;
 }
 
+// Removed first rather than truncated: ext4 flushes a file truncated to zero and written again
+// to disk when it is closed (auto_da_alloc), which made each input cost milliseconds of I/O.
 bool writeScratch(std::string_view bytes) {
+  std::error_code ec;
+  fs::remove(scratch(), ec);
   std::FILE* f = std::fopen(scratch().c_str(), "wb");
   if (!f) return false;
   const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
