@@ -32,13 +32,13 @@ namespace tessera::image {
 namespace {
 
 namespace fs = std::filesystem;
+using test::contains;
 using test::errorOf;
 using test::grid;
 using test::readBytes;
+using test::runPython;
 using test::TempDir;
 using test::writeBytes;
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // The tessera::Error `body` throws: code and message (one line, naming `file`).
 struct Failure {
@@ -521,16 +521,6 @@ TEST(HostileDicom, FifoInTheSeriesFolderIsRefusedNotWaitedOn) {
 }
 
 // ---- our NIfTI decoder against an independent reader ------------------------------------------
-
-// Runs Python (Debian's, which has nibabel) with sys.argv[1] = arg; false if it failed.
-bool runPython(const std::string& code, const fs::path& arg, std::string& out) {
-  const std::string cmd = "/usr/bin/python3 -c \"" + code + "\" '" + arg.string() + "' 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return false;
-  char buffer[512];
-  while (fgets(buffer, sizeof buffer, pipe)) out += buffer;
-  return pclose(pipe) == 0;
-}
 
 TEST(NiftiDecoder, EveryScalarTypeScaledAndByteSwappedMatchesNibabel) {
   TempDir dir;

@@ -14,13 +14,13 @@ namespace tessera::image {
 namespace {
 
 namespace fs = std::filesystem;
+using test::contains;
 using test::errorOf;
 using test::grid;
 using test::readBytes;
+using test::runPython;
 using test::TempDir;
 using test::writeBytes;
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // An oblique grid with a flip (det -1), anisotropic spacing and an off-centre origin, so a
 // round trip that dropped or transposed any part of the geometry would show.
@@ -115,17 +115,6 @@ void expectReadError(const fs::path& file, const std::string& problem) {
   EXPECT_TRUE(contains(msg, file.string() + ": ")) << msg;
   EXPECT_TRUE(contains(msg, problem)) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << "message must be one line: " << msg;
-}
-
-// Runs a Python snippet with Debian's interpreter (the one that has nibabel) and `arg` as
-// sys.argv[1]; `out` gets stdout and stderr. The snippet must not contain double quotes.
-bool runPython(const std::string& code, const fs::path& arg, std::string& out) {
-  const std::string cmd = "/usr/bin/python3 -c \"" + code + "\" '" + arg.string() + "' 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return false;
-  char buffer[512];
-  while (fgets(buffer, sizeof buffer, pipe)) out += buffer;
-  return pclose(pipe) == 0;
 }
 
 // nibabel is an independent NIfTI reader; its affine is RAS, ITK's geometry is LPS.

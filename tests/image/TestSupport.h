@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -75,6 +76,20 @@ std::string errorOf(Body&& body) {
   }
   ADD_FAILURE() << "expected an tessera::Error";
   return {};
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// Runs a Python snippet with Debian's interpreter (the one that has nibabel) and `arg` as
+// sys.argv[1]; `out` gets stdout and stderr; false if it failed. The snippet must not contain
+// double quotes.
+inline bool runPython(const std::string& code, const std::filesystem::path& arg, std::string& out) {
+  const std::string cmd = "/usr/bin/python3 -c \"" + code + "\" '" + arg.string() + "' 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return false;
+  char buffer[512];
+  while (fgets(buffer, sizeof buffer, pipe)) out += buffer;
+  return pclose(pipe) == 0;
 }
 
 }  // namespace tessera::image::test
