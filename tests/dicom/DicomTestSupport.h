@@ -4,12 +4,29 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 
+#include <gtest/gtest.h>
+
+#include "tessera/common/Error.h"
 #include "tessera/model/Model.h"
 
 namespace tessera::test {
+
+// The code of the tessera::Error that `f` throws (its message into `message`); fails the test
+// when nothing is thrown.
+inline ErrorCode codeOf(const std::function<void()>& f, std::string* message = nullptr) {
+  try {
+    f();
+  } catch (const Error& e) {
+    if (message) *message = e.what();
+    return e.code();
+  }
+  ADD_FAILURE() << "no error";
+  return ErrorCode::Internal;
+}
 
 inline model::Model dicomTestModel(const std::string& task = "brain-seg", int64_t generation = 3) {
   model::NetworkSpec spec;

@@ -12,20 +12,7 @@
 using namespace tessera;
 namespace fs = std::filesystem;
 
-namespace {
-
-ErrorCode codeOf(const std::function<void()>& f, std::string* message = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (message) *message = e.what();
-    return e.code();
-  }
-  ADD_FAILURE() << "no error";
-  return ErrorCode::Internal;
-}
-
-}  // namespace
+using test::codeOf;
 
 TEST(DicomWeb, AddressIsChecked) {
   EXPECT_EQ(dicom::DicomWebClient("dicomweb+http://127.0.0.1:8042/dicom-web/").describe(), "http://127.0.0.1:8042/dicom-web/");

@@ -18,16 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ErrorCode codeOf(const std::function<void()>& f, std::string* message = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (message) *message = e.what();
-    return e.code();
-  }
-  ADD_FAILURE() << "no error";
-  return ErrorCode::Internal;
-}
+using test::codeOf;
 
 dicom::ModelQuery query(std::string modality, std::string anatomy = "", std::string disease = "", std::string task = "") {
   dicom::ModelQuery q;
