@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "TestModels.h"
+#include "TesseraCommand.h"
 #include "tessera/client/ApiClient.h"
 #include "tessera/client/CandidateScore.h"
 #include "tessera/common/ChildProcess.h"
@@ -22,19 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string tessera(const std::vector<std::string>& args, const fs::path& log) {
-  const fs::path out = log.string() + ".out";
-  std::vector<std::string> all{TESSERA_BINARY};
-  all.insert(all.end(), args.begin(), args.end());
-  common::runProcess(all, out);
-  std::ifstream in(out);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string s = text.str();
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  const auto newline = s.rfind('\n');
-  return newline == std::string::npos ? s : s.substr(newline + 1);
-}
+using test::lastLine;
+using test::tessera;
 
 TEST(CandidateScore, ASiteScoresThePendingCandidateAndItsReportPublishesIt) {
   nn::setThreadCount(1);
@@ -46,7 +36,7 @@ TEST(CandidateScore, ASiteScoresThePendingCandidateAndItsReportPublishesIt) {
   ClientConfig config;
   config.home = scratch.path() / "site";
   config.task = "brain";
-  config.token = tessera({"server", "admin", "add-site", "site-a", "--data", data.string()}, scratch.path() / "add-site");
+  config.token = lastLine(tessera({"server", "admin", "add-site", "site-a", "--data", data.string()}, scratch.path() / "add-site"));
   tessera({"server", "admin", "policy", "--data", data.string(), "--task", "brain", "--set",
            R"({"round_size": 1, "site_quorum": 1, "site_tolerance": 1})"},
           scratch.path() / "policy");

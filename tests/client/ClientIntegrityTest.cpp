@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "TestModels.h"
+#include "TesseraCommand.h"
 #include "tessera/client/ApiClient.h"
 #include "tessera/client/SiteKeys.h"
 #include "tessera/client/SiteTrainer.h"
@@ -26,24 +27,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Runs `tessera ARGS…` and returns its stdout; throws with the log on failure.
-std::string tessera(const std::vector<std::string>& args, const fs::path& log) {
-  const fs::path out = log.string() + ".out";
-  std::vector<std::string> all{TESSERA_BINARY};
-  all.insert(all.end(), args.begin(), args.end());
-  common::runProcess(all, out);
-  std::ifstream in(out);
-  std::stringstream text;
-  text << in.rdbuf();
-  fs::remove(out);
-  return text.str();
-}
-
-std::string lastLine(std::string text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-  const auto newline = text.rfind('\n');
-  return newline == std::string::npos ? text : text.substr(newline + 1);
-}
+using test::lastLine;
+using test::tessera;
 
 ErrorCode codeOf(const std::function<void()>& f) {
   try {
