@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "Phantom.h"
+#include "TrainedModelCache.h"
 #include "tessera/common/Error.h"
 #include "tessera/image/Metrics.h"
 #include "tessera/nn/Inference.h"
@@ -13,7 +14,7 @@ using namespace tessera;
 namespace {
 
 const model::Model& trainedModel() {
-  static const model::Model model = [] {
+  static const model::Model model = test::cachedTrainedModel("inference-phantoms", [] {
     model::Preprocessing prep;
     prep.targetSpacing = {2.0, 2.0, 0.0};  // the network works at half the phantoms' resolution
     model::Model m = model::initialModel(test::tinySpec(), prep, {}, 3);
@@ -23,7 +24,7 @@ const model::Model& trainedModel() {
     options.epochs = 30;
     nn::trainModel(m, train, options);
     return m;
-  }();
+  });
   return model;
 }
 
