@@ -48,6 +48,7 @@ struct SimulateArgs {
   int malicious = 0;
   std::string attack = "sign-flip";
   int unlabeledSites = 0;
+  double unlabeledConfidence = 0.9;
   CLI::Option* strategyOption = nullptr;
 };
 
@@ -113,6 +114,10 @@ void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
                  "(client train --unlabeled), and every strategy is also run without them to compare final Dice")
       ->capture_default_str()
       ->check(CLI::Range(0, 31));
+  app.add_option("--unlabeled-confidence", a.unlabeledConfidence,
+                 "With --unlabeled-sites: the teacher's probability a voxel needs to be pseudo-labelled (client train --confidence)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--attack", a.attack, "What hostile sites do: sign-flip, scale, noise, label-flip")
       ->capture_default_str()
       ->check(CLI::IsMember({"sign-flip", "scale", "noise", "label-flip"}));
@@ -151,6 +156,7 @@ int runAndPrint(const SimulateArgs& a, const char* title) {
   o.malicious = a.malicious;
   o.attack = a.attack;
   o.unlabeledSites = a.unlabeledSites;
+  o.unlabeledConfidence = a.unlabeledConfidence;
   o.say = [](const std::string& line) { std::cout << line << std::endl; };
   std::cout << title << "\n"
             << o.sites << " sites, " << o.generations << " rounds, strategies: " << a.strategies

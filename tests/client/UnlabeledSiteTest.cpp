@@ -1,6 +1,7 @@
 // A site whose scans carry no labels: `client train --unlabeled DIR` trains semi-supervised and
 // its update says how many unlabelled images went into it.
 
+#include <algorithm>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -53,18 +54,19 @@ TEST_F(UnlabeledSiteTest, ASiteWithOnlyUnlabelledScansTrainsAndPushes) {
   const TrainResult trained = trainWith({}, unlabeled.path());
   EXPECT_EQ(trained.cases, 0);
   EXPECT_EQ(trained.unlabeledImages, 2);
-  EXPECT_EQ(trained.samples, 8);  // 2 images × 4 slices
   EXPECT_EQ(trained.unlabeledVoxels, 2 * 16 * 16 * 4);
+  // 2 images × 4 slices, weighed by the share the teacher pseudo-labelled (at least 0.01).
+  const double fraction = static_cast<double>(trained.pseudoLabelledVoxels) / static_cast<double>(trained.unlabeledVoxels);
+  EXPECT_NEAR(trained.samples, std::max(0.01, 8 * fraction), 1e-9);
   EXPECT_NE(log.str().find("2 unlabeled image(s)"), std::string::npos) << log.str();
 
   push(config, log);
   const auto updates = server.updates();
   ASSERT_EQ(updates.size(), 1u);
-  EXPECT_EQ(updates[0].header.samples, 8);
+  EXPECT_NEAR(updates[0].header.samples, trained.samples, 1e-9);
   EXPECT_EQ(updates[0].header.metrics.at("unlabeled_images"), 2);
   EXPECT_EQ(updates[0].header.metrics.at("unlabeled_samples"), 8);
-  EXPECT_GE(updates[0].header.metrics.at("pseudo_labelled_fraction"), 0.0);
-  EXPECT_LE(updates[0].header.metrics.at("pseudo_labelled_fraction"), 1.0);
+  EXPECT_NEAR(updates[0].header.metrics.at("pseudo_labelled_fraction"), fraction, 1e-9);
   // Trained, not a copy of the base.
   EXPECT_NE(updates[0].weights[0].values, std::vector<float>(updates[0].weights[0].values.size(), 0.0f));
 }
@@ -74,7 +76,8 @@ TEST_F(UnlabeledSiteTest, LabelledAndUnlabelledTogetherCountBoth) {
   const TrainResult trained = trainWith(cases.path(), unlabeled.path());
   EXPECT_EQ(trained.cases, 2);
   EXPECT_EQ(trained.unlabeledImages, 2);
-  EXPECT_EQ(trained.samples, 16);
+  const double fraction = static_cast<double>(trained.pseudoLabelledVoxels) / static_cast<double>(trained.unlabeledVoxels);
+  EXPECT_NEAR(trained.samples, 8 + 8 * fraction, 1e-9);
   const auto record = SiteState(config.home, "brain").readTrained();
   ASSERT_TRUE(record);
   EXPECT_EQ(record->metrics.at("unlabeled_images"), 2);

@@ -49,8 +49,8 @@ TEST(UnlabeledSites, AnUnlabelledSiteIsHandedTheImageOnly) {
   EXPECT_EQ(trainingDataArguments(home / "a", data.sites[0]), (std::vector<std::string>{"--cases", (home / "a" / "cases").string()}));
   EXPECT_TRUE(fs::exists(home / "c" / "unlabeled" / "round-01.nii.gz"));
   EXPECT_FALSE(fs::exists(home / "c" / "cases"));
-  EXPECT_EQ(trainingDataArguments(home / "c", data.sites[2]),
-            (std::vector<std::string>{"--unlabeled", (home / "c" / "unlabeled").string()}));
+  EXPECT_EQ(trainingDataArguments(home / "c", data.sites[2], 0.6),
+            (std::vector<std::string>{"--unlabeled=" + (home / "c" / "unlabeled").string(), "--confidence=0.600000"}));
   fs::remove_all(home);
 }
 

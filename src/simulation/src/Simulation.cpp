@@ -244,7 +244,7 @@ class StrategyRun {
         };
         try {
           runProcess(command({"pull"}), log);
-          const auto trainingData = trainingDataArguments(homes_[s], data_.sites[s]);
+          const auto trainingData = trainingDataArguments(homes_[s], data_.sites[s], o_.unlabeledConfidence);
           runProcess(command({"train", trainingData[0], trainingData[1], "--epochs",
                               std::to_string(o_.epochsPerRound), "--seed",
                               std::to_string(o_.seed * 7919 + static_cast<uint64_t>(s) * 131 + static_cast<uint64_t>(r)),

@@ -35,8 +35,8 @@ void writeRound(const fs::path& home, const std::string& name, const SiteData& s
   image::writeImage(round.image, home / "unlabeled" / (name + ".nii.gz"));
 }
 
-std::vector<std::string> trainingDataArguments(const fs::path& home, const SiteData& site) {
-  if (site.unlabeled) return {"--unlabeled", (home / "unlabeled").string()};
+std::vector<std::string> trainingDataArguments(const fs::path& home, const SiteData& site, double confidence) {
+  if (site.unlabeled) return {"--unlabeled=" + (home / "unlabeled").string(), "--confidence=" + std::to_string(confidence)};
   return {"--cases", (home / "cases").string()};
 }
 

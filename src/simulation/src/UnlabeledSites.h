@@ -22,10 +22,11 @@ int participatingSites(const FederationData& data);
 
 // Where a site's round goes and how its client is told: labelled sites write a case under
 // HOME/cases and train with --cases, unlabelled ones write the image alone under HOME/unlabeled
-// and train with --unlabeled.
+// and train with --unlabeled at `confidence`. Always two arguments.
 void writeRound(const std::filesystem::path& home, const std::string& name, const SiteData& site,
                 const model::TrainingCase& round);
-std::vector<std::string> trainingDataArguments(const std::filesystem::path& home, const SiteData& site);
+std::vector<std::string> trainingDataArguments(const std::filesystem::path& home, const SiteData& site,
+                                               double confidence = 0.9);
 
 // Trains `model` as the site would alone: supervised on its rounds, or semi-supervised on their
 // images for an unlabelled site.

@@ -60,7 +60,7 @@ struct TrainResult {
   std::filesystem::path modelPath;
   int64_t baseGeneration = 0;
   int cases = 0;
-  double samples = 0;  // 2D networks: slices along the slice axis; 3D: cases
+  double samples = 0;  // 2D networks: slices along the slice axis; 3D: cases; unlabelled ones times the pseudo-labelled share (at least 0.01 in all)
   double finalLoss = 0;
   double seconds = 0;
   std::string strategy;  // the model's merge strategy, as far as known

@@ -64,6 +64,7 @@ struct SimulationOptions {
   // without them ("<strategy>-without-unlabeled"), scored on the same held-out slices, and the
   // report compares the two (UnlabeledSites.h).
   int unlabeledSites = 0;
+  double unlabeledConfidence = 0.9;  // their pseudo-labels' confidence threshold (client train --confidence)
   std::function<void(const std::string&)> say;  // progress lines
 };
 
