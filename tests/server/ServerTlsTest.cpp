@@ -46,6 +46,27 @@ void makeCertificates(const fs::path& dir) {
   ASSERT_EQ(std::system(script.c_str()), 0) << "openssl could not make test certificates";
 }
 
+// A data folder under `dir` with site "site-a" and, when `seeded`, a brain model; certificates
+// for "localhost" beside it. `serverArgs` start the server on them.
+struct TlsFolder {
+  fs::path data;
+  std::string token;
+  std::vector<std::string> serverArgs;
+  std::string ca;
+};
+
+TlsFolder prepareTls(const fs::path& dir, bool seeded = true) {
+  makeCertificates(dir);
+  TlsFolder f;
+  f.data = dir / "data";
+  fs::create_directories(f.data);
+  f.token = addSite(f.data, "site-a");
+  if (seeded) seed(f.data, makeModel("brain"));
+  f.serverArgs = {"--tls-cert", (dir / "server.pem").string(), "--tls-key", (dir / "server.key").string()};
+  f.ca = (dir / "ca.pem").string();
+  return f;
+}
+
 std::string statusCommand(const std::string& url, const std::string& token, const std::string& caCert,
                           const fs::path& home) {
   std::string c = std::string("'") + tesseraBinary() + "' client status --server '" + url + "' --token '" + token +
@@ -58,15 +79,11 @@ std::string statusCommand(const std::string& url, const std::string& token, cons
 
 TEST(ServerTls, CertificateProblemsAreNamedAndStatusFails) {
   TempDir dir;
-  makeCertificates(dir.path());
-  const fs::path data = dir.path() / "data";
-  fs::create_directories(data);
-  const std::string token = addSite(data, "site-a");
-  seed(data, makeModel("brain"));
-  ServerProcess server(data, {"--tls-cert", (dir.path() / "server.pem").string(), "--tls-key",
-                              (dir.path() / "server.key").string()});
+  const TlsFolder tls = prepareTls(dir.path());
+  const std::string& token = tls.token;
+  ServerProcess server(tls.data, tls.serverArgs);
   const std::string port = std::to_string(server.port());
-  const std::string ca = (dir.path() / "ca.pem").string();
+  const std::string& ca = tls.ca;
 
   const auto good = run(statusCommand("https://localhost:" + port, token, ca, dir.path() / "home1"));
   EXPECT_EQ(good.status, 0) << good.output;
@@ -86,15 +103,11 @@ TEST(ServerTls, CertificateProblemsAreNamedAndStatusFails) {
 // check: the right pin connects, any other is refused with a message naming the pin.
 TEST(ServerTls, CertificatePinIsEnforced) {
   TempDir dir;
-  makeCertificates(dir.path());
-  const fs::path data = dir.path() / "data";
-  fs::create_directories(data);
-  const std::string token = addSite(data, "site-a");
-  seed(data, makeModel("brain"));
-  ServerProcess server(data, {"--tls-cert", (dir.path() / "server.pem").string(), "--tls-key",
-                              (dir.path() / "server.key").string()});
+  const TlsFolder tls = prepareTls(dir.path());
+  const std::string& token = tls.token;
+  ServerProcess server(tls.data, tls.serverArgs);
   const std::string url = "https://localhost:" + std::to_string(server.port());
-  const std::string ca = (dir.path() / "ca.pem").string();
+  const std::string& ca = tls.ca;
   const auto fingerprint = run("openssl x509 -noout -fingerprint -sha256 -in '" + (dir.path() / "server.pem").string() + "'");
   ASSERT_EQ(fingerprint.status, 0) << fingerprint.output;
   std::string pin = fingerprint.output.substr(fingerprint.output.find('=') + 1);
@@ -136,12 +149,9 @@ TEST(ServerTls, StatusFailsWhenTheServerIsUnreachable) {
 // A TLS handshake that never finishes must not hold a worker past the header deadline.
 TEST(ServerTls, StalledHandshakesAreCutOff) {
   TempDir dir;
-  makeCertificates(dir.path());
-  const fs::path data = dir.path() / "data";
-  fs::create_directories(data);
-  addSite(data, "site-a");
-  ServerProcess server(data, {"--tls-cert", (dir.path() / "server.pem").string(), "--tls-key",
-                              (dir.path() / "server.key").string(), "--threads", "4", "--header-timeout", "2"});
+  TlsFolder tls = prepareTls(dir.path(), /*seeded=*/false);
+  tls.serverArgs.insert(tls.serverArgs.end(), {"--threads", "4", "--header-timeout", "2"});
+  ServerProcess server(tls.data, tls.serverArgs);
   std::vector<int> stalled;
   for (int i = 0; i < 8; ++i) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -165,7 +175,7 @@ TEST(ServerTls, StalledHandshakesAreCutOff) {
     ::close(fd);
   }
   EXPECT_EQ(closed, 8);
-  const auto r = run(statusCommand("https://localhost:" + std::to_string(server.port()), "x", (dir.path() / "ca.pem").string(),
+  const auto r = run(statusCommand("https://localhost:" + std::to_string(server.port()), "x", tls.ca,
                                    dir.path() / "home"));
   EXPECT_NE(r.output.find("refused the token (401)"), std::string::npos) << r.output;  // answered, token refused
 }
