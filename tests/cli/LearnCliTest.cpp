@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "CliScratch.h"
+#include "TrainedModelCache.h"
 #include "tessera/image/ImageIO.h"
 
 namespace fs = std::filesystem;
@@ -44,15 +45,23 @@ class LearnCli : public tessera::test::CliScratchTest {
     tessera::image::writeImage(lab, dir_ / folder / "labels" / (name + ".nii.gz"), tessera::image::PixelType::UInt8);
   }
 
-  // A small model trained on two spheres: the site's generation 0.
+  // A small model trained on two spheres by `tessera train`: the site's generation 0 (trained
+  // once for this binary and this `tessera`, see TrainedModelCache.h).
   void trainSiteModel() {
-    writeCase("initial", "s1", 7);
-    writeCase("initial", "s2", 10);
-    std::ofstream(path("spec.json"))
-        << R"({"network": {"dims": 2, "axis": 2, "base_features": 8, "depth": 3}, "preprocessing": {"target_spacing": [0, 0, 0]}})";
-    const auto r = run("train --dataset " + path("initial") + " --spec " + path("spec.json") + " --out " + path("m.tsm") +
-                       " --epochs 4 --batch-size 4 --threads 1 --task sphere");
-    ASSERT_EQ(r.code, 0) << r.err;
+    const auto model = tessera::test::cachedTrainedModel(
+        "learn-cli-site-model",
+        [&] {
+          writeCase("initial", "s1", 7);
+          writeCase("initial", "s2", 10);
+          std::ofstream(path("spec.json")) << R"({"network": {"dims": 2, "axis": 2, "base_features": 8, "depth": 3}, )"
+                                           << R"("preprocessing": {"target_spacing": [0, 0, 0]}})";
+          const auto r = run("train --dataset " + path("initial") + " --spec " + path("spec.json") + " --out " +
+                             path("m.tsm") + " --epochs 4 --batch-size 4 --threads 1 --task sphere");
+          if (r.code != 0) throw std::runtime_error("tessera train failed: " + r.err);
+          return tessera::model::loadModel(path("m.tsm"));
+        },
+        {TESSERA_BINARY});
+    tessera::model::saveModel(model, path("m.tsm"));
   }
 };
 
