@@ -44,6 +44,7 @@ struct SimulateArgs {
   int rootEpochs = 15;
   int rootSlices = 12;
   std::optional<double> dpEpsilon;
+  double serverStep = 1.0;
   bool secureAggregation = false;
   int malicious = 0;
   std::string attack = "sign-flip";
@@ -98,6 +99,11 @@ void addSimulateOptions(CLI::App& app, SimulateArgs& a) {
                  "Epochs the operator trains generation 0 on reference-scanner slices (0: random weights)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
+  app.add_option("--server-step", a.serverStep,
+                 "fedavg/fedbn/fedprox: the server moves the model by this times the round's mean delta (policy "
+                 "server_step; 1 = plain averaging)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 10.0));
   app.add_option("--dp-epsilon", a.dpEpsilon,
                  "Also run fedavg/fedbn under central differential privacy at this epsilon (delta 1e-5) and report "
                  "the Dice cost side by side")
@@ -152,6 +158,7 @@ int runAndPrint(const SimulateArgs& a, const char* title) {
   o.rootEpochs = a.rootEpochs;
   o.rootSlices = a.rootSlices;
   o.dpEpsilon = a.dpEpsilon;
+  o.serverStep = a.serverStep;
   o.secureAggregation = a.secureAggregation;
   o.malicious = a.malicious;
   o.attack = a.attack;

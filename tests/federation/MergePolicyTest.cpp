@@ -62,7 +62,7 @@ TEST(MergePolicy, JsonRoundTripOfEveryField) {
   EXPECT_EQ(j.at("strategy"), "trimmed-mean");
   EXPECT_EQ(j.at("staleness"), "downweight");
   EXPECT_EQ(j.at("max_update_bytes").get<uint64_t>(), uint64_t{5} << 32);
-  EXPECT_EQ(j.size(), 26u);  // + server_lr, beta1, beta2, tau, prox_mu (ServerOptimizerTest), site_quorum, site_tolerance, site_gate_seconds, secure_aggregation, secagg_threshold, secagg_step_seconds, secagg_range
+  EXPECT_EQ(j.size(), 27u);  // + server_step (MergeTest), server_lr, beta1, beta2, tau, prox_mu (ServerOptimizerTest), site_quorum, site_tolerance, site_gate_seconds, secure_aggregation, secagg_threshold, secagg_step_seconds, secagg_range
   // Through text, as the registry stores it.
   const MergePolicy back = policyFromJson(json::parse(j.dump()));
   EXPECT_EQ(back.strategy, p.strategy);
@@ -117,6 +117,15 @@ TEST(MergePolicy, PatchChangesOnlyNamedFields) {
   EXPECT_EQ(policyFromJson({{"strategy", "dafne"}}, base).roundSize, 1);
   EXPECT_EQ(policyFromJson({{"strategy", "dafne"}, {"round_size", 4}}, base).roundSize, 4);
   EXPECT_EQ(policyFromJson({{"strategy", "fedbn"}}, base).roundSize, 9);
+}
+
+TEST(MergePolicy, ServerStepRoundTripsAndIsBounded) {
+  EXPECT_EQ(MergePolicy{}.serverStep, 1.0) << "plain FedAvg unless asked";
+  EXPECT_EQ(policyFromJson({{"server_step", 2.5}}).serverStep, 2.5);
+  EXPECT_EQ(toJson(policyFromJson({{"server_step", 3.0}})).at("server_step"), 3.0);
+  for (double bad : {0.0, -1.0, 10.5}) {
+    EXPECT_NE(policyError({{"server_step", bad}}).find("server_step"), std::string::npos) << bad;
+  }
 }
 
 TEST(MergePolicy, UnknownFieldIsNamed) {

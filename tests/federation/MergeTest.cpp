@@ -137,6 +137,34 @@ TEST_F(MergeTest, FedAvgAddsTheSampleWeightedMeanOfTheDeltasToTheCurrentWeights)
   EXPECT_GT(std::abs(plain[0] - expected[0]), 1e-3);
 }
 
+TEST_F(MergeTest, ServerStepScalesTheMeanDeltaButNotRunningStatistics) {
+  MergePolicy p = policy(Strategy::FedAvg);
+  p.serverStep = 2.5;
+  const auto [out, merged] = merge(input(p, {update(kDelta1, UpdateKind::Delta, 2, 10), update(kDelta3, UpdateKind::Delta, 2, 30)}));
+  auto expected = flatten(generation(2));
+  expected = axpy(expected, 2.5 * 10.0 / 40, flatten(kDelta1));
+  expected = axpy(expected, 2.5 * 30.0 / 40, flatten(kDelta3));
+  expectWeightsNear(merged, expected, kTolerance, "fedavg with server_step 2.5");
+  EXPECT_NEAR(sum(out.contributions), 1.0, 1e-12) << "contributions are shares of the mean";
+
+  // A batch-norm running statistic is an average of what the sites measured: stepping it past
+  // their mean would describe no data.
+  auto withRunningVar = [](common::WeightSet w) {
+    w[1].name = "enc.norm.running_var";
+    return w;
+  };
+  const auto cur = withRunningVar(generation(2)), d1 = withRunningVar(kDelta1), d3 = withRunningVar(kDelta3);
+  writeBytes(genPath(2), common::encodeWeights(cur));
+  const auto [out2, merged2] = merge(input(p, {update(d1, UpdateKind::Delta, 2, 10), update(d3, UpdateKind::Delta, 2, 30)}));
+  for (size_t t = 0; t < 3; ++t) {
+    const double step = t == 1 ? 1.0 : 2.5;
+    for (size_t i = 0; i < cur[t].values.size(); ++i) {
+      const double want = cur[t].values[i] + step * (0.25 * d1[t].values[i] + 0.75 * d3[t].values[i]);
+      EXPECT_NEAR(merged2[t].values[i], want, kTolerance) << cur[t].name << "[" << i << "]";
+    }
+  }
+}
+
 TEST_F(MergeTest, BareWeightFilesWorkAsUpdates) {
   writeBytes(dir / "d.bin", common::encodeWeights(kDelta1));
   UpdateInput u;

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "tessera/common/Error.h"
+#include "tessera/federation/GaussianMechanism.h"
 
 namespace tessera::federation {
 
@@ -174,14 +175,15 @@ void combineMedian(const std::vector<Participant>& parts, const float* cur, int6
 
 // FedAvg and FedBN (whose normalisation tensors never reach a combine function).
 // `weights` holds each participant's contribution (sample share × staleness scale).
+// `step` scales the mean delta (the policy's server_step; 1 for running statistics).
 void combineWeightedMean(const std::vector<Participant>& parts, const std::vector<double>& weights, const float* cur,
-                         int64_t n, double* acc) {
+                         int64_t n, double* acc, double step) {
   for (int64_t j = 0; j < n; ++j) acc[j] = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     const double c = weights[i];
     for (int64_t j = 0; j < n; ++j) acc[j] += c * delta(parts[i], j);
   }
-  for (int64_t j = 0; j < n; ++j) acc[j] += cur[j];
+  for (int64_t j = 0; j < n; ++j) acc[j] = cur[j] + step * acc[j];
 }
 
 }  // namespace
@@ -230,7 +232,10 @@ MergeOutput mergeUpdates(const MergeInput& input, common::WeightRecordWriter& ou
         case Strategy::Dafne: combineDafne(policy, parts, cur.data(), n, acc.data()); break;
         case Strategy::TrimmedMean: combineTrimmedMean(policy, parts, cur.data(), n, acc.data(), column); break;
         case Strategy::Median: combineMedian(parts, cur.data(), n, acc.data(), column); break;
-        default: combineWeightedMean(parts, result.contributions, cur.data(), n, acc.data()); break;
+        default:
+          combineWeightedMean(parts, result.contributions, cur.data(), n, acc.data(),
+                              isRunningStatistic(info.name) ? 1.0 : policy.serverStep);
+          break;
       }
       for (int64_t j = 0; j < n; ++j) merged[j] = static_cast<float>(acc[j]);
       out.write(merged.data(), n);

@@ -95,6 +95,7 @@ void MergePolicy::validate() const {
   need(std::isfinite(maxSamples) && maxSamples >= 1 && maxSamples <= 1e15, "'max_samples' must be in [1, 1e15]");
   need(updatesPerSitePerRound >= 1 && updatesPerSitePerRound <= 10000, "'updates_per_site_per_round' must be 1..10000");
   need(std::isfinite(serverLearningRate) && serverLearningRate > 0 && serverLearningRate <= 10, "'server_lr' must be in (0, 10]");
+  need(std::isfinite(serverStep) && serverStep > 0 && serverStep <= 10, "'server_step' must be in (0, 10]");
   need(beta1 >= 0 && beta1 < 1, "'beta1' must be in [0, 1)");
   need(beta2 >= 0 && beta2 < 1, "'beta2' must be in [0, 1)");
   need(std::isfinite(tau) && tau > 0 && tau <= 1, "'tau' must be in (0, 1]");
@@ -165,6 +166,7 @@ nlohmann::json toJson(const MergePolicy& p) {
           {"max_delta_norm_ratio", p.maxDeltaNormRatio},
           {"max_samples", p.maxSamples},
           {"updates_per_site_per_round", p.updatesPerSitePerRound},
+          {"server_step", p.serverStep},
           {"server_lr", p.serverLearningRate},
           {"beta1", p.beta1},
           {"beta2", p.beta2},
@@ -231,6 +233,7 @@ MergePolicy policyFromJson(const nlohmann::json& patch, const MergePolicy& base)
       else if (key == "max_delta_norm_ratio") p.maxDeltaNormRatio = number();
       else if (key == "max_samples") p.maxSamples = number();
       else if (key == "updates_per_site_per_round") p.updatesPerSitePerRound = smallInteger();
+      else if (key == "server_step") p.serverStep = number();
       else if (key == "server_lr") p.serverLearningRate = number();
       else if (key == "beta1") p.beta1 = number();
       else if (key == "beta2") p.beta2 = number();

@@ -48,6 +48,7 @@ MergeOutput mergeWithServerOptimizer(const MergeInput& input, const std::optiona
   // Δ = mean − current.
   MergeInput averaging = input;
   averaging.policy.strategy = Strategy::FedAvg;
+  averaging.policy.serverStep = 1.0;
   common::WeightRecordReader counter(input.current, "current");
   common::WeightFileWriter mean(scratch, counter.tensorCount());
   MergeOutput result = mergeUpdates(averaging, mean);

@@ -183,6 +183,9 @@ class StrategyRun {
       server::setValidationCases(dir_ / "server", o_.task, validationCases);
       if (strategy_ != "dafne") server::updatePolicy(registry, o_.task, {{"round_size", participatingSites(data_)}, {"round_seconds", 3600}});
       if (strategy_ == "fedprox") server::updatePolicy(registry, o_.task, {{"prox_mu", kFedProxMu}});
+      if (o_.serverStep != 1.0 && (strategy_ == "fedavg" || strategy_ == "fedbn" || strategy_ == "fedprox")) {
+        server::updatePolicy(registry, o_.task, {{"server_step", o_.serverStep}});
+      }
       // Sites train for different times before they push: a step waits up to 10 minutes for them.
       if (secure_) server::updatePolicy(registry, o_.task, {{"secure_aggregation", true}, {"secagg_step_seconds", 600}});
       // Against K hostile sites the trimmed mean must drop at least K values at each end (the
@@ -220,7 +223,7 @@ class StrategyRun {
   // for the merge the round triggers and returns the newest generation.
   int64_t runRound(int r) {
     const int before = candidatesSoFar(*api_, o_.task);
-    const int cores = std::max(1u, std::thread::hardware_concurrency());
+    const int cores = nn::defaultThreadCount();
     const int threadsPerSite = std::max(1, cores / n_);
     const std::string exe = currentExecutable().string();
     std::vector<std::thread> workers;

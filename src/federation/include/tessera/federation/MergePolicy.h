@@ -60,6 +60,12 @@ struct MergePolicy {
   double maxSamples = 1e6;
   // Queued updates one site may have per model at a time (a round counts each site once).
   int updatesPerSitePerRound = 1;
+  // fedavg / fedbn: x ← x + server_step·Δ for the round's mean delta Δ (running statistics are
+  // averaged, not stepped). 1 is plain FedAvg. The mean of K sites' deltas moves the model about
+  // as far as one site's training did, where one model trained on the pooled data takes K times
+  // the steps; a step near K recovers that pace (Reddi et al. 2021's FedAvg with server learning
+  // rate η_g; Charles et al. 2021). JSON "server_step".
+  double serverStep = 1.0;
   // fedadam / fedyogi (ServerOptimizer.h). JSON: "server_lr", "beta1", "beta2", "tau".
   double serverLearningRate = 0.01;  // η
   double beta1 = 0.9;

@@ -49,6 +49,9 @@ struct SimulationOptions {
   // by the accountant for `generations` releases per site at q = 1 and dpDelta; clip C = the
   // median update norm of the non-private run) and the report shows the Dice cost side by side.
   std::optional<double> dpEpsilon;
+  // The policy's server_step for fedavg, fedbn and fedprox (1: plain averaging; about the number
+  // of sites: the mean delta moves the model as far as pooled training would).
+  double serverStep = 1.0;
   double dpDelta = 1e-5;
   // Every strategy that can run under secure aggregation (fedavg, fedbn, fedprox, fedadam,
   // fedyogi) is repeated with the policy's `secure_aggregation` on ("<strategy>+secagg"): the
