@@ -91,6 +91,25 @@ TEST_F(UpdateCheckTest, NormAboveThePolicyRatioIsRefused) {
   EXPECT_NEAR(check(file, p).deltaNorm, 3 * norm(flatten(base)), 1e-6);
 }
 
+TEST_F(UpdateCheckTest, RunningStatisticsAreLeftOutOfBothNorms) {
+  // A batch counter that grew by 1000 must neither count as a large update nor hide one.
+  auto withCounter = [](common::WeightSet w, float count) {
+    w.push_back({"enc.norm.num_batches_tracked", {1}, {count}});
+    w.push_back({"enc.norm.running_var", {3}, {count, count, count}});
+    return w;
+  };
+  writeBytes(basePath(), common::encodeWeights(withCounter(base, 5000.0f)));
+  const auto result = check(writeUpdate(withCounter(delta, 1000.0f)));
+  EXPECT_NEAR(result.deltaNorm, norm(flatten(delta)), 1e-6);
+  EXPECT_NEAR(result.baseNorm, norm(flatten(base)), 1e-6);
+  common::WeightSet big = base;
+  for (auto& t : big)
+    for (auto& v : t.values) v *= 3;
+  MergePolicy p;
+  p.maxDeltaNormRatio = 2.0;
+  updateErrorOf([&] { check(writeUpdate(withCounter(big, 1.0f)), p); }, "norm_too_large");
+}
+
 TEST_F(UpdateCheckTest, OtherTaskIsTaskMismatch) {
   const auto file = writeUpdate(delta, UpdateKind::Delta, "liver");
   const auto message = updateErrorOf([&] { check(file, {}, "brain"); }, "task_mismatch");

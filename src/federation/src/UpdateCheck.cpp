@@ -5,6 +5,7 @@
 
 #include "tessera/common/Sha256.h"
 #include "tessera/common/Error.h"
+#include "tessera/federation/GaussianMechanism.h"
 
 namespace tessera::federation {
 
@@ -40,12 +41,17 @@ UpdateCheckResult checkUpdateFile(const std::filesystem::path& updateFile, const
                                               bt.name + "' [" + dims(bt.shape) + "]");
     }
     parameters += bt.elements;
+    // Running statistics are not weights: num_batches_tracked alone (a counter that grows by the
+    // batches a site trained) made ‖Δ‖ 25–50 times the learnable change, so the norm bound and
+    // the clip C derived from recorded norms never touched a scaled or flipped update.
+    const bool measured = !isRunningStatistic(bt.name);
     for (int64_t done = 0; done < bt.elements; done += kChunk) {
       const int64_t n = std::min(kChunk, bt.elements - done);
       update.read(u.data(), n, true);
       base.read(b.data(), n);
       for (int64_t j = 0; j < n; ++j) {
         const double d = h.kind == UpdateKind::Delta ? double(u[j]) : double(u[j]) - b[j];
+        if (!measured) continue;
         deltaSq += d * d;
         baseSq += double(b[j]) * b[j];
       }

@@ -11,6 +11,7 @@ namespace tessera::federation {
 
 struct UpdateCheckResult {
   UpdateFileInfo info;
+  // Over learnable tensors only (batch-norm running statistics are averages and a counter).
   double deltaNorm = 0;  // ‖Δ‖ (for a full-weights upload: ‖uploaded − base‖)
   double baseNorm = 0;
 };
