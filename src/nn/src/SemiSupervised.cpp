@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <optional>
 
 #include "ConsistencyLoss.h"
 #include "EmaTeacher.h"
