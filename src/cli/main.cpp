@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
       tessera::cli::addPacsCommand);
   add("bench", "Benchmarks on your own cases: 'interactive' runs the simulated-user protocol (NoC, effort, forgetting)",
       tessera::cli::addBenchCommand);
-  add("demo", "Three simulated hospitals federate brain segmentation on Colin27 (simulate with defaults)",
+  add("demo", "Three simulated hospitals federate six-lobe brain segmentation on Colin27, each seeing only part of the head (simulate --task lobes with the demo's settings)",
       tessera::cli::addDemoCommand);
 
   try {

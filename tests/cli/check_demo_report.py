@@ -1,29 +1,43 @@
-"""Checks the federation demo's report.json against the issue's quality bars (exit 1 if missed).
+"""Checks the federation demo's report.json against issue 13's bar (exit 1 if missed).
 
-Mean Dice must rise from generation 0 to the last round, strictly. "Each site federated >= alone"
-is printed strictly and enforced up to NOISE: both curves end near 0.96-0.98 on this easy task,
-and a single run's Dice moves by about that much with thread scheduling across machines.
+The demo's task is the one where pooling matters (six lobes, sites that differ in coverage,
+labels and scanner). For the first strategy in the report:
+  - mean Dice of the global model rises from generation 0 to the last round;
+  - federated >= local-only + 0.05 mean Dice (every site alone on the same schedule);
+  - federated within GAP of centralized (one model on all sites' data pooled).
+Every other strategy is printed for comparison.
 """
 import json
 import sys
 
-NOISE = 0.01
+GAIN = 0.05
+GAP = float(sys.argv[2]) if len(sys.argv) > 2 else 0.01
 
 report = json.load(open(sys.argv[1]))
+lines = report["three_lines"]
+local = lines["local_only"][-1]
+central = lines.get("centralized", [None])[-1]
+print(f"local-only mean {local:.4f}" + (f", centralized mean {central:.4f}" if central is not None else ""))
 ok = True
-local = [site["dice_per_round"][-1] for site in report["local_only"]]
-for run in report["runs"]:
+for k, run in enumerate(report["runs"]):
     first, last = run["rounds"][0]["mean"], run["rounds"][-1]["mean"]
-    print(f"{run['strategy']}: mean Dice {first:.4f} -> {last:.4f}")
+    line = next(l for l in lines["federated"] if l["strategy"] == run["strategy"])
+    gain = line["gain_over_local_only"]
+    gap = line.get("gap_to_centralized")
+    print(f"{run['strategy']}: mean Dice {first:.4f} -> {last:.4f}; {gain:+.4f} over local-only"
+          + ("" if gap is None else f", {gap:.4f} below centralized" if gap >= 0 else f", {-gap:.4f} above centralized"))
+    if k > 0:
+        continue
     if not last > first:
         print(f"  FAIL: mean Dice does not rise under {run['strategy']}")
         ok = False
-    # The bar "each site is at least as good federated as alone" holds for the demo's first
-    # strategy (fedbn); the others are printed for comparison.
-    if run is report["runs"][0]:
-        for site, fed, alone in zip(report["sites"], run["rounds"][-1]["dice"], local):
-            verdict = "ok" if fed >= alone else ("below, within noise" if fed >= alone - NOISE else "FAIL")
-            print(f"  {site['name']}: federated {fed:.4f}, local-only {alone:.4f}: {verdict}")
-            if fed < alone - NOISE:
-                ok = False
+    if gain < GAIN:
+        print(f"  FAIL: federated gains {gain:+.4f} over local-only, the bar is +{GAIN}")
+        ok = False
+    if gap is None:
+        print("  FAIL: the report has no centralized line")
+        ok = False
+    elif gap > GAP:
+        print(f"  FAIL: federated is {gap:.4f} below centralized, the bar is {GAP}")
+        ok = False
 sys.exit(0 if ok else 1)

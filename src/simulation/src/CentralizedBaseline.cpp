@@ -128,7 +128,7 @@ std::string formatThreeLines(const nlohmann::json& t) {
     out += pad(f.at("strategy").get<std::string>(), 16) + "  " + (gain >= 0 ? "+" : "") + fixed(gain) + " over local-only";
     if (f.contains("gap_to_centralized")) {
       const double gap = f.at("gap_to_centralized");
-      out += ", " + fixed(gap) + " below centralized: " + (f.at("goal_met").get<bool>() ? "goal met" : "goal NOT met");
+      out += ", " + (gap >= 0 ? fixed(gap) + " below" : fixed(-gap) + " above") + " centralized: " + (f.at("goal_met").get<bool>() ? "goal met" : "goal NOT met");
     }
     out += "\n";
   }
