@@ -11,6 +11,7 @@
 
 #include "Commands.h"
 #include "ProgressReporter.h"
+#include "tessera/client/CandidateScore.h"
 #include "tessera/client/ClientConfig.h"
 #include "tessera/client/PrivatePush.h"
 #include "tessera/client/SiteKeys.h"
@@ -28,7 +29,8 @@ struct ClientArgs {
               *homeOpt = nullptr, *caCertOpt = nullptr, *pinOpt = nullptr, *serverKeyOpt = nullptr;
   bool insecure = false, replaceKey = false;
   CLI::App* keygen = nullptr;
-  CLI::App *pull = nullptr, *train = nullptr, *push = nullptr, *status = nullptr;
+  CLI::App *pull = nullptr, *train = nullptr, *push = nullptr, *status = nullptr, *scoreCandidate = nullptr;
+  std::string heldOut;
   std::string cases, unlabeled;
   nn::SemiSupervisedOptions semi;
   std::string fromPacs, pacsAet = "TESSERA";
@@ -200,8 +202,16 @@ Action addClientCommand(CLI::App& app) {
   a->keygen->add_flag("--replace", a->replaceKey, "Replace an existing key (the operator must register the new one)");
   a->status = app.add_subcommand("status", "Show the server, the cached generations and what is waiting to be pushed");
   a->status->add_flag("--json", a->json, "Print the status as JSON");
+  a->scoreCandidate = app.add_subcommand(
+      "score-candidate",
+      "The site gate: score the candidate generation the server holds back, and the generation it would replace, on "
+      "this site's held-out corrected cases and report both Dice to the server (nothing to do when none is pending)");
+  a->scoreCandidate->add_option("--held-out", a->heldOut, "Held-out corrected cases (images/ + labels/), never trained on")
+      ->required();
+  a->scoreCandidate->add_option("--threads", a->threads, "Compute threads (default: all cores)");
+  a->scoreCandidate->add_flag("--json", a->json, "Print the result as JSON");
   // The common options may also follow the sub-command: `tessera client pull --task brain`.
-  for (CLI::App* sub : {a->pull, a->train, a->push, a->status, a->keygen}) sub->fallthrough();
+  for (CLI::App* sub : {a->pull, a->train, a->push, a->status, a->keygen, a->scoreCandidate}) sub->fallthrough();
 
   return [a] {
     const client::ClientConfig config = resolveConfig(*a);
@@ -267,6 +277,21 @@ Action addClientCommand(CLI::App& app) {
       } else {
         std::cout << "pushed update " << orDash(answer.value("update", nlohmann::json())) << " for " << config.task
                   << " (" << answer.value("status", "queued") << ")\n";
+      }
+    } else if (a->scoreCandidate->parsed()) {
+      nn::setThreadCount(a->threads);
+      const auto r = client::scoreCandidate(config, a->heldOut, std::cerr);
+      if (a->json) {
+        std::cout << nlohmann::json{{"pending", r.pending}, {"reported", r.reported}, {"base_generation", r.baseGeneration},
+                                    {"dice_current", r.diceCurrent}, {"dice_candidate", r.diceCandidate}, {"cases", r.cases}}
+                         .dump(2)
+                  << "\n";
+      } else if (!r.pending) {
+        std::cout << "no candidate of " << config.task << " is waiting for site scores\n";
+      } else {
+        std::cout << config.task << " candidate on generation " << r.baseGeneration << ": Dice " << std::fixed
+                  << std::setprecision(4) << r.diceCandidate << " against " << r.diceCurrent << " now, on " << r.cases
+                  << " held-out case(s); " << (r.reported ? "reported to the server" : "NOT reported") << "\n";
       }
     } else if (a->status->parsed()) {
       const auto s = client::status(config);

@@ -1,6 +1,7 @@
 // A site scores the candidate the real server holds for the site gate, on its own held-out
 // cases, and its report is what publishes the candidate.
 #include <chrono>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -26,7 +27,11 @@ namespace fs = std::filesystem;
 using test::lastLine;
 using test::tessera;
 
-TEST(CandidateScore, ASiteScoresThePendingCandidateAndItsReportPublishesIt) {
+using ScoreFunction = std::function<CandidateScore(const ClientConfig&, const fs::path& heldOut)>;
+
+// A one-site gate round on a real server: nothing is pending, an update arrives, the site scores
+// the candidate with `score` and its report (the quorum) publishes it with the site's scores.
+void runOneSiteGate(const ScoreFunction& score) {
   nn::setThreadCount(1);
   test::ScratchDir scratch, cases;
   const model::Model base = test::tinyModel("brain", 0);
@@ -52,10 +57,9 @@ TEST(CandidateScore, ASiteScoresThePendingCandidateAndItsReportPublishesIt) {
   ASSERT_GT(port, 0) << common::tailOfFile(scratch.path() / "server.log", 20);
   config.server = "http://127.0.0.1:" + std::to_string(port);
   test::writeCases(cases.path(), 2, 4);
-  std::ostringstream log;
 
   // Nothing pending yet.
-  EXPECT_FALSE(scoreCandidate(config, cases.path(), log).pending);
+  EXPECT_FALSE(score(config, cases.path()).pending);
 
   federation::ModelUpdate u;
   u.header.task = "brain";
@@ -68,17 +72,18 @@ TEST(CandidateScore, ASiteScoresThePendingCandidateAndItsReportPublishesIt) {
   }
   ApiClient api(config);
   api.pushUpdate("brain", federation::encodeUpdate(u));
-  CandidateScore score;
-  for (int i = 0; i < 500 && !score.pending; ++i) {
-    score = scoreCandidate(config, cases.path(), log);
-    if (!score.pending) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto scoreCandidateWith = score;
+  CandidateScore result;
+  for (int i = 0; i < 500 && !result.pending; ++i) {
+    result = scoreCandidateWith(config, cases.path());
+    if (!result.pending) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  ASSERT_TRUE(score.pending) << common::tailOfFile(scratch.path() / "server.log", 20);
-  EXPECT_TRUE(score.reported);
-  EXPECT_EQ(score.baseGeneration, 0);
-  EXPECT_EQ(score.cases, 2);
-  EXPECT_GE(score.diceCurrent, 0.0);
-  EXPECT_LE(score.diceCandidate, 1.0);
+  ASSERT_TRUE(result.pending) << common::tailOfFile(scratch.path() / "server.log", 20);
+  EXPECT_TRUE(result.reported);
+  EXPECT_EQ(result.baseGeneration, 0);
+  EXPECT_EQ(result.cases, 2);
+  EXPECT_GE(result.diceCurrent, 0.0);
+  EXPECT_LE(result.diceCandidate, 1.0);
   // The one report is the quorum: the candidate becomes generation 1, with this site's scores.
   nlohmann::json g;
   for (int i = 0; i < 500; ++i) {
@@ -89,9 +94,37 @@ TEST(CandidateScore, ASiteScoresThePendingCandidateAndItsReportPublishesIt) {
   ASSERT_EQ(g["generation"], 1) << common::tailOfFile(scratch.path() / "server.log", 20);
   ASSERT_EQ(g["validation"]["sites"].size(), 1u) << g.dump();
   EXPECT_EQ(g["validation"]["sites"][0]["site"], "site-a");
-  EXPECT_DOUBLE_EQ(g["validation"]["sites"][0]["dice_candidate"].get<double>(), score.diceCandidate);
+  EXPECT_NEAR(g["validation"]["sites"][0]["dice_candidate"].get<double>(), result.diceCandidate, 1e-12);
   server.signal(SIGTERM);
   server.wait();
+}
+
+TEST(CandidateScore, ASiteScoresThePendingCandidateAndItsReportPublishesIt) {
+  std::ostringstream log;
+  runOneSiteGate([&](const ClientConfig& config, const fs::path& heldOut) { return scoreCandidate(config, heldOut, log); });
+}
+
+// The same round through `tessera client score-candidate --json`, as a site's scheduler runs it.
+TEST(CandidateScore, TheClientCommandScoresAndReports) {
+  int calls = 0;
+  runOneSiteGate([&](const ClientConfig& config, const fs::path& heldOut) {
+    const fs::path log = heldOut.parent_path() / ("score-candidate-" + std::to_string(++calls));
+    const std::string out = tessera({"client", "score-candidate", "--held-out", heldOut.string(), "--json", "--threads", "1",
+                                     "--server", config.server, "--token", config.token, "--task", config.task, "--home",
+                                     config.home.string()},
+                                    log);
+    const auto start = out.find("{\n  \"base_generation\"");
+    EXPECT_NE(start, std::string::npos) << out;
+    const auto j = nlohmann::json::parse(out.substr(start == std::string::npos ? 0 : start));
+    CandidateScore r;
+    r.pending = j.at("pending");
+    r.reported = j.at("reported");
+    r.baseGeneration = j.at("base_generation");
+    r.diceCurrent = j.at("dice_current");
+    r.diceCandidate = j.at("dice_candidate");
+    r.cases = j.at("cases");
+    return r;
+  });
 }
 
 }  // namespace
