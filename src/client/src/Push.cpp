@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "TrainedDelta.h"
 #include "UploadSigning.h"
 #include "UsageEvents.h"
 #include "tessera/client/ApiClient.h"
@@ -57,16 +58,7 @@ nlohmann::json pushWithPrivacy(const ClientConfig& config, std::ostream& log,
     }
     return pushSecurely(config, log);
   }
-  const model::Model trained = state.loadTrained(*record);
-  const model::Model base = ModelCache(config.home).load(config.task, record->baseGeneration);
-
-  federation::ModelUpdate update;
-  try {
-    update = federation::makeDeltaUpdate(trained, base, record->samples, record->metrics);
-  } catch (const Error& e) {
-    throw Error(ErrorCode::Config, state.trainedModelPath().string() + " does not fit its base generation " +
-                                    std::to_string(record->baseGeneration) + ": " + e.what());
-  }
+  federation::ModelUpdate update = trainedDelta(config, state, *record);
   update.header.task = config.task;
   update.header.baseGeneration = record->baseGeneration;
   update.header.idempotencyKey = idempotencyKey(config.task, *record);

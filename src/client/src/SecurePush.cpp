@@ -6,6 +6,7 @@
 #include <functional>
 #include <thread>
 
+#include "TrainedDelta.h"
 #include "UsageEvents.h"
 #include "tessera/client/ApiClient.h"
 #include "tessera/client/ModelCache.h"
@@ -194,15 +195,7 @@ nlohmann::json pushSecurely(const ClientConfig& config, std::ostream& log, const
     throw Error(ErrorCode::Rejected, state.trainedInfoPath().string() + ": this training was already pushed (" + record->pushed.dump() +
                                       "); train again before pushing");
   }
-  const model::Model trained = state.loadTrained(*record);
-  const model::Model base = ModelCache(config.home).load(config.task, record->baseGeneration);
-  federation::ModelUpdate update;
-  try {
-    update = federation::makeDeltaUpdate(trained, base, record->samples, record->metrics);
-  } catch (const Error& e) {
-    throw Error(ErrorCode::Config, state.trainedModelPath().string() + " does not fit its base generation " +
-                                    std::to_string(record->baseGeneration) + ": " + e.what());
-  }
+  const federation::ModelUpdate update = trainedDelta(config, state, *record);
   const auto start = Clock::now();
   nlohmann::json status = takePartInSecureRound(config, config.task, record->baseGeneration, update.weights, log, options);
   if (status.contains("left_after")) return status;
